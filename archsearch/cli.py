@@ -1,0 +1,153 @@
+"""``archsearch`` command line. Errors in user input print one line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from .errors import ArchsearchError, SpecError
+
+
+def _client(cache_url: str | None, concurrency: int):
+    from .llm.cache import CallCache
+    from .llm.client import LLMClient
+
+    return LLMClient(cache=CallCache(cache_url) if cache_url else None, max_concurrency=concurrency,
+                     provider_concurrency={"local": _local_slots()})
+
+
+def _local_slots() -> int:
+    import os
+
+    return int(os.environ.get("ARCHSEARCH_LOCAL_SLOTS", "4"))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    pipe = Pipeline(spec, _client(args.cache, args.concurrency))
+    if args.question is not None:
+        result = pipe(args.question)
+        print(result.answer if result.answer is not None else "(abstained)")
+        t = result.trace
+        print(f"[{t.calls} calls, {t.cache_hits} cache hits, ${t.usd:.6f}, {t.seconds:.1f}s]", file=sys.stderr)
+        return 0
+    rows = _read_jsonl(Path(args.input))
+    results = pipe.batch([{k: v for k, v in r.items()} for r in rows], concurrency=args.concurrency)
+    for row, result in zip(rows, results):
+        print(json.dumps({"id": row.get("id"), "answer": result.answer, "calls": result.trace.calls,
+                          "cache_hits": result.trace.cache_hits, "usd": result.trace.usd}))
+    return 0
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise SpecError(str(path), "", f"cannot read file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SpecError(str(path), "", "expected UTF-8 text") from None
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SpecError(str(path), f"line {i}", f"invalid JSON: {exc.msg}") from None
+        if not isinstance(row, dict):
+            raise SpecError(str(path), f"line {i}", "expected a JSON object")
+        rows.append(row)
+    return rows
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from .evaluate import aevaluate
+    from .pipeline import Pipeline
+    from .spec import load_spec
+    from .tasks.task import Task
+
+    spec = load_spec(args.spec)
+    task = Task(args.task)
+    records = task.split(args.split)[: args.limit] if args.limit else task.split(args.split)
+    cache_url = args.cache or task.cache_url
+    pipe = Pipeline(spec, _client(cache_url, args.concurrency))
+    console = Console(stderr=True)
+    with Progress(TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[status]}"), console=console, transient=True) as progress:
+        bar = progress.add_task("eval", total=len(records), status="")
+
+        def done(outcome) -> None:
+            s = pipe.client.stats
+            progress.update(bar, advance=1, status=f"paid calls {s.calls}, cache hits {s.cache_hits}, ${s.usd:.4f}")
+
+        report = asyncio.run(aevaluate(pipe, task, records, args.split or "all", concurrency=args.concurrency, on_done=done))
+    summary = report.summary()
+    table = Table(title=escape(f"{spec.name} on {task.name} [{args.split or 'all'}]"), show_header=False)
+    rows = [
+        ("questions", str(summary["questions"])),
+        ("accuracy (95% CI)", f"{summary['accuracy']:.3f} [{summary['accuracy_low']:.3f}, {summary['accuracy_high']:.3f}]"),
+        ("$/question", f"{summary['usd_per_question']:.6f}"),
+        ("latency p50 / p95", f"{summary['latency_p50_s']:.2f}s / {summary['latency_p95_s']:.2f}s"),
+        ("calls/question", f"{summary['calls_per_question']:.2f}"),
+        ("paid calls", str(summary["paid_calls"])),
+        ("cache hits", str(summary["cache_hits"])),
+        ("failed questions", str(summary["failed_questions"])),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    Console().print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="archsearch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="answer questions with a frozen pipeline spec")
+    run.add_argument("spec")
+    source = run.add_mutually_exclusive_group(required=True)
+    source.add_argument("--question", help="one question (the template's single field)")
+    source.add_argument("--input", help="JSONL file, one record of template fields per line")
+    run.add_argument("--cache", help="SQLAlchemy URL of a call cache, e.g. sqlite:///calls.sqlite")
+    run.add_argument("--concurrency", type=int, default=16)
+    run.set_defaults(func=cmd_run)
+
+    ev = sub.add_parser("evaluate", help="score a spec on a task split")
+    ev.add_argument("spec")
+    ev.add_argument("--task", required=True, help="task YAML")
+    ev.add_argument("--split", default="test", help="split name, or 'all' (default: test)")
+    ev.add_argument("--limit", type=int, help="first N records of the split")
+    ev.add_argument("--cache", help="call cache URL (default: the task's cache file)")
+    ev.add_argument("--concurrency", type=int, default=16)
+    ev.add_argument("--json", help="also write the summary to this JSON file")
+    ev.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ArchsearchError as exc:
+        print(f"archsearch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("archsearch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

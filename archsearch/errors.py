@@ -1,0 +1,44 @@
+"""Errors archsearch raises on purpose. Each renders as one line a user can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ArchsearchError(Exception):
+    """Base of every error archsearch raises deliberately (the CLI prints these without traceback)."""
+
+
+class SpecError(ArchsearchError):
+    """A user file (spec, task, space, objective, data) is malformed.
+
+    Rendered as ``<file>: <path inside it>: <what was expected>``.
+    """
+
+    def __init__(self, file: str, path: str, problem: str) -> None:
+        self.file, self.path, self.problem = str(file), path, problem
+        where = f"{self.file}: {path}" if path else self.file
+        super().__init__(f"{where}: {problem}")
+
+
+class LLMCallError(ArchsearchError):
+    """A model call failed after every retry."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model, self.reason = model, reason
+        super().__init__(f"call to {model} failed: {reason}")
+
+
+class BudgetExhausted(ArchsearchError):
+    """Starting another call would take spend past the budget."""
+
+
+def format_path(loc: Sequence[str | int]) -> str:
+    """``("layers", 2, "params", "keep")`` -> ``"layers[2].params.keep"``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out

@@ -1,0 +1,84 @@
+"""Persistent call cache through SQLAlchemy: a SQLite file by default, PostgreSQL by URL.
+
+One row per call, keyed by the hash of (model, messages, params, sample index). Rows are written
+in one transaction each and never updated, so a crash cannot leave a half-written entry and a
+concurrent writer of the same key is simply ignored (both wrote the same call).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, event, select
+from sqlalchemy.engine import Engine
+
+_metadata = MetaData()
+calls_table = Table(
+    "archsearch_llm_calls", _metadata,
+    Column("key", String(64), primary_key=True),
+    Column("model", String(300), nullable=False),
+    Column("request", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+
+def call_key(model_id: str, messages: list[dict[str, str]], params: dict[str, Any], sample_index: int) -> str:
+    blob = json.dumps({"model": model_id, "messages": messages, "params": params, "sample": sample_index},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def sqlite_url(path: str) -> str:
+    return f"sqlite:///{path}"
+
+
+class CallCache:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        _metadata.create_all(self.engine, checkfirst=True)
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(calls_table.c.response).where(calls_table.c.key == key)).first()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, key: str, model_id: str, request: dict[str, Any], response: dict[str, Any]) -> None:
+        values = dict(key=key, model=model_id, created=time.time(),
+                      request=json.dumps(request, sort_keys=True, ensure_ascii=False),
+                      response=json.dumps(response, sort_keys=True, ensure_ascii=False))
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_ignore().values(**values))
+
+    def __len__(self) -> int:
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(calls_table)).scalar_one())
+
+    def _insert_ignore(self):
+        name = self.engine.dialect.name
+        if name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        elif name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            return calls_table.insert().prefix_with("IGNORE")
+        return insert(calls_table).on_conflict_do_nothing(index_elements=["key"])
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()

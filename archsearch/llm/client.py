@@ -1,0 +1,163 @@
+"""The one client every model call goes through: cache, concurrency caps, retries, timeouts,
+token and dollar accounting, and an optional hard budget."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import LLMCallError
+from ..spec import ModelSpec
+from .budget import Budget
+from .cache import CallCache, call_key
+from .prices import LOCAL_PREFIX, cost_usd, worst_case_usd
+from .types import Backend, CallResult, Messages, RetryableError
+
+
+@dataclass
+class ClientStats:
+    calls: int = 0          # paid calls that completed
+    cache_hits: int = 0     # answered from the cache (or by an identical call in flight)
+    failures: int = 0       # calls that failed after every retry
+    retries: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    usd: float = 0.0
+    seconds: float = 0.0    # summed call latency of paid calls
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class LLMClient:
+    def __init__(
+        self,
+        backend: Backend | None = None,
+        cache: CallCache | None = None,
+        *,
+        max_concurrency: int = 16,
+        provider_concurrency: dict[str, int] | None = None,
+        timeout_s: float = 300.0,
+        max_retries: int = 6,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        budget: Budget | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.backend = backend
+        self.cache = cache
+        self.max_concurrency = max_concurrency
+        self.provider_concurrency = dict(provider_concurrency or {})
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.budget = budget
+        self.stats = ClientStats()
+        self._rng = random.Random(seed)
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _backend(self) -> Backend:
+        if self.backend is None:
+            from .litellm_backend import LiteLLMBackend
+
+            self.backend = LiteLLMBackend()
+        return self.backend
+
+    def _semaphore(self, model_id: str) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # asyncio primitives belong to one loop; pipe() runs a fresh one
+            self._loop, self._semaphores = loop, {}
+        provider = model_id.split("/", 1)[0] if "/" in model_id else "default"
+        if provider not in self._semaphores:
+            self._semaphores[provider] = asyncio.Semaphore(self.provider_concurrency.get(provider, self.max_concurrency))
+        return self._semaphores[provider]
+
+    async def complete(self, model: ModelSpec, messages: Messages, *, temperature: float = 0.0,
+                       max_tokens: int = 512, sample_index: int = 0) -> CallResult:
+        params = {**model.params, "temperature": temperature, "max_tokens": max_tokens}
+        key = call_key(model.id, messages, params, sample_index)
+        if key in self._inflight:
+            result = await asyncio.shield(self._inflight[key])
+            self.stats.cache_hits += 1
+            return _as_cached(result)
+        if self.cache is not None and (row := self.cache.get(key)) is not None:
+            self.stats.cache_hits += 1
+            return CallResult(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"],
+                              row["latency_s"], cached=True, key=key)
+        future: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._paid_call(model, messages, params, sample_index, key)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it, nobody else must log it
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _paid_call(self, model: ModelSpec, messages: Messages, params: dict[str, Any],
+                         sample_index: int, key: str) -> CallResult:
+        backend_params = dict(params)
+        if model.id.startswith(LOCAL_PREFIX):
+            backend_params["seed"] = sample_index  # reproducible local samples
+        async with self._semaphore(model.id):
+            held = 0.0
+            if self.budget is not None:
+                chars = sum(len(m.get("content", "")) for m in messages)
+                held = self.budget.reserve(worst_case_usd(model, chars, params["max_tokens"]))
+            try:
+                completion, latency = await self._with_retries(model.id, messages, backend_params)
+            except BaseException:
+                if self.budget is not None:
+                    self.budget.settle(held, 0.0)
+                raise
+            usd = cost_usd(model, completion)
+            if self.budget is not None:
+                self.budget.settle(held, usd)
+        result = CallResult(completion.text, completion.tokens_in, completion.tokens_out, usd, latency, False, key)
+        self.stats.calls += 1
+        self.stats.tokens_in += completion.tokens_in
+        self.stats.tokens_out += completion.tokens_out
+        self.stats.usd += usd
+        self.stats.seconds += latency
+        if self.cache is not None:
+            self.cache.put(key, model.id, {"messages": messages, "params": params, "sample": sample_index},
+                           {"text": result.text, "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
+                            "cost_usd": usd, "latency_s": latency})
+        return result
+
+    async def _with_retries(self, model_id: str, messages: Messages, params: dict[str, Any]):
+        backend = self._backend()
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            start = time.perf_counter()
+            try:
+                completion = await asyncio.wait_for(backend.complete(model_id, messages, params), self.timeout_s)
+                return completion, time.perf_counter() - start
+            except asyncio.TimeoutError:
+                last, retry_after = f"timed out after {self.timeout_s:g}s", None
+            except RetryableError as exc:
+                last, retry_after = str(exc), exc.retry_after
+            if attempt == self.max_retries:
+                break
+            self.stats.retries += 1
+            delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** attempt)
+            delay = max(retry_after or 0.0, self._rng.uniform(0, delay))  # full jitter
+            await asyncio.sleep(delay)
+        self.stats.failures += 1
+        raise LLMCallError(model_id, f"{last} (after {self.max_retries + 1} attempts)")
+
+
+def _as_cached(result: CallResult) -> CallResult:
+    return CallResult(result.text, result.tokens_in, result.tokens_out, result.cost_usd,
+                      result.latency_s, cached=True, key=result.key)
+
+

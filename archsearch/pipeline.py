@@ -1,0 +1,149 @@
+"""Run a frozen spec: ``archsearch.load("pipeline.yaml")`` returns a Pipeline.
+
+This module is the deployment path: it imports neither optuna, jax nor numpyro.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import string
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ArchsearchError
+from .llm.cache import CallCache
+from .llm.client import LLMClient
+from .registry import technique_class
+from .spec import PipelineSpec, load_spec
+from .tasks.task import Question, render
+from .techniques.base import Candidate, LayerContext, LayerTrace, Technique
+
+
+@dataclass
+class Trace:
+    layers: list[LayerTrace]
+    seconds: float = 0.0
+
+    @property
+    def calls(self) -> int:
+        return sum(t.calls for t in self.layers)
+
+    @property
+    def cache_hits(self) -> int:
+        return sum(t.cache_hits for t in self.layers)
+
+    @property
+    def usd(self) -> float:
+        return sum(t.usd for t in self.layers)
+
+    @property
+    def latency_s(self) -> float:
+        """Wall time, or for replayed (cached) calls the latency they had when first made:
+        layers run one after another, calls within a layer concurrently."""
+        return sum(max(t.seconds, t.slowest_call_s) for t in self.layers)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"seconds": self.seconds, "latency_s": self.latency_s, "calls": self.calls, "cache_hits": self.cache_hits, "usd": self.usd,
+                "layers": [asdict(t) for t in self.layers]}
+
+
+@dataclass
+class Result:
+    answer: str | None            # the extracted answer of the first surviving candidate; None = abstained
+    text: str | None              # that candidate's full text
+    candidates: list[Candidate] = field(default_factory=list)
+    trace: Trace = field(default_factory=lambda: Trace([]))
+
+
+def build_techniques(spec: PipelineSpec) -> list[Technique]:
+    out = []
+    for layer in spec.layers:
+        cls = technique_class(layer.kind)
+        if cls is None:
+            raise ArchsearchError(f"unknown layer kind {layer.kind!r}")
+        out.append(cls(cls.Params.model_validate(layer.params)))
+    return out
+
+
+class Pipeline:
+    def __init__(self, spec: PipelineSpec, client: LLMClient | None = None, *, sandbox_slots: int | None = None) -> None:
+        self.spec = spec
+        self.client = client if client is not None else LLMClient()
+        self.sandbox_slots = sandbox_slots or os.cpu_count() or 2
+        self.techniques = build_techniques(spec)
+        self.extract = spec.extractor()
+        self._fields = [f for _, f, _, _ in string.Formatter().parse(spec.task.template) if f]
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def question(self, q: str | dict[str, Any] | Question) -> Question:
+        if isinstance(q, Question):
+            return q
+        if isinstance(q, dict):
+            return Question(render(self.spec.task.template, q), dict(q), q.get("visible_tests"), q.get("id"))
+        if len(set(self._fields)) == 1:
+            fields = {self._fields[0]: q}
+            return Question(render(self.spec.task.template, fields), fields)
+        raise ArchsearchError(f"this pipeline's template needs fields {sorted(set(self._fields))}: pass a dict")
+
+    def _sandbox_semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.sandbox_slots))
+        return self._slots[1]
+
+    async def acall(self, question: str | dict[str, Any] | Question) -> Result:
+        q = self.question(question)
+        candidates: list[Candidate] = []
+        traces: list[LayerTrace] = []
+        start = time.perf_counter()
+        for i, technique in enumerate(self.techniques):
+            trace = LayerTrace(index=i, kind=technique.kind, candidates_in=len(candidates))
+            ctx = LayerContext(self.client, self.spec.models, self.extract, trace, self._sandbox_semaphore(),
+                               label=f"{i}:{technique.kind}")
+            layer_start = time.perf_counter()
+            candidates = await technique.apply(ctx, q, candidates)
+            trace.seconds = time.perf_counter() - layer_start
+            trace.candidates_out = len(candidates)
+            traces.append(trace)
+        best = candidates[0] if candidates else None
+        return Result(best.answer if best else None, best.text if best else None, candidates,
+                      Trace(traces, time.perf_counter() - start))
+
+    def __call__(self, question: str | dict[str, Any] | Question) -> Result:
+        return _run(self.acall(question))
+
+    async def abatch(self, questions: Iterable[str | dict[str, Any] | Question], concurrency: int = 64) -> list[Result]:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(q):
+            async with gate:
+                return await self.acall(q)
+
+        return list(await asyncio.gather(*(one(q) for q in questions)))
+
+    def batch(self, questions: Iterable[str | dict[str, Any] | Question], concurrency: int = 64) -> list[Result]:
+        return _run(self.abatch(questions, concurrency))
+
+
+def _run(coro):
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise ArchsearchError("an event loop is already running here: use `await pipe.acall(...)` / `await pipe.abatch(...)`")
+
+
+def load(path: str | Path, *, client: LLMClient | None = None, cache: str | CallCache | None = None) -> Pipeline:
+    """Load a frozen pipeline spec. ``cache`` (a SQLAlchemy URL or CallCache) makes repeated
+    questions free; pass a ready ``client`` to share caps, cache and budget across pipelines."""
+    spec = load_spec(path)
+    if client is None:
+        if isinstance(cache, str):
+            cache = CallCache(cache)
+        client = LLMClient(cache=cache)
+    return Pipeline(spec, client)

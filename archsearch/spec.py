@@ -1,0 +1,131 @@
+"""The frozen pipeline spec (``schema_version: 1``): what production loads and runs.
+
+A spec names its models, its ordered layers with every parameter and full prompt text, the task
+signature it was tuned for and, optionally, what was measured and where it came from. Loading
+validates all of it; ``dump_spec(load_spec(x))`` is deterministic and round-trips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from .errors import SpecError
+from .kinds import validate_kind
+from .registry import known_kinds, technique_class
+from .tasks.extractors import EXTRACTORS
+from .tasks.scorers import SCORERS
+from .validation import Strict, validate
+from .yamlio import dump_yaml, read_yaml, read_yaml_text
+
+SCHEMA_VERSION = 1
+
+
+class Price(Strict):
+    """Dollars per million tokens; overrides litellm's price map for this model."""
+
+    input_per_mtok: float = Field(ge=0, le=1e6)
+    output_per_mtok: float = Field(ge=0, le=1e6)
+
+
+class ModelSpec(Strict):
+    id: str = Field(min_length=1, description="litellm model id, e.g. openai/gpt-4o-mini or local/qwen2.5-coder-0.5b")
+    params: dict[str, Any] = Field(default_factory=dict, description="extra litellm call params (api_base, ...)")
+    price: Price | None = None
+
+
+class TaskSignature(Strict):
+    template: str = Field(min_length=1, description="how a record's fields become the question text")
+    extractor: dict[str, Any] | str
+    scorer: dict[str, Any] | str | None = None
+
+
+class LayerSpec(Strict):
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Measured(Strict):
+    split: str
+    questions: int = Field(ge=0)
+    accuracy: float = Field(ge=0, le=1)
+    accuracy_low: float = Field(ge=0, le=1)
+    accuracy_high: float = Field(ge=0, le=1)
+    usd_per_question: float = Field(ge=0)
+    latency_p50_s: float = Field(ge=0)
+    latency_p95_s: float = Field(ge=0)
+    calls_per_question: float = Field(ge=0)
+    extra: dict[str, float] = Field(default_factory=dict)
+
+
+class Provenance(Strict):
+    archsearch_version: str
+    study: str | None = None
+    trial: int | None = None
+    data_hash: str | None = None
+    created: str | None = None
+
+
+class PipelineSpec(Strict):
+    schema_version: int
+    name: str = Field(min_length=1)
+    description: str = ""
+    task: TaskSignature
+    models: dict[str, ModelSpec] = Field(min_length=1)
+    layers: list[LayerSpec] = Field(min_length=1)
+    metrics: dict[str, Measured] = Field(default_factory=dict)
+    provenance: Provenance | None = None
+
+    def extractor(self):
+        return EXTRACTORS[self.task.extractor["kind"]].model_validate(self.task.extractor)
+
+    def scorer(self):
+        s = self.task.scorer
+        return None if s is None else SCORERS[s["kind"]].model_validate(s)
+
+
+def parse_spec(data: Any, file: str) -> PipelineSpec:
+    if not isinstance(data, dict):
+        raise SpecError(file, "", f"expected a mapping at the top level, but got {type(data).__name__}")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SpecError(file, "schema_version", f"unknown version {version!r} (this archsearch reads {SCHEMA_VERSION})")
+    spec = validate(PipelineSpec, data, file)
+    task = spec.task.model_copy(update={
+        "extractor": validate_kind(EXTRACTORS, spec.task.extractor, file, ("task", "extractor")).model_dump(),
+        "scorer": None if spec.task.scorer is None
+        else validate_kind(SCORERS, spec.task.scorer, file, ("task", "scorer")).model_dump(),
+    })
+    layers = [_normalise_layer(i, layer, spec, file) for i, layer in enumerate(spec.layers)]
+    return spec.model_copy(update={"task": task, "layers": layers})
+
+
+def _normalise_layer(i: int, layer: LayerSpec, spec: PipelineSpec, file: str) -> LayerSpec:
+    cls = technique_class(layer.kind)
+    if cls is None:
+        raise SpecError(file, f"layers[{i}].kind", f"unknown layer kind {layer.kind!r} (expected one of: {', '.join(known_kinds())})")
+    params = validate(cls.Params, layer.params, file, ("layers", i, "params"))
+    for key in ("model",):
+        name = getattr(params, key, None)
+        if name is not None and name not in spec.models:
+            raise SpecError(file, f"layers[{i}].params.{key}",
+                            f"unknown model {name!r} (expected one of: {', '.join(spec.models)})")
+    return LayerSpec(kind=layer.kind, params=params.model_dump(mode="json"))
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    return parse_spec(read_yaml(path), str(path))
+
+
+def loads_spec(text: str, file: str = "<string>") -> PipelineSpec:
+    return parse_spec(read_yaml_text(text, file), file)
+
+
+def dump_spec(spec: PipelineSpec) -> str:
+    return dump_yaml(spec.model_dump(mode="json", exclude_none=True))
+
+
+def save_spec(spec: PipelineSpec, path: str | Path) -> None:
+    Path(path).write_text(dump_spec(spec), encoding="utf-8")

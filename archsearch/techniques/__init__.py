@@ -1,0 +1,3 @@
+from .base import Candidate, LayerContext, LayerTrace, Technique
+
+__all__ = ["Candidate", "LayerContext", "LayerTrace", "Technique"]

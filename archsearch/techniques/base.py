@@ -1,0 +1,138 @@
+"""What every technique shares: the candidate record, the per-layer context and the base class."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Literal
+
+from ..llm.client import LLMClient
+from ..llm.types import CallResult, Messages
+from ..spec import ModelSpec
+from ..tasks.task import Question
+from ..validation import Strict
+
+NonePassedPolicy = Literal["keep_all", "abstain", "fallback"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One answer and everything layers learned about it."""
+
+    text: str
+    answer: str | None
+    model: str
+    source: str
+    sample_index: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    critique: str | None = None
+    verdicts: tuple[tuple[str, bool], ...] = ()
+    tests_passed: float | None = None
+    score: float | None = None
+
+    def with_(self, **changes: Any) -> Candidate:
+        return dataclasses.replace(self, **changes)
+
+    def passed(self, label: str) -> bool | None:
+        return dict(self.verdicts).get(label)
+
+
+@dataclass
+class LayerTrace:
+    index: int
+    kind: str
+    calls: int = 0
+    cache_hits: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    usd: float = 0.0
+    seconds: float = 0.0
+    candidates_in: int = 0
+    candidates_out: int = 0
+    slowest_call_s: float = 0.0  # recorded latency, also for cache hits: the replay-time latency estimate
+
+
+@dataclass
+class LayerContext:
+    """What a technique may use while running one layer on one question."""
+
+    client: LLMClient
+    models: dict[str, ModelSpec]
+    extract: Callable[[str], str | None]
+    trace: LayerTrace
+    sandbox_slots: asyncio.Semaphore
+    label: str = field(default="")
+
+    async def complete(self, model: str, messages: Messages, *, temperature: float = 0.0,
+                       max_tokens: int = 512, sample_index: int = 0) -> CallResult:
+        result = await self.client.complete(self.models[model], messages, temperature=temperature,
+                                            max_tokens=max_tokens, sample_index=sample_index)
+        t = self.trace
+        if result.cached:
+            t.cache_hits += 1
+        else:
+            t.calls += 1
+            t.usd += result.cost_usd
+        t.tokens_in += result.tokens_in
+        t.tokens_out += result.tokens_out
+        t.slowest_call_s = max(t.slowest_call_s, result.latency_s)
+        return result
+
+    def candidate(self, result: CallResult, model: str, source: str, sample_index: int) -> Candidate:
+        return Candidate(text=result.text, answer=self.extract(result.text), model=model, source=source,
+                         sample_index=sample_index, tokens_in=result.tokens_in, tokens_out=result.tokens_out,
+                         cost_usd=result.cost_usd, latency_s=result.latency_s)
+
+
+class Technique(ABC):
+    """A layer: maps a question's candidate list to a new list. Constructors only store params."""
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[Strict]]
+
+    def __init__(self, params: Strict) -> None:
+        self.params = params
+
+    @abstractmethod
+    async def apply(self, ctx: LayerContext, question: Question, candidates: list[Candidate]) -> list[Candidate]:
+        """Return the new candidate list."""
+
+
+def numbered(candidates: list[Candidate], with_critique: bool = True) -> str:
+    """Candidates as ``[1] ...`` blocks for prompts that compare them."""
+    parts = []
+    for i, c in enumerate(candidates, 1):
+        block = f"[{i}]\n{c.text.strip()}"
+        if with_critique and c.critique:
+            block += f"\nCritique of [{i}]: {c.critique.strip()}"
+        parts.append(block)
+    return "\n\n".join(parts)
+
+
+def apply_none_passed(policy: NonePassedPolicy, passing: list[Candidate], all_: list[Candidate]) -> list[Candidate]:
+    """The explicit answer to "nothing passed": keep everything, abstain, or keep the first."""
+    if passing or not all_:
+        return passing
+    if policy == "keep_all":
+        return all_
+    if policy == "fallback":
+        return all_[:1]
+    return []
+
+
+def timed() -> Callable[[], float]:
+    start = time.perf_counter()
+    return lambda: time.perf_counter() - start
+
+
+def fill(template: str, **values: str) -> str:
+    """Replace ``{name}`` placeholders literally, so braces inside code or answers are safe."""
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", value)
+    return template

@@ -1,0 +1,36 @@
+"""``critique``: a model lists strengths and weaknesses of each candidate (one call each)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import Field
+
+from ..validation import Strict
+from .base import Candidate, LayerContext, Technique, fill
+
+
+class CritiqueParams(Strict):
+    model: str
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(256, ge=1, le=100_000)
+    template: str = (
+        "Question:\n{question}\n\nCandidate answer:\n{candidate}\n\n"
+        "Briefly list the strengths and weaknesses of this answer. Point out any error."
+    )
+
+
+class Critique(Technique):
+    kind = "critique"
+    Params = CritiqueParams
+
+    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
+        p = self.params
+
+        async def one(c: Candidate) -> Candidate:
+            prompt = fill(p.template, question=question.text, candidate=c.text)
+            result = await ctx.complete(p.model, [{"role": "user", "content": prompt}],
+                                        temperature=p.temperature, max_tokens=p.max_tokens)
+            return c.with_(critique=result.text.strip())
+
+        return list(await asyncio.gather(*(one(c) for c in candidates)))

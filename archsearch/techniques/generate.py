@@ -1,0 +1,72 @@
+"""``generate``: n samples from one model, in one of several prompt styles."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from ..validation import Strict
+from .base import Candidate, LayerContext, Technique, fill
+
+Style = Literal["direct", "chain_of_thought", "rereading", "personas"]
+
+STYLE_TEMPLATES: dict[str, str] = {
+    "direct": "{question}",
+    "chain_of_thought": "{question}\n\nThink step by step, then state the final answer on the last line.",
+    "rereading": "{question}\n\nRead the question again: {question}",
+    "personas": "{question}",
+}
+DEFAULT_PERSONAS = [
+    "You are a careful expert who checks every step.",
+    "You are a patient teacher who explains the reasoning plainly.",
+    "You are a pragmatic engineer who prefers the simplest correct solution.",
+]
+
+
+class GenerateParams(Strict):
+    model: str
+    n: int = Field(1, ge=1, le=1000)
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(512, ge=1, le=100_000)
+    style: Style = "direct"
+    system: str = ""
+    template: str = ""
+    personas: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_prompts(cls, data: Any) -> Any:
+        """Freeze the full prompt text for the chosen style into the params."""
+        if isinstance(data, dict):
+            style = data.get("style", "direct")
+            data = dict(data)
+            if not data.get("template") and style in STYLE_TEMPLATES:
+                data["template"] = STYLE_TEMPLATES[style]
+            if style == "personas" and not data.get("personas"):
+                data["personas"] = list(DEFAULT_PERSONAS)
+        return data
+
+
+class Generate(Technique):
+    kind = "generate"
+    Params = GenerateParams
+
+    def messages(self, question_text: str, sample_index: int) -> list[dict[str, str]]:
+        p = self.params
+        system = p.system
+        if p.style == "personas":
+            system = p.personas[sample_index % len(p.personas)]
+        user = fill(p.template, question=question_text)
+        return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+
+    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
+        p = self.params
+
+        async def one(i: int) -> Candidate:
+            result = await ctx.complete(p.model, self.messages(question.text, i), temperature=p.temperature,
+                                        max_tokens=p.max_tokens, sample_index=i)
+            return ctx.candidate(result, p.model, self.kind, i)
+
+        return candidates + list(await asyncio.gather(*(one(i) for i in range(p.n))))

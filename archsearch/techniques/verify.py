@@ -1,0 +1,48 @@
+"""``verify``: an LLM judge accepts or rejects each candidate; the policy for "nothing passed" is
+explicit (Archon silently passes everything; here the spec says which)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from pydantic import Field
+
+from ..validation import Strict
+from .base import Candidate, LayerContext, NonePassedPolicy, Technique, apply_none_passed, fill
+
+_VERDICT = re.compile(r"verdict\s*[:\-]?\s*\**\s*(correct|incorrect)", re.IGNORECASE)
+
+
+class VerifyParams(Strict):
+    model: str
+    temperature: float = Field(0.0, ge=0, le=2)
+    max_tokens: int = Field(256, ge=1, le=100_000)
+    on_none_passed: NonePassedPolicy = "keep_all"
+    template: str = (
+        "Question:\n{question}\n\nProposed answer:\n{candidate}\n\n"
+        "Is the proposed answer correct? Reason briefly, then end with exactly "
+        "'Verdict: correct' or 'Verdict: incorrect'."
+    )
+
+
+def parse_verdict(text: str) -> bool:
+    found = _VERDICT.findall(text)
+    return bool(found) and found[-1].lower() == "correct"
+
+
+class Verify(Technique):
+    kind = "verify"
+    Params = VerifyParams
+
+    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
+        p = self.params
+
+        async def one(c: Candidate) -> Candidate:
+            prompt = fill(p.template, question=question.text, candidate=c.text)
+            result = await ctx.complete(p.model, [{"role": "user", "content": prompt}],
+                                        temperature=p.temperature, max_tokens=p.max_tokens)
+            return c.with_(verdicts=c.verdicts + ((ctx.label, parse_verdict(result.text)),))
+
+        judged = list(await asyncio.gather(*(one(c) for c in candidates)))
+        return apply_none_passed(p.on_none_passed, [c for c in judged if c.passed(ctx.label)], judged)

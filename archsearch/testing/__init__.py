@@ -1,0 +1,5 @@
+"""Test helpers for archsearch and its plugins (deterministic fake LLM, test servers)."""
+
+from .fake_llm import FakeLLM
+
+__all__ = ["FakeLLM"]
