@@ -64,7 +64,8 @@ def validate(model: type[M], data: Any, file: str, prefix: tuple = ()) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # an unknown key first: a misspelt key usually explains the "missing" one next to it
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
         raise SpecError(file, format_path(prefix + loc), _describe(err, model, loc)) from None
     except RecursionError:

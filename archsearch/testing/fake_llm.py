@@ -57,6 +57,7 @@ class FakeLLM:
         self.calls += 1
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        text = self.reply(model_id, messages, params)
+        words = self.reply(model_id, messages, params).split(" ")
+        text = " ".join(words[: int(params.get("max_tokens", len(words)))])  # one word = one token here
         tokens_in = sum(len(m["content"].split()) for m in messages)
         return Completion(text=text, tokens_in=tokens_in, tokens_out=len(text.split()))

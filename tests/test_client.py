@@ -1,0 +1,145 @@
+"""The LLM client: cache keys, retries with backoff, timeouts, accounting, in-flight dedupe, budget."""
+
+import asyncio
+
+import pytest
+
+from archsearch.errors import BudgetExhausted, LLMCallError
+from archsearch.llm import Budget, CallCache, Completion, LLMClient, RetryableError, call_key
+from archsearch.spec import ModelSpec, Price
+from archsearch.testing import FakeLLM
+
+MSG = [{"role": "user", "content": "hello"}]
+PRICED = ModelSpec(id="fake/m", price=Price(input_per_mtok=100_000, output_per_mtok=200_000))
+
+
+class Flaky:
+    """Fails the first ``failures`` calls with a retryable error, then answers."""
+
+    def __init__(self, failures: int, exc=RetryableError("429 rate limited")):
+        self.failures, self.exc, self.calls = failures, exc, 0
+
+    async def complete(self, model_id, messages, params):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.exc
+        return Completion("ok", 3, 2)
+
+
+class Hanging:
+    def __init__(self):
+        self.calls = 0
+
+    async def complete(self, model_id, messages, params):
+        self.calls += 1
+        await asyncio.sleep(3600)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_key_separates_sample_index_params_and_model():
+    base = call_key("m", MSG, {"temperature": 1.0}, 0)
+    assert base == call_key("m", MSG, {"temperature": 1.0}, 0)
+    assert base != call_key("m", MSG, {"temperature": 1.0}, 1)
+    assert base != call_key("m", MSG, {"temperature": 0.5}, 0)
+    assert base != call_key("n", MSG, {"temperature": 1.0}, 0)
+
+
+def test_retries_then_succeeds_and_counts_retries():
+    backend = Flaky(3)
+    client = LLMClient(backend, backoff_base_s=0.001, max_retries=5)
+    result = run(client.complete(PRICED, MSG))
+    assert result.text == "ok" and backend.calls == 4
+    assert client.stats.retries == 3 and client.stats.calls == 1 and client.stats.failures == 0
+
+
+def test_gives_up_after_max_retries_with_one_line_error():
+    client = LLMClient(Flaky(100), backoff_base_s=0.001, max_retries=2)
+    with pytest.raises(LLMCallError, match=r"call to fake/m failed: 429 rate limited \(after 3 attempts\)"):
+        run(client.complete(PRICED, MSG))
+    assert client.stats.failures == 1 and client.stats.calls == 0
+
+
+def test_timeout_is_retried_then_reported():
+    backend = Hanging()
+    client = LLMClient(backend, timeout_s=0.05, backoff_base_s=0.001, max_retries=1)
+    with pytest.raises(LLMCallError, match="timed out after 0.05s"):
+        run(client.complete(PRICED, MSG))
+    assert backend.calls == 2
+
+
+def test_retry_after_is_honoured():
+    backend = Flaky(1, RetryableError("429", retry_after=0.2))
+    client = LLMClient(backend, backoff_base_s=0.0001)
+
+    async def timed():
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await client.complete(PRICED, MSG)
+        return loop.time() - start
+
+    assert run(timed()) >= 0.19
+
+
+def test_dollars_from_explicit_price_and_zero_for_local():
+    client = LLMClient(Flaky(0))
+    assert run(client.complete(PRICED, MSG)).cost_usd == pytest.approx(3 * 0.1 + 2 * 0.2)
+    local = run(client.complete(ModelSpec(id="local/x"), MSG))
+    assert local.cost_usd == 0.0 and local.tokens_in == 3
+
+
+def test_identical_calls_in_flight_are_made_once():
+    backend = FakeLLM(latency_s=0.05)
+    client = LLMClient(backend)
+
+    async def both():
+        return await asyncio.gather(*(client.complete(PRICED, MSG, sample_index=0) for _ in range(5)))
+
+    results = run(both())
+    assert backend.calls == 1
+    assert sum(r.cached for r in results) == 4
+    assert client.stats.calls == 1 and client.stats.cache_hits == 4
+
+
+def test_cache_persists_across_clients(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    first = run(LLMClient(FakeLLM(), CallCache(url)).complete(PRICED, MSG, temperature=1.0, sample_index=3))
+    backend = FakeLLM()
+    again = run(LLMClient(backend, CallCache(url)).complete(PRICED, MSG, temperature=1.0, sample_index=3))
+    assert backend.calls == 0 and again.cached and again.text == first.text
+    assert again.cost_usd == first.cost_usd  # what it cost when made, for estimates
+
+
+def test_budget_is_never_exceeded_under_concurrency():
+    # worst case per call: 5 chars/2 tokens-in * $0.1 + 4 tokens-out * $0.2 = $1.05
+    budget = Budget(usd=5.0)
+    client = LLMClient(FakeLLM(latency_s=0.01), budget=budget, max_concurrency=32)
+
+    async def many():
+        async def one(i):
+            try:
+                return await client.complete(PRICED, MSG, max_tokens=4, sample_index=i)
+            except BudgetExhausted:
+                return None
+        return await asyncio.gather(*(one(i) for i in range(100)))
+
+    results = run(many())
+    assert budget.spent_usd <= 5.0
+    assert budget.reserved_usd == pytest.approx(0.0)
+    assert 0 < sum(r is not None for r in results) < 100
+
+
+def test_call_budget_counts_started_calls(tmp_path):
+    budget = Budget(calls=3)
+    client = LLMClient(FakeLLM(), CallCache(f"sqlite:///{tmp_path / 'c.sqlite'}"), budget=budget)
+
+    async def go():
+        for i in range(3):
+            await client.complete(PRICED, MSG, sample_index=i)
+        with pytest.raises(BudgetExhausted):
+            await client.complete(PRICED, MSG, sample_index=99)
+        assert (await client.complete(PRICED, MSG, sample_index=0)).cached  # cache hits are free
+
+    run(go())

