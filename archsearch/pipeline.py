@@ -114,7 +114,13 @@ class Pipeline:
                       Trace(traces, time.perf_counter() - start))
 
     def __call__(self, question: str | dict[str, Any] | Question) -> Result:
-        return _run(self.acall(question))
+        return _run(self._then_release(self.acall(question)))
+
+    async def _then_release(self, coro):
+        try:
+            return await coro
+        finally:
+            await self.client.release_loop()
 
     async def abatch(self, questions: Iterable[str | dict[str, Any] | Question], concurrency: int = 64) -> list[Result]:
         gate = asyncio.Semaphore(concurrency)
@@ -126,7 +132,7 @@ class Pipeline:
         return list(await asyncio.gather(*(one(q) for q in questions)))
 
     def batch(self, questions: Iterable[str | dict[str, Any] | Question], concurrency: int = 64) -> list[Result]:
-        return _run(self.abatch(questions, concurrency))
+        return _run(self._then_release(self.abatch(questions, concurrency)))
 
 
 def _run(coro):

@@ -8,7 +8,7 @@ validates all of it; ``dump_spec(load_spec(x))`` is deterministic and round-trip
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -32,8 +32,10 @@ class Price(Strict):
 
 class ModelSpec(Strict):
     id: str = Field(min_length=1, description="litellm model id, e.g. openai/gpt-4o-mini or local/qwen2.5-coder-0.5b")
-    params: dict[str, Any] = Field(default_factory=dict, description="extra litellm call params (api_base, ...)")
+    params: dict[str, Any] = Field(default_factory=dict, description="extra call params (api_base, ...)")
     price: Price | None = None
+    transport: Literal["litellm", "http"] = Field(
+        "litellm", description="'http' posts straight to an OpenAI-compatible params.api_base, skipping litellm")
 
 
 class TaskSignature(Strict):

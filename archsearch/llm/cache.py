@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, event, select
+from sqlalchemy import Column, Float, MetaData, String, Table, Text, bindparam, create_engine, event, select
 from sqlalchemy.engine import Engine
 
 _metadata = MetaData()
@@ -37,24 +37,36 @@ def sqlite_url(path: str) -> str:
 
 
 class CallCache:
+    """Used from one thread (the event loop's); each process opens its own."""
+
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         _metadata.create_all(self.engine, checkfirst=True)
+        self._conn = None  # one long-lived connection: per-call pool checkouts cost more than the query
+        self._select = select(calls_table.c.response).where(calls_table.c.key == bindparam("key"))
+        self._insert = self._insert_ignore()
+
+    def _connection(self):
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.engine.connect()
+        return self._conn
 
     def get(self, key: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(calls_table.c.response).where(calls_table.c.key == key)).first()
+        conn = self._connection()
+        row = conn.execute(self._select, {"key": key}).first()
+        conn.rollback()  # end the read transaction so other writers are never blocked by it
         return None if row is None else json.loads(row[0])
 
     def put(self, key: str, model_id: str, request: dict[str, Any], response: dict[str, Any]) -> None:
         values = dict(key=key, model=model_id, created=time.time(),
                       request=json.dumps(request, sort_keys=True, ensure_ascii=False),
                       response=json.dumps(response, sort_keys=True, ensure_ascii=False))
-        with self.engine.begin() as conn:
-            conn.execute(self._insert_ignore().values(**values))
+        conn = self._connection()
+        with conn.begin():
+            conn.execute(self._insert, values)
 
     def __len__(self) -> int:
         from sqlalchemy import func
@@ -73,6 +85,8 @@ class CallCache:
         return insert(calls_table).on_conflict_do_nothing(index_elements=["key"])
 
     def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
         self.engine.dispose()
 
 

@@ -61,13 +61,24 @@ class LLMClient:
         self._inflight: dict[str, asyncio.Future] = {}
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._litellm: Backend | None = None
+        self._http: Backend | None = None
 
-    def _backend(self) -> Backend:
-        if self.backend is None:
+    def _backend(self, model: ModelSpec) -> Backend:
+        """An explicit backend serves every model; otherwise litellm, or plain HTTP when asked."""
+        if self.backend is not None:
+            return self.backend
+        if model.transport == "http":
+            if self._http is None:
+                from .http_backend import HTTPBackend
+
+                self._http = HTTPBackend()
+            return self._http
+        if self._litellm is None:
             from .litellm_backend import LiteLLMBackend
 
-            self.backend = LiteLLMBackend()
-        return self.backend
+            self._litellm = LiteLLMBackend()
+        return self._litellm
 
     def _semaphore(self, model_id: str) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
@@ -77,6 +88,11 @@ class LLMClient:
         if provider not in self._semaphores:
             self._semaphores[provider] = asyncio.Semaphore(self.provider_concurrency.get(provider, self.max_concurrency))
         return self._semaphores[provider]
+
+    async def release_loop(self) -> None:
+        """Free what is bound to the running event loop (HTTP sessions) before it closes."""
+        if self._http is not None:
+            await self._http.release_loop()
 
     async def complete(self, model: ModelSpec, messages: Messages, *, temperature: float = 0.0,
                        max_tokens: int = 512, sample_index: int = 0) -> CallResult:
@@ -114,7 +130,7 @@ class LLMClient:
                 chars = sum(len(m.get("content", "")) for m in messages)
                 held = self.budget.reserve(worst_case_usd(model, chars, params["max_tokens"]))
             try:
-                completion, latency = await self._with_retries(model.id, messages, backend_params)
+                completion, latency = await self._with_retries(model, messages, backend_params)
             except BaseException:
                 if self.budget is not None:
                     self.budget.settle(held, 0.0)
@@ -134,8 +150,8 @@ class LLMClient:
                             "cost_usd": usd, "latency_s": latency})
         return result
 
-    async def _with_retries(self, model_id: str, messages: Messages, params: dict[str, Any]):
-        backend = self._backend()
+    async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any]):
+        backend, model_id = self._backend(model), model.id
         last = ""
         for attempt in range(self.max_retries + 1):
             start = time.perf_counter()
