@@ -19,7 +19,7 @@ class QuestionOutcome:
     id: str
     answer: str | None
     correct: bool
-    usd: float
+    usd: float          # what the answer costs (cache hits at their original price)
     seconds: float
     calls: int
     cache_hits: int
@@ -73,9 +73,10 @@ async def score_record(pipeline: Pipeline, task: Task, record: Record) -> Questi
         result = await pipeline.acall(task.question(record))
     except LLMCallError as exc:  # a failed call is not a wrong answer: report it apart
         return QuestionOutcome(record.id, None, False, 0.0, 0.0, 0, 0, error=str(exc))
-    correct = await task.scorer.score(result.answer, record, pipeline.client) if result.answer is not None else 0.0
+    correct = (await task.scorer.score(result.answer, record, pipeline.client, pipeline.sandbox_memo)
+               if result.answer is not None else 0.0)
     t = result.trace
-    return QuestionOutcome(record.id, result.answer, bool(correct), t.usd, t.latency_s, t.calls, t.cache_hits)
+    return QuestionOutcome(record.id, result.answer, bool(correct), t.cost_usd, t.latency_s, t.calls, t.cache_hits)
 
 
 async def aevaluate(pipeline: Pipeline, task: Task, records: list[Record], split: str, *,

@@ -41,13 +41,18 @@ class Trace:
         return sum(t.usd for t in self.layers)
 
     @property
+    def cost_usd(self) -> float:
+        """What this answer costs to produce, whether or not its calls came from the cache."""
+        return sum(t.cost_usd for t in self.layers)
+
+    @property
     def latency_s(self) -> float:
         """Wall time, or for replayed (cached) calls the latency they had when first made:
         layers run one after another, calls within a layer concurrently."""
         return sum(max(t.seconds, t.slowest_call_s) for t in self.layers)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "latency_s": self.latency_s, "calls": self.calls, "cache_hits": self.cache_hits, "usd": self.usd,
+        return {"seconds": self.seconds, "latency_s": self.latency_s, "calls": self.calls, "cache_hits": self.cache_hits, "usd": self.usd, "cost_usd": self.cost_usd,
                 "layers": [asdict(t) for t in self.layers]}
 
 
@@ -70,8 +75,10 @@ def build_techniques(spec: PipelineSpec) -> list[Technique]:
 
 
 class Pipeline:
-    def __init__(self, spec: PipelineSpec, client: LLMClient | None = None, *, sandbox_slots: int | None = None) -> None:
+    def __init__(self, spec: PipelineSpec, client: LLMClient | None = None, *, sandbox_slots: int | None = None,
+                 sandbox_memo: dict | None = None) -> None:
         self.spec = spec
+        self.sandbox_memo = sandbox_memo
         self.client = client if client is not None else LLMClient()
         self.sandbox_slots = sandbox_slots or os.cpu_count() or 2
         self.techniques = build_techniques(spec)
@@ -103,7 +110,7 @@ class Pipeline:
         for i, technique in enumerate(self.techniques):
             trace = LayerTrace(index=i, kind=technique.kind, candidates_in=len(candidates))
             ctx = LayerContext(self.client, self.spec.models, self.extract, trace, self._sandbox_semaphore(),
-                               label=f"{i}:{technique.kind}")
+                               label=f"{i}:{technique.kind}", sandbox_memo=self.sandbox_memo)
             layer_start = time.perf_counter()
             candidates = await technique.apply(ctx, q, candidates)
             trace.seconds = time.perf_counter() - layer_start

@@ -13,6 +13,7 @@ Always: a wall-clock timeout, an address-space limit, CPU and file-size limits, 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import resource
@@ -129,3 +130,14 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+async def run_python_memo(code: str, limits: SandboxLimits | None, memo: dict | None) -> SandboxResult:
+    """``run_python`` with results remembered by code: the search scores the same program for many
+    pipelines (a candidate from a shared pool), and a deterministic program need not run twice."""
+    if memo is None:
+        return await run_python(code, limits)
+    key = hashlib.sha256(code.encode()).hexdigest()
+    if key not in memo:
+        memo[key] = await run_python(code, limits)
+    return memo[key]

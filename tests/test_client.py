@@ -19,7 +19,7 @@ class Flaky:
     def __init__(self, failures: int, exc=RetryableError("429 rate limited")):
         self.failures, self.exc, self.calls = failures, exc, 0
 
-    async def complete(self, model_id, messages, params):
+    async def complete(self, model_id, messages, params, sample_index=0):
         self.calls += 1
         if self.calls <= self.failures:
             raise self.exc
@@ -30,7 +30,7 @@ class Hanging:
     def __init__(self):
         self.calls = 0
 
-    async def complete(self, model_id, messages, params):
+    async def complete(self, model_id, messages, params, sample_index=0):
         self.calls += 1
         await asyncio.sleep(3600)
 

@@ -13,7 +13,7 @@ from ..errors import LLMCallError
 from ..spec import ModelSpec
 from .budget import Budget
 from .cache import CallCache, call_key
-from .prices import LOCAL_PREFIX, cost_usd, worst_case_usd
+from .prices import cost_usd, worst_case_usd
 from .types import Backend, CallResult, Messages, RetryableError
 
 
@@ -121,16 +121,13 @@ class LLMClient:
 
     async def _paid_call(self, model: ModelSpec, messages: Messages, params: dict[str, Any],
                          sample_index: int, key: str) -> CallResult:
-        backend_params = dict(params)
-        if model.id.startswith(LOCAL_PREFIX):
-            backend_params["seed"] = sample_index  # reproducible local samples
         async with self._semaphore(model.id):
             held = 0.0
             if self.budget is not None:
                 chars = sum(len(m.get("content", "")) for m in messages)
                 held = self.budget.reserve(worst_case_usd(model, chars, params["max_tokens"]))
             try:
-                completion, latency = await self._with_retries(model, messages, backend_params)
+                completion, latency = await self._with_retries(model, messages, params, sample_index)
             except BaseException:
                 if self.budget is not None:
                     self.budget.settle(held, 0.0)
@@ -150,13 +147,13 @@ class LLMClient:
                             "cost_usd": usd, "latency_s": latency})
         return result
 
-    async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any]):
+    async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int):
         backend, model_id = self._backend(model), model.id
         last = ""
         for attempt in range(self.max_retries + 1):
             start = time.perf_counter()
             try:
-                completion = await asyncio.wait_for(backend.complete(model_id, messages, params), self.timeout_s)
+                completion = await asyncio.wait_for(backend.complete(model_id, messages, params, sample_index), self.timeout_s)
                 return completion, time.perf_counter() - start
             except asyncio.TimeoutError:
                 last, retry_after = f"timed out after {self.timeout_s:g}s", None

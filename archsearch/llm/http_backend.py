@@ -35,7 +35,8 @@ class HTTPBackend:
             self._sessions[loop] = session
         return session
 
-    async def complete(self, model_id: str, messages: Messages, params: dict[str, Any]) -> Completion:
+    async def complete(self, model_id: str, messages: Messages, params: dict[str, Any],
+                       sample_index: int = 0) -> Completion:
         import aiohttp
 
         base = params.get("api_base")

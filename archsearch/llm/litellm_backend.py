@@ -50,10 +50,12 @@ class LiteLLMBackend:
         providers = [p for p in self._litellm.custom_provider_map if p["provider"] != "local"]
         self._litellm.custom_provider_map = providers + [{"provider": "local", "custom_handler": handler}]
 
-    async def complete(self, model_id: str, messages: Messages, params: dict[str, Any]) -> Completion:
+    async def complete(self, model_id: str, messages: Messages, params: dict[str, Any],
+                       sample_index: int = 0) -> Completion:
         litellm = self._litellm
         if model_id.startswith("local/"):
             await asyncio.to_thread(self.local.check, model_id.split("/", 1)[1])
+            params = {**params, "seed": sample_index}  # reproducible local samples
         try:
             response = await litellm.acompletion(model=model_id, messages=messages, num_retries=0, **params)
         except Exception as exc:  # classify: retry transient faults, surface the rest in one line

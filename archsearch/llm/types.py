@@ -43,4 +43,6 @@ class RetryableError(Exception):
 class Backend(Protocol):
     """Anything that can answer a chat completion. litellm in production, a fake in tests."""
 
-    async def complete(self, model_id: str, messages: Messages, params: dict[str, Any]) -> Completion: ...
+    async def complete(self, model_id: str, messages: Messages, params: dict[str, Any],
+                       sample_index: int = 0) -> Completion:
+        """``sample_index`` tells repeated samples of one request apart (a seed, where supported)."""

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from ..sandbox import SandboxLimits, run_python
+from ..sandbox import SandboxLimits, run_python_memo
 from ..validation import Strict
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class Exact(Strict):
     kind: Literal["exact"] = "exact"
     case_sensitive: bool = False
 
-    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None) -> float:
+    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None, memo: dict | None = None) -> float:
         if answer is None:
             return 0.0
         a, b = " ".join(answer.split()), " ".join(str(record.reference).split())
@@ -41,7 +41,7 @@ class Numeric(Strict):
     abs_tol: float = Field(1e-6, ge=0)
     rel_tol: float = Field(0.0, ge=0)
 
-    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None) -> float:
+    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None, memo: dict | None = None) -> float:
         got, want = _number(answer), _number(record.reference)
         if got is None or want is None:
             return 0.0
@@ -51,7 +51,7 @@ class Numeric(Strict):
 class Choice(Strict):
     kind: Literal["choice"] = "choice"
 
-    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None) -> float:
+    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None, memo: dict | None = None) -> float:
         if answer is None:
             return 0.0
         return float(answer.strip().upper()[:1] == str(record.reference).strip().upper()[:1])
@@ -76,11 +76,11 @@ class PythonTests(Strict):
         call = self.call.format_map(_Lenient(fields))
         return f"{program}\n\n{tests}\n\n{call}\n"
 
-    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None) -> float:
+    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None, memo: dict | None = None) -> float:
         if not answer:
             return 0.0
         code = self.build(answer, str(record.reference), record)
-        result = await run_python(code, SandboxLimits(timeout_s=self.timeout_s, memory_mb=self.memory_mb))
+        result = await run_python_memo(code, SandboxLimits(timeout_s=self.timeout_s, memory_mb=self.memory_mb), memo)
         return float(result.passed)
 
 
@@ -94,7 +94,7 @@ class LLMJudge(Strict):
         "Does the candidate answer agree with the reference? Reply with exactly 'yes' or 'no'."
     )
 
-    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None) -> float:
+    async def score(self, answer: str | None, record: Record, client: LLMClient | None = None, memo: dict | None = None) -> float:
         if answer is None:
             return 0.0
         if client is None:

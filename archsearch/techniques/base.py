@@ -51,7 +51,8 @@ class LayerTrace:
     cache_hits: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
-    usd: float = 0.0
+    usd: float = 0.0        # new spend: paid calls only
+    cost_usd: float = 0.0   # what the layer's calls cost, cache hits at their original price
     seconds: float = 0.0
     candidates_in: int = 0
     candidates_out: int = 0
@@ -68,6 +69,7 @@ class LayerContext:
     trace: LayerTrace
     sandbox_slots: asyncio.Semaphore
     label: str = field(default="")
+    sandbox_memo: dict | None = None
 
     async def complete(self, model: str, messages: Messages, *, temperature: float = 0.0,
                        max_tokens: int = 512, sample_index: int = 0) -> CallResult:
@@ -79,6 +81,7 @@ class LayerContext:
         else:
             t.calls += 1
             t.usd += result.cost_usd
+        t.cost_usd += result.cost_usd
         t.tokens_in += result.tokens_in
         t.tokens_out += result.tokens_out
         t.slowest_call_s = max(t.slowest_call_s, result.latency_s)

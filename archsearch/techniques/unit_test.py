@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..sandbox import SandboxLimits, run_python
+from ..sandbox import SandboxLimits, run_python_memo
 from ..validation import Strict
 from .base import Candidate, LayerContext, NonePassedPolicy, Technique, apply_none_passed, fill
 
@@ -89,8 +89,8 @@ class UnitTest(Technique):
         fields = {k: str(v) for k, v in question.fields.items()}
         program = fill(p.program, **fields, answer=c.answer)
         async with ctx.sandbox_slots:
-            result = await run_python(harness(program, setup, tests),
-                                      SandboxLimits(timeout_s=p.timeout_s, memory_mb=p.memory_mb))
+            result = await run_python_memo(harness(program, setup, tests),
+                                           SandboxLimits(timeout_s=p.timeout_s, memory_mb=p.memory_mb), ctx.sandbox_memo)
         rate = parse_harness(result.stdout) if result.passed else 0.0
         return c.with_(tests_passed=rate or 0.0)
 

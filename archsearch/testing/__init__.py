@@ -1,5 +1,6 @@
 """Test helpers for archsearch and its plugins (deterministic fake LLM, test servers)."""
 
+from .arithmetic import NoisyArithmetic
 from .fake_llm import FakeLLM
 
-__all__ = ["FakeLLM"]
+__all__ = ["FakeLLM", "NoisyArithmetic"]

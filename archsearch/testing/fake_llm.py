@@ -53,11 +53,13 @@ class FakeLLM:
             return f"Strength: clear. Weakness: step {h % 5} may be wrong."
         return f"Working it out. The answer is {h % self.answer_range}."
 
-    async def complete(self, model_id: str, messages: Messages, params: dict[str, Any]) -> Completion:
+    async def complete(self, model_id: str, messages: Messages, params: dict[str, Any],
+                       sample_index: int = 0) -> Completion:
         self.calls += 1
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
-        words = self.reply(model_id, messages, params).split(" ")
+        keyed = {**params, "sample_index": sample_index} if sample_index else params  # samples differ
+        words = self.reply(model_id, messages, keyed).split(" ")
         text = " ".join(words[: int(params.get("max_tokens", len(words)))])  # one word = one token here
         tokens_in = sum(len(m["content"].split()) for m in messages)
         return Completion(text=text, tokens_in=tokens_in, tokens_out=len(text.split()))

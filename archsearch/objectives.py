@@ -1,0 +1,81 @@
+"""Objectives (``objectives/*.yaml``): what to optimise, the constraints, how the final pipeline is
+chosen, and the search budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .spec import Measured
+from .validation import Strict, validate
+from .yamlio import read_yaml
+
+Metric = Literal["accuracy", "usd_per_question", "latency_p50_s", "latency_p95_s", "calls_per_question"]
+
+
+class MetricGoal(Strict):
+    name: Metric
+    direction: Literal["maximize", "minimize"]
+
+
+class Bound(Strict):
+    max: float | None = None
+    min: float | None = None
+
+
+class Selection(Strict):
+    """The chosen pipeline: best ``maximize`` (or ``minimize``) among feasible Pareto points."""
+
+    maximize: Metric | None = "accuracy"
+    minimize: Metric | None = None
+    tie_break: Metric = "calls_per_question"
+
+
+class SearchBudget(Strict):
+    usd: float | None = Field(None, ge=0)
+    calls: int | None = Field(None, ge=0)
+    wall_minutes: float | None = Field(None, gt=0)
+
+
+class Halving(Strict):
+    """Successive halving: score a new pipeline on ``first_rung`` questions first; promote it to the
+    full search split only if it is not clearly dominated there."""
+
+    first_rung: int = Field(10, ge=1)
+    margin: float = Field(0.1, ge=0, le=1, description="accuracy slack before a rung-0 point counts as dominated")
+
+
+class Objective(Strict):
+    name: str
+    metrics: list[MetricGoal] = Field(min_length=1)
+    constraints: dict[Metric, Bound] = Field(default_factory=dict)
+    select: Selection = Field(default_factory=Selection)
+    budget: SearchBudget = Field(default_factory=SearchBudget)
+    halving: Halving = Field(default_factory=Halving)
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"each metric at most once, but got {names}")
+        return self
+
+    @property
+    def directions(self) -> list[str]:
+        return [m.direction for m in self.metrics]
+
+    def values(self, measured: Measured) -> list[float]:
+        return [float(getattr(measured, m.name)) for m in self.metrics]
+
+    def feasible(self, measured: Measured) -> bool:
+        for name, bound in self.constraints.items():
+            value = getattr(measured, name)
+            if bound.max is not None and value > bound.max or bound.min is not None and value < bound.min:
+                return False
+        return True
+
+
+def load_objective(path: str | Path) -> Objective:
+    return validate(Objective, read_yaml(path), str(path))

@@ -1,0 +1,117 @@
+"""``archsearch optimize``: wires an experiment folder, the search, the report and the export."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from .experiment import Experiment, default_experiment
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("optimize", help="search the space for the best pipelines and freeze the chosen one")
+    p.add_argument("experiment", nargs="?", help="experiment folder (default: experiments/humaneval-local)")
+    p.add_argument("--space", help="search-space YAML (default: the experiment's)")
+    p.add_argument("--objective", help="objective YAML (default: the experiment's)")
+    p.add_argument("--trials", type=int, help="total trials in the study (a rerun continues up to this)")
+    p.add_argument("--budget-usd", type=float, help="hard cap on new spend in dollars")
+    p.add_argument("--budget-calls", type=int, help="hard cap on new paid calls")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite in the experiment's out/ folder)")
+    p.add_argument("--study", help="study name (default: derived from experiment, space and objective)")
+    p.add_argument("--sampler", default="tpe", help="tpe (default), random or nsga2")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--cache", help="call cache URL (default: the task's cache file)")
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--out", help="output folder (default: the experiment's out/)")
+    p.set_defaults(func=cmd_optimize)
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from .llm.budget import Budget
+    from .llm.cache import CallCache
+    from .llm.client import LLMClient
+    from .objectives import load_objective
+    from .report import export, front_table, plot_front, visible_test_rates, write_json
+    from .search import Search, SearchSettings
+    from .space import SearchSpace
+    from .tasks.task import Task
+
+    exp = Experiment(args.experiment or default_experiment())
+    cfg = exp.config
+    task = Task(exp.path(cfg.task))
+    space = SearchSpace(args.space or exp.path(cfg.space))
+    objective = load_objective(args.objective or exp.path(cfg.objective))
+    out = Path(args.out) if args.out else exp.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    budget = Budget(usd=args.budget_usd if args.budget_usd is not None else objective.budget.usd,
+                    calls=args.budget_calls if args.budget_calls is not None else objective.budget.calls)
+    study = args.study or cfg.study or f"{exp.dir.name}-{space.name}-{objective.name}"
+    settings = SearchSettings(task=task, space=space, objective=objective, trials=args.trials or cfg.trials,
+                              storage=args.storage or f"sqlite:///{(out / 'study.sqlite').resolve()}", study_name=study,
+                              out_dir=out, sampler=args.sampler, seed=cfg.seed if args.seed is None else args.seed,
+                              concurrency=args.concurrency, budget=budget, wall_minutes=objective.budget.wall_minutes)
+    cache_url = args.cache or task.cache_url or f"sqlite:///{(out / 'calls.sqlite').resolve()}"
+    client = LLMClient(cache=CallCache(cache_url), max_concurrency=args.concurrency,
+                       provider_concurrency={"local": _local_slots()})
+    console = Console(stderr=True)
+    console.print(f"[bold]archsearch optimize[/] {exp.dir} — space {space.name}, objective {objective.name}, "
+                  f"study {study}, cache {cache_url}")
+
+    def status(info=None) -> Text:
+        s = client.stats
+        done = info["finished"] if info else 0
+        last = f" | last: trial {info['outcome'].number} {info['outcome'].state}" if info else ""
+        return Text(f"trials {done}/{settings.trials} | paid calls {s.calls} | cache hits {s.cache_hits} | "
+                    f"${s.usd:.4f} spent | retries {s.retries} | failed calls {s.failures}{last}")
+
+    search = Search(settings, client)
+    with Live(status(), console=console, refresh_per_second=4, transient=False) as live:
+        search.on_progress = lambda info: live.update(status(info))
+        search.run()
+    if search.stopped:
+        console.print(f"[yellow]stopped early:[/] {search.stopped}")
+    if not search.front():
+        console.print("[red]no pipeline completed; nothing to report[/]")
+        return 1
+    chosen = search.choose()
+    console = Console()
+    console.print(front_table(search, chosen.number if chosen else None))
+    plot_front(search, out / "front.png")
+    summary = {"study": study, "storage": settings.storage, "cache": cache_url, "stopped": search.stopped,
+               "client": client.stats.as_dict(),
+               "front": [{"trial": t.number, "values": t.values, "search": t.user_attrs.get("search")} for t in search.front()]}
+    if chosen is None:
+        console.print("no Pareto pipeline meets the objective's constraints; nothing exported")
+        write_json(out / "report.json", summary)
+        return 1
+    spec = search.spec_of(chosen)
+    extra = {}
+    rates = visible_test_rates(search, spec) if any(layer.kind == "test" for layer in spec.layers) else None
+    if rates:
+        extra = {"visible_tests_tpr": rates.tpr, "visible_tests_fpr": rates.fpr,
+                 "visible_tests_precision": rates.precision, "visible_tests_false_passes": float(rates.false_pos),
+                 "visible_tests_samples": float(rates.samples)}
+        console.print(f"visible tests as a verifier on {rates.samples} pooled samples: TPR {rates.tpr:.2f}, "
+                      f"FPR {rates.fpr:.2f}, precision {rates.precision:.2f} — {rates.false_pos} programs passed the "
+                      f"visible tests but fail the hidden ones")
+    test_report = search.evaluate(spec, task.split("test"), "test")
+    test_m = test_report.measured()
+    path = out / "pipeline.yaml"
+    export(search, chosen, test_m, path, extra)
+    console.print(f"chosen: trial {chosen.number} — search accuracy {chosen.user_attrs['search']['accuracy']:.3f}, "
+                  f"held-out test accuracy {test_m.accuracy:.3f} [{test_m.accuracy_low:.2f}, {test_m.accuracy_high:.2f}] "
+                  f"on {test_m.questions} questions")
+    console.print(f"wrote {path}, {out / 'front.png'}, {out / 'report.json'}")
+    summary.update(chosen=chosen.number, test=test_m.model_dump(), verifier=extra, client=client.stats.as_dict())
+    write_json(out / "report.json", summary)
+    return 0
+
+
+def _local_slots() -> int:
+    import os
+
+    return int(os.environ.get("ARCHSEARCH_LOCAL_SLOTS", "4"))

@@ -1,0 +1,187 @@
+"""Search spaces (``spaces/*.yaml``): which layers may appear, in what order, with what ranges.
+
+Entries of ``layers`` are run in order and are either a layer template
+``{kind, params, optional?, requires?}`` or a block ``{group: name, layers: [...], min_enabled?}`` or
+``{repeat: {min, max}, layers: [...]}``. A param value is a literal or one of
+``{choice: [...]}``, ``{int: [low, high], log?}``, ``{float: [low, high], log?}``; the param ``combo``
+takes ``{choice: [{...}, ...]}`` and merges the chosen mapping into the params (for settings that
+only make sense together, e.g. n=1 with temperature 0).
+
+A space draws values through anything with Optuna's ``suggest_*`` methods (an Optuna trial, or
+``RandomSuggester`` for tests), so this module itself does not need Optuna.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import Field
+
+from .errors import SpecError
+from .spec import SCHEMA_VERSION, PipelineSpec, parse_spec
+from .tasks.scorers import PythonTests
+from .tasks.task import Task
+from .validation import Strict, validate
+from .yamlio import read_yaml
+
+
+class Suggester(Protocol):
+    def suggest_categorical(self, name: str, choices: list) -> Any: ...
+    def suggest_int(self, name: str, low: int, high: int, *, log: bool = False) -> int: ...
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+
+
+class RandomSuggester:
+    """Draws uniformly, for property tests and random search without Optuna."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.params: dict[str, Any] = {}
+
+    def suggest_categorical(self, name, choices):
+        return self.params.setdefault(name, self.rng.choice(list(choices)))
+
+    def suggest_int(self, name, low, high, *, log=False):
+        return self.params.setdefault(name, self.rng.randint(low, high))
+
+    def suggest_float(self, name, low, high, *, log=False):
+        return self.params.setdefault(name, self.rng.uniform(low, high))
+
+
+class _SpaceFile(Strict):
+    name: str
+    description: str = ""
+    models: dict[str, dict[str, Any]] = Field(min_length=1)
+    layers: list[dict[str, Any]] = Field(min_length=1)
+
+
+def _label(choice: Any) -> Any:
+    """Optuna categorical choices must be scalars: mappings are named by their compact JSON."""
+    return json.dumps(choice, sort_keys=True, separators=(",", ":")) if isinstance(choice, dict) else choice
+
+
+class SearchSpace:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.file = str(self.path)
+        cfg = validate(_SpaceFile, read_yaml(self.path), self.file)
+        self.name, self.description, self.models, self.entries = cfg.name, cfg.description, cfg.models, cfg.layers
+        self._check(self.entries, ("layers",))
+
+    # -- validation of the space file itself -------------------------------------------------
+    def _check(self, entries: list, path: tuple) -> None:
+        for i, entry in enumerate(entries):
+            where = path + (i,)
+            if not isinstance(entry, dict):
+                raise SpecError(self.file, _fmt(where), "expected a mapping (a layer template or a block)")
+            if "layers" in entry:
+                unknown = set(entry) - {"group", "repeat", "top_k", "layers", "optional"}
+                if unknown:
+                    raise SpecError(self.file, _fmt(where + (sorted(unknown)[0],)),
+                                    "unknown key in block (expected group, repeat, top_k, layers, optional)")
+                if not isinstance(entry["layers"], list) or not entry["layers"]:
+                    raise SpecError(self.file, _fmt(where + ("layers",)), "expected a non-empty list")
+                for key, low in (("repeat", 0), ("top_k", 1)):
+                    rng = entry.get(key)
+                    if rng is not None and not (isinstance(rng, dict) and set(rng) == {"min", "max"}
+                                                and all(type(rng[k]) is int for k in rng) and low <= rng["min"] <= rng["max"] <= 20):
+                        raise SpecError(self.file, _fmt(where + (key,)),
+                                        f"expected {{min: int, max: int}} with {low} <= min <= max <= 20")
+                self._check(entry["layers"], where + ("layers",))
+                continue
+            unknown = set(entry) - {"kind", "params", "optional", "requires"}
+            if unknown:
+                raise SpecError(self.file, _fmt(where + (sorted(unknown)[0],)), "unknown key (expected kind, params, optional, requires)")
+            if not isinstance(entry.get("kind"), str):
+                raise SpecError(self.file, _fmt(where + ("kind",)), "required: the layer kind")
+            for key, value in (entry.get("params") or {}).items():
+                self._check_range(value, where + ("params", key))
+
+    def _check_range(self, value: Any, where: tuple) -> None:
+        if not isinstance(value, dict):
+            return
+        if "choice" in value:
+            if set(value) != {"choice"} or not isinstance(value["choice"], list) or not value["choice"]:
+                raise SpecError(self.file, _fmt(where), "expected {choice: [non-empty list]}")
+        elif "int" in value or "float" in value:
+            kind = "int" if "int" in value else "float"
+            bounds = value[kind]
+            if set(value) - {kind, "log"} or not isinstance(bounds, list) or len(bounds) != 2:
+                raise SpecError(self.file, _fmt(where), f"expected {{{kind}: [low, high], log?: bool}}")
+            if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds) or bounds[0] > bounds[1]:
+                raise SpecError(self.file, _fmt(where + (kind,)), f"`low <= high` must hold, but got {bounds}")
+
+    # -- drawing a pipeline ------------------------------------------------------------------
+    def _value(self, s: Suggester, name: str, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        if "choice" in value:
+            labels = [_label(c) for c in value["choice"]]
+            picked = s.suggest_categorical(name, labels)
+            return value["choice"][labels.index(picked)]
+        if "int" in value:
+            return s.suggest_int(name, int(value["int"][0]), int(value["int"][1]), log=bool(value.get("log")))
+        if "float" in value:
+            return s.suggest_float(name, float(value["float"][0]), float(value["float"][1]), log=bool(value.get("log")))
+        return value
+
+    def _layers(self, s: Suggester, entries: list, prefix: str, task: Task | None) -> list[dict]:
+        out: list[dict] = []
+        for i, entry in enumerate(entries):
+            name = f"{prefix}{entry.get('group', i)}"
+            if "layers" in entry:
+                if entry.get("optional") and not s.suggest_categorical(f"{name}.enabled", [True, False]):
+                    continue
+                rep, top = entry.get("repeat"), entry.get("top_k")
+                children = entry["layers"]
+                if top:  # Archon's "top-k models": the first k entries of a list ordered best first
+                    children = children[: s.suggest_int(f"{name}.top_k", top["min"], min(top["max"], len(children)))]
+                times = s.suggest_int(f"{name}.repeat", rep["min"], rep["max"]) if rep else 1
+                for r in range(times):
+                    out.extend(self._layers(s, children, f"{name}.{r}." if rep else f"{name}.", task))
+                continue
+            if entry.get("requires") == "visible_tests" and task is not None and not any(r.visible_tests for r in task.records):
+                continue
+            if entry.get("optional") and not s.suggest_categorical(f"{name}.enabled", [True, False]):
+                continue
+            params = {}
+            for key, value in (entry.get("params") or {}).items():
+                chosen = self._value(s, f"{name}.{key}", value)
+                if key == "combo":
+                    params.update(chosen)
+                else:
+                    params[key] = chosen
+            if entry["kind"] == "test" and "program" not in params and task is not None and isinstance(task.scorer, PythonTests):
+                params["program"] = task.scorer.program
+            out.append({"kind": entry["kind"], "params": params})
+        return out
+
+    def build(self, s: Suggester, task: Task | None = None) -> PipelineSpec:
+        layers = self._layers(s, self.entries, "", task)
+        used = {p["params"].get("model") for p in layers} - {None}
+        models = {k: v for k, v in self.models.items() if k in used} or dict(list(self.models.items())[:1])
+        signature = {"template": "{question}", "extractor": {"kind": "text"}}
+        if task is not None:
+            signature = {"template": task.template, "extractor": task.extractor.model_dump(),
+                         "scorer": task.scorer.model_dump()}
+        body = {"schema_version": SCHEMA_VERSION, "name": self.name, "task": signature, "models": models, "layers": layers}
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
+        body["name"] = f"{self.name}-{digest}"
+        return parse_spec(body, f"{self.file} (drawn pipeline)")
+
+
+def spec_fingerprint(spec: PipelineSpec) -> str:
+    """Identity of what a pipeline does (layers and models), ignoring names and measurements."""
+    body = {"models": {k: v.model_dump() for k, v in spec.models.items()},
+            "layers": [layer.model_dump() for layer in spec.layers]}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _fmt(path: tuple) -> str:
+    from .errors import format_path
+
+    return format_path(path)

@@ -1,0 +1,87 @@
+"""The search on a toy task with deterministic fake models: front, export, reuse, budget, spaces."""
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from archsearch.llm import Budget, CallCache, LLMClient
+from archsearch.objectives import load_objective
+from archsearch.report import export
+from archsearch.search import Search, SearchSettings
+from archsearch.space import RandomSuggester, SearchSpace
+from archsearch.spec import load_spec
+from archsearch.tasks import Task
+from archsearch.testing import FakeLLM, NoisyArithmetic
+
+ACCURACY = {"fake/strong": 0.75, "fake/weak": 0.35}
+
+
+def _search(fixtures, tmp_path, trials=12, budget=None, latency=0.0, concurrency=32, sampler="tpe"):
+    toy = fixtures / "toy"
+    backend = FakeLLM(answers=NoisyArithmetic(ACCURACY), latency_s=latency)
+    client = LLMClient(backend, CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}"), max_concurrency=concurrency)
+    s = SearchSettings(task=Task(toy / "task.yaml"), space=SearchSpace(toy / "space.yaml"),
+                       objective=load_objective(toy / "objective.yaml"), trials=trials,
+                       storage=f"sqlite:///{tmp_path / 'study.sqlite'}", study_name="toy", out_dir=tmp_path,
+                       sampler=sampler, budget=budget or Budget(), concurrency=concurrency)
+    return Search(s, client), backend
+
+
+def test_search_finds_a_front_and_exports_a_valid_spec(fixtures, tmp_path):
+    search, backend = _search(fixtures, tmp_path)
+    outcomes = search.run()
+    assert search.finished() == 12 and backend.calls > 0
+    front = search.front()
+    assert front
+    best = max(front, key=lambda t: t.values[0])
+    assert best.values[0] >= 0.7  # the strong model (75% per sample) is found
+    chosen = search.choose()
+    test = search.evaluate(search.spec_of(chosen), search.settings.task.split("test"), "test").measured()
+    spec = export(search, chosen, test, tmp_path / "pipeline.yaml")
+    again = load_spec(tmp_path / "pipeline.yaml")
+    assert again == spec and again.metrics["test"].questions == 16
+    assert again.provenance.trial == chosen.number and again.provenance.data_hash
+    assert {o.state for o in outcomes} <= {"COMPLETE", "PRUNED"}
+
+
+def test_rerun_makes_zero_paid_calls_and_gives_the_same_front(fixtures, tmp_path):
+    first, _ = _search(fixtures, tmp_path, trials=10)
+    first.run()
+    front1 = [(t.number, t.values) for t in first.front()]
+    second, backend = _search(fixtures, tmp_path, trials=10)
+    second.run()  # the study is complete: nothing to do
+    assert backend.calls == 0 and second.client.stats.calls == 0
+    assert [(t.number, t.values) for t in second.front()] == front1
+    third, backend3 = _search(fixtures, tmp_path, trials=10)
+    third.study = None
+    # a new study over the same cache re-evaluates every pipeline but pays for nothing
+    third.settings.study_name = "toy-again"
+    third.run()
+    assert backend3.calls == 0 and third.client.stats.cache_hits > 0
+
+
+def test_dollar_budget_holds_under_concurrency(fixtures, tmp_path):
+    search, backend = _search(fixtures, tmp_path, trials=200, budget=Budget(usd=0.5), latency=0.002, concurrency=32)
+    search.run()
+    assert search.settings.budget.spent_usd <= 0.5
+    assert search.client.stats.usd <= 0.5
+    assert "budget" in search.stopped
+    assert search.finished() < 200
+
+
+SPACES = ["spaces/sampling.yaml", "spaces/sampling-cot.yaml", "spaces/archon.yaml", "spaces/default.yaml",
+          "tests/fixtures/toy/space.yaml"]
+TASKS = ["experiments/humaneval-local/task.yaml", "experiments/gsm8k-local/task.yaml"]
+
+
+@pytest.fixture(scope="module")
+def loaded(root):
+    return [SearchSpace(root / s) for s in SPACES], [Task(root / t) for t in TASKS]
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), which=st.integers(0, len(SPACES) - 1), task_index=st.integers(0, len(TASKS) - 1))
+def test_every_pipeline_any_space_draws_validates(loaded, seed, which, task_index):
+    spaces, tasks = loaded
+    spec = spaces[which].build(RandomSuggester(seed), tasks[task_index])
+    assert spec.layers and spec.layers[0].kind == "generate"
+    assert all(layer.params["model"] in spec.models for layer in spec.layers if layer.params.get("model"))
