@@ -78,7 +78,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .tasks.task import Task
 
     spec = load_spec(args.spec)
-    task = Task(args.task)
+    task_file = args.task
+    if task_file is None:
+        recorded = spec.provenance.task_file if spec.provenance else None
+        if recorded is None:
+            raise SpecError(args.spec, "provenance.task_file", "no task recorded in the spec: pass --task TASK.yaml")
+        task_file = str(Path(args.spec).resolve().parent / recorded)
+    task = Task(task_file)
     records = task.split(args.split)[: args.limit] if args.limit else task.split(args.split)
     cache_url = args.cache or task.cache_url
     pipe = Pipeline(spec, _client(cache_url, args.concurrency))
@@ -127,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="score a spec on a task split")
     ev.add_argument("spec")
-    ev.add_argument("--task", required=True, help="task YAML")
+    ev.add_argument("--task", help="task YAML (default: the one recorded in the spec's provenance)")
     ev.add_argument("--split", default="test", help="split name, or 'all' (default: test)")
     ev.add_argument("--limit", type=int, help="first N records of the split")
     ev.add_argument("--cache", help="call cache URL (default: the task's cache file)")

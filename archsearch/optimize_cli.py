@@ -64,7 +64,12 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     def status(info=None) -> Text:
         s = client.stats
         done = info["finished"] if info else 0
-        last = f" | last: trial {info['outcome'].number} {info['outcome'].state}" if info else ""
+        last = ""
+        if info:
+            front = search.front()
+            pick = max if objective.metrics[0].direction == "maximize" else min
+            best = pick((t.values[0] for t in front), default=float("nan"))
+            last = f" | front {len(front)} pipelines, best {objective.metrics[0].name} {best:.3f}"
         return Text(f"trials {done}/{settings.trials} | paid calls {s.calls} | cache hits {s.cache_hits} | "
                     f"${s.usd:.4f} spent | retries {s.retries} | failed calls {s.failures}{last}")
 

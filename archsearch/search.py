@@ -66,7 +66,7 @@ def make_sampler(name: str, seed: int, n_objectives: int) -> optuna.samplers.Bas
 def open_study(settings: SearchSettings) -> optuna.Study:
     storage: Any = settings.storage
     if storage.startswith(("sqlite:", "postgresql", "mysql")):
-        storage = optuna.storages.RDBStorage(storage, heartbeat_interval=10, grace_period=60)
+        storage = optuna.storages.RDBStorage(storage)
     elif storage.endswith(".log") or storage.startswith("journal:"):
         path = storage.removeprefix("journal:")
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
@@ -86,7 +86,6 @@ def _fail_orphans(study: optuna.Study) -> int:
                 failed += 1
             except Exception:  # another worker got there first
                 pass
-    optuna.storages.fail_stale_trials(study)
     return failed
 
 

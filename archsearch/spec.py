@@ -68,6 +68,7 @@ class Provenance(Strict):
     trial: int | None = None
     data_hash: str | None = None
     created: str | None = None
+    task_file: str | None = Field(None, description="the task YAML it was tuned on, relative to this spec")
 
 
 class PipelineSpec(Strict):

@@ -85,3 +85,22 @@ def test_every_pipeline_any_space_draws_validates(loaded, seed, which, task_inde
     spec = spaces[which].build(RandomSuggester(seed), tasks[task_index])
     assert spec.layers and spec.layers[0].kind == "generate"
     assert all(layer.params["model"] in spec.models for layer in spec.layers if layer.params.get("model"))
+
+
+def test_study_opens_in_optuna_with_params_values_and_specs(fixtures, tmp_path):
+    import optuna
+
+    search, _ = _search(fixtures, tmp_path, trials=6)
+    search.run()
+    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path / 'study.sqlite'}")
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert done and all(len(t.values) == 2 for t in done)
+    assert all("0.model" in t.params and "0.n" in t.params for t in done)
+    assert all(load_spec_text(t.user_attrs["spec"]).layers[0].kind == "generate" for t in done)
+    assert all("accuracy" in t.user_attrs["search"] for t in done)
+
+
+def load_spec_text(text):
+    from archsearch.spec import loads_spec
+
+    return loads_spec(text)
