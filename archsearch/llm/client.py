@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import LLMCallError
@@ -27,9 +27,13 @@ class ClientStats:
     tokens_out: int = 0
     usd: float = 0.0
     seconds: float = 0.0    # summed call latency of paid calls
+    errors: dict[str, int] = field(default_factory=dict)  # every failed attempt, by reason
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def record_error(self, reason: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
 
 
 class LLMClient:
@@ -159,6 +163,7 @@ class LLMClient:
                 last, retry_after = f"timed out after {self.timeout_s:g}s", None
             except RetryableError as exc:
                 last, retry_after = str(exc), exc.retry_after
+            self.stats.record_error("timeout" if last.startswith("timed out") else last.split(":")[0])
             if attempt == self.max_retries:
                 break
             self.stats.retries += 1
