@@ -86,8 +86,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     console = Console()
     console.print(front_table(search, chosen.number if chosen else None))
     plot_front(search, out / "front.png")
+    failures = [{"trial": t.number, "state": t.state.name, "failure": t.user_attrs.get("failure"),
+                 "failed_questions": t.user_attrs.get("failed_questions", [])}
+                for t in search.study.trials if t.user_attrs.get("failure") or t.user_attrs.get("failed_questions")]
+    if failures or client.stats.failures:
+        console.print(f"[yellow]{client.stats.failures} calls failed after every retry "
+                      f"(attempt errors: {client.stats.errors}); {len(failures)} trials had failures — see report.json")
     summary = {"study": study, "storage": settings.storage, "cache": cache_url, "stopped": search.stopped,
-               "client": client.stats.as_dict(),
+               "client": client.stats.as_dict(), "failures": failures,
                "front": [{"trial": t.number, "values": t.values, "search": t.user_attrs.get("search")} for t in search.front()]}
     if chosen is None:
         console.print("no Pareto pipeline meets the objective's constraints; nothing exported")

@@ -104,3 +104,21 @@ def load_spec_text(text):
     from archsearch.spec import loads_spec
 
     return loads_spec(text)
+
+
+def test_search_completes_with_twenty_percent_of_calls_failing(fixtures, tmp_path):
+    from archsearch.testing import FlakyBackend
+
+    search, fake = _search(fixtures, tmp_path, trials=10)
+    flaky = FlakyBackend(fake, failure_rate=0.2, seed=5)
+    search.client.backend = flaky
+    search.client.max_retries = 1  # so some calls fail for good (0.2 ** 2 = 4% of calls)
+    search.client.backoff_base_s = 0.0
+    outcomes = search.run()
+    assert search.finished() == 10 and flaky.failed > 0
+    stats = search.client.stats
+    assert stats.failures > 0 and stats.errors["HTTP 503"] == flaky.failed
+    assert stats.calls == fake.calls  # spend is counted for answered calls only
+    failed = [t for t in search.study.trials if t.user_attrs.get("failed_questions")]
+    assert failed and all("HTTP 503" in q for t in failed for q in t.user_attrs["failed_questions"])
+    assert all(o.state in ("COMPLETE", "PRUNED", "FAIL") for o in outcomes)

@@ -2,5 +2,6 @@
 
 from .arithmetic import NoisyArithmetic
 from .fake_llm import FakeLLM
+from .flaky import FlakyBackend
 
-__all__ = ["FakeLLM", "NoisyArithmetic"]
+__all__ = ["FakeLLM", "FlakyBackend", "NoisyArithmetic"]
