@@ -33,6 +33,10 @@ class BudgetExhausted(ArchsearchError):
     """Starting another call would take spend past the budget."""
 
 
+class BudgetBusy(BudgetExhausted):
+    """The call would fit once calls in flight settle (their reservations are worst cases): wait."""
+
+
 def format_path(loc: Sequence[str | int]) -> str:
     """``("layers", 2, "params", "keep")`` -> ``"layers[2].params.keep"``."""
     out = ""

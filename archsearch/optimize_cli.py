@@ -27,16 +27,17 @@ def add_parser(sub) -> None:
     p.add_argument("--cache", help="call cache URL (default: the task's cache file)")
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--out", help="output folder (default: the experiment's out/)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (joblib, loky)")
     p.set_defaults(func=cmd_optimize)
 
 
-def cmd_optimize(args: argparse.Namespace) -> int:
-    from .llm.budget import Budget
+def build(args: argparse.Namespace):
+    """Everything a worker needs, from the command's arguments (each worker process calls this)."""
     from .llm.cache import CallCache
     from .llm.client import LLMClient
+    from .llm.shared_budget import SharedBudget
     from .objectives import load_objective
-    from .report import export, front_table, plot_front, visible_test_rates, write_json
-    from .search import Search, SearchSettings
+    from .search import SearchSettings
     from .space import SearchSpace
     from .tasks.task import Task
 
@@ -47,16 +48,37 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     objective = load_objective(args.objective or exp.path(cfg.objective))
     out = Path(args.out) if args.out else exp.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    budget = Budget(usd=args.budget_usd if args.budget_usd is not None else objective.budget.usd,
-                    calls=args.budget_calls if args.budget_calls is not None else objective.budget.calls)
     study = args.study or cfg.study or f"{exp.dir.name}-{space.name}-{objective.name}"
+    cache_url = args.cache or task.cache_url or f"sqlite:///{(out / 'calls.sqlite').resolve()}"
+    cache = CallCache(cache_url)
+    budget = SharedBudget(cache.engine, f"study:{study}",
+                          usd=args.budget_usd if args.budget_usd is not None else objective.budget.usd,
+                          calls=args.budget_calls if args.budget_calls is not None else objective.budget.calls)
     settings = SearchSettings(task=task, space=space, objective=objective, trials=args.trials or cfg.trials,
                               storage=args.storage or f"sqlite:///{(out / 'study.sqlite').resolve()}", study_name=study,
                               out_dir=out, sampler=args.sampler, seed=cfg.seed if args.seed is None else args.seed,
                               concurrency=args.concurrency, budget=budget, wall_minutes=objective.budget.wall_minutes)
-    cache_url = args.cache or task.cache_url or f"sqlite:///{(out / 'calls.sqlite').resolve()}"
-    client = LLMClient(cache=CallCache(cache_url), max_concurrency=args.concurrency,
-                       provider_concurrency={"local": _local_slots()})
+    client = LLMClient(cache=cache, max_concurrency=args.concurrency, provider_concurrency={"local": _local_slots()})
+    return exp, settings, client, cache_url
+
+
+def run_worker(args: argparse.Namespace, index: int) -> dict:
+    """One of ``--workers N`` processes: same study, same cache, same budget."""
+    from .search import Search
+
+    _, settings, client, _ = build(args)
+    settings.seed += index  # different proposals per worker
+    search = Search(settings, client)
+    outcomes = search.run()
+    return {"worker": index, "trials": [o.number for o in outcomes], "stats": client.stats.as_dict(), "stopped": search.stopped}
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from .report import export, front_table, plot_front, visible_test_rates, write_json
+    from .search import Search, open_study
+
+    exp, settings, client, cache_url = build(args)
+    task, space, objective, out, study = settings.task, settings.space, settings.objective, settings.out_dir, settings.study_name
     console = Console(stderr=True)
     console.print(f"[bold]archsearch optimize[/] {exp.dir} — space {space.name}, objective {objective.name}, "
                   f"study {study}, cache {cache_url}")
@@ -74,9 +96,20 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                     f"${s.usd:.4f} spent | retries {s.retries} | failed calls {s.failures}{last}")
 
     search = Search(settings, client)
-    with Live(status(), console=console, refresh_per_second=4, transient=False) as live:
-        search.on_progress = lambda info: live.update(status(info))
-        search.run()
+    if args.workers > 1:
+        from joblib import Parallel, delayed
+
+        console.print(f"starting {args.workers} worker processes (joblib loky) on {settings.storage}")
+        results = Parallel(n_jobs=args.workers, backend="loky")(delayed(run_worker)(args, i) for i in range(args.workers))
+        for r in results:
+            console.print(f"worker {r['worker']}: {len(r['trials'])} trials, {r['stats']['calls']} paid calls, "
+                          f"{r['stats']['cache_hits']} cache hits" + (f", stopped: {r['stopped']}" if r["stopped"] else ""))
+            search.stopped = search.stopped or r["stopped"]
+        search.study = open_study(settings)
+    else:
+        with Live(status(), console=console, refresh_per_second=4, transient=False) as live:
+            search.on_progress = lambda info: live.update(status(info))
+            search.run()
     if search.stopped:
         console.print(f"[yellow]stopped early:[/] {search.stopped}")
     if not search.front():

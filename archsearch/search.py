@@ -66,13 +66,27 @@ def make_sampler(name: str, seed: int, n_objectives: int) -> optuna.samplers.Bas
 def open_study(settings: SearchSettings) -> optuna.Study:
     storage: Any = settings.storage
     if storage.startswith(("sqlite:", "postgresql", "mysql")):
-        storage = optuna.storages.RDBStorage(storage)
+        storage = _rdb_storage(storage)
     elif storage.endswith(".log") or storage.startswith("journal:"):
         path = storage.removeprefix("journal:")
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
     return optuna.create_study(storage=storage, study_name=settings.study_name, load_if_exists=True,
                                directions=settings.objective.directions,
                                sampler=make_sampler(settings.sampler, settings.seed, len(settings.objective.metrics)))
+
+
+def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
+    """Workers starting together race to create Optuna's schema; the loser retries."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url)
+        except SQLAlchemyError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.3 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _fail_orphans(study: optuna.Study) -> int:

@@ -1,6 +1,5 @@
 """kill -9 at random moments, then rerun: no completed trial lost, cache readable, no call paid twice."""
 
-import os
 import random
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import optuna
 
 from archsearch.llm import CallCache
 
-WORKER = Path(__file__).parent / "crash_worker.py"
+WORKER = Path(__file__).parent / "search_worker.py"
 TRIALS = 14
 
 

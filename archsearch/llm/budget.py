@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import BudgetExhausted
+from ..errors import BudgetBusy, BudgetExhausted
 
 
 @dataclass
@@ -24,6 +24,8 @@ class Budget:
             if estimate_usd is None:
                 raise BudgetExhausted("cannot bound the cost of a call to a model without a known price")
             if self.spent_usd + self.reserved_usd + held > self.usd + 1e-12:
+                if self.reserved_usd > 0 and self.spent_usd + held <= self.usd + 1e-12:
+                    raise BudgetBusy("waiting for calls in flight to settle")
                 raise BudgetExhausted(
                     f"dollar budget of ${self.usd:.4f} reached (spent ${self.spent_usd:.4f}, "
                     f"${self.reserved_usd:.4f} in flight, next call up to ${held:.4f})"

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import time
 from typing import Any
 
@@ -26,6 +28,14 @@ calls_table = Table(
 )
 
 
+claims_table = Table(
+    "archsearch_llm_claims", _metadata,
+    Column("key", String(64), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("expires", Float, nullable=False),
+)
+
+
 def call_key(model_id: str, messages: list[dict[str, str]], params: dict[str, Any], sample_index: int) -> str:
     blob = json.dumps({"model": model_id, "messages": messages, "params": params, "sample": sample_index},
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"))
@@ -39,15 +49,17 @@ def sqlite_url(path: str) -> str:
 class CallCache:
     """Used from one thread (the event loop's); each process opens its own."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, claims: bool = False) -> None:
         self.url = url
+        self.claims = claims  # several processes share this cache: claim a call before paying for it
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        _metadata.create_all(self.engine, checkfirst=True)
+        create_tables(_metadata, self.engine)
         self._conn = None  # one long-lived connection: per-call pool checkouts cost more than the query
         self._select = select(calls_table.c.response).where(calls_table.c.key == bindparam("key"))
-        self._insert = self._insert_ignore()
+        self._insert = self._insert_ignore(calls_table, "key")
 
     def _connection(self):
         if self._conn is None or self._conn.closed or self._conn.invalidated:
@@ -68,26 +80,55 @@ class CallCache:
         with conn.begin():
             conn.execute(self._insert, values)
 
+    def claim(self, key: str, ttl_s: float) -> bool:
+        """Take the right to make call ``key`` (or find that a live claim of another worker holds it)."""
+        now = time.time()
+        conn = self._connection()
+        with conn.begin():
+            conn.execute(claims_table.delete().where((claims_table.c.key == key) & (claims_table.c.expires < now)))
+            insert = self._insert_ignore(claims_table, "key").values(key=key, owner=self.owner, expires=now + ttl_s)
+            won = conn.execute(insert.returning(claims_table.c.key)).first()  # rowcount is -1 on psycopg
+        return won is not None
+
+    def release(self, key: str) -> None:
+        conn = self._connection()
+        with conn.begin():
+            conn.execute(claims_table.delete().where((claims_table.c.key == key) & (claims_table.c.owner == self.owner)))
+
     def __len__(self) -> int:
         from sqlalchemy import func
 
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(calls_table)).scalar_one())
 
-    def _insert_ignore(self):
+    def _insert_ignore(self, table: Table, key: str):
         name = self.engine.dialect.name
         if name == "sqlite":
             from sqlalchemy.dialects.sqlite import insert
         elif name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
-            return calls_table.insert().prefix_with("IGNORE")
-        return insert(calls_table).on_conflict_do_nothing(index_elements=["key"])
+            return table.insert().prefix_with("IGNORE")
+        return insert(table).on_conflict_do_nothing(index_elements=[key])
 
     def close(self) -> None:
         if self._conn is not None:
             self._conn.close()
         self.engine.dispose()
+
+
+def create_tables(metadata: MetaData, engine: Engine, attempts: int = 5) -> None:
+    """``create_all`` that tolerates another process creating the same tables at the same moment."""
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine, checkfirst=True)
+            return
+        except (IntegrityError, ProgrammingError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

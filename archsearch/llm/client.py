@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import LLMCallError
+from ..errors import BudgetBusy, LLMCallError
 from ..spec import ModelSpec
 from .budget import Budget
 from .cache import CallCache, call_key
@@ -113,7 +113,8 @@ class LLMClient:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            result = await self._paid_call(model, messages, params, sample_index, key)
+            cached = await self._wait_for_other_worker(key)
+            result = cached or await self._paid_call(model, messages, params, sample_index, key)
             future.set_result(result)
             return result
         except BaseException as exc:
@@ -122,6 +123,24 @@ class LLMClient:
             raise
         finally:
             del self._inflight[key]
+            self._release_claim(key)
+
+    async def _wait_for_other_worker(self, key: str) -> CallResult | None:
+        """With a shared cache, a call another process is already making is waited for, not repaid."""
+        if self.cache is None or not self.cache.claims:
+            return None
+        while not self.cache.claim(key, ttl_s=self.timeout_s * (self.max_retries + 1) + 60):
+            await asyncio.sleep(0.2)
+            if (row := self.cache.get(key)) is not None:
+                self.stats.cache_hits += 1
+                return CallResult(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"],
+                                  row["latency_s"], cached=True, key=key)
+        if (row := self.cache.get(key)) is not None:  # answered between our lookup and our claim
+            self.cache.release(key)
+            self.stats.cache_hits += 1
+            return CallResult(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"],
+                              row["latency_s"], cached=True, key=key)
+        return None
 
     async def _paid_call(self, model: ModelSpec, messages: Messages, params: dict[str, Any],
                          sample_index: int, key: str) -> CallResult:
@@ -129,7 +148,7 @@ class LLMClient:
             held = 0.0
             if self.budget is not None:
                 chars = sum(len(m.get("content", "")) for m in messages)
-                held = self.budget.reserve(worst_case_usd(model, chars, params["max_tokens"]))
+                held = await self._reserve(worst_case_usd(model, chars, params["max_tokens"]))
             try:
                 completion, latency = await self._with_retries(model, messages, params, sample_index)
             except BaseException:
@@ -150,6 +169,17 @@ class LLMClient:
                            {"text": result.text, "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
                             "cost_usd": usd, "latency_s": latency})
         return result
+
+    def _release_claim(self, key: str) -> None:
+        if self.cache is not None and self.cache.claims:
+            self.cache.release(key)
+
+    async def _reserve(self, estimate: float | None) -> float:
+        while True:
+            try:
+                return self.budget.reserve(estimate)
+            except BudgetBusy:
+                await asyncio.sleep(0.01 + self._rng.random() * 0.02)
 
     async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int):
         backend, model_id = self._backend(model), model.id

@@ -1,0 +1,59 @@
+"""A search worker process for the kill -9 and distributed tests: fake models with latency, every
+completed backend call logged (one key per line) so tests can count calls paid twice."""
+
+import argparse
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from archsearch.llm import Budget, CallCache, LLMClient  # noqa: E402
+from archsearch.llm.shared_budget import SharedBudget  # noqa: E402
+from archsearch.objectives import load_objective  # noqa: E402
+from archsearch.search import Search, SearchSettings  # noqa: E402
+from archsearch.space import SearchSpace  # noqa: E402
+from archsearch.tasks import Task  # noqa: E402
+from archsearch.testing import FakeLLM, NoisyArithmetic  # noqa: E402
+
+
+class LoggingFake(FakeLLM):
+    def __init__(self, log: Path, **kw):
+        super().__init__(**kw)
+        self.log = log.open("a", buffering=1)
+
+    async def complete(self, model_id, messages, params, sample_index=0):
+        result = await super().complete(model_id, messages, params, sample_index)
+        key = hashlib.sha256(json.dumps([model_id, messages, params, sample_index], sort_keys=True).encode()).hexdigest()
+        self.log.write(key + "\n")
+        return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("work")
+    p.add_argument("trials", type=int)
+    p.add_argument("--storage")
+    p.add_argument("--cache")
+    p.add_argument("--budget-usd", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log", default="paid.log")
+    a = p.parse_args()
+    work, toy = Path(a.work), Path(__file__).parent / "fixtures" / "toy"
+    backend = LoggingFake(work / a.log, answers=NoisyArithmetic({"fake/strong": 0.75, "fake/weak": 0.35}), latency_s=0.01)
+    cache = CallCache(a.cache or f"sqlite:///{work / 'calls.sqlite'}", claims=bool(a.cache))
+    budget = SharedBudget(cache.engine, "study:crash", usd=a.budget_usd) if a.budget_usd is not None else Budget()
+    client = LLMClient(backend, cache, max_concurrency=8)
+    settings = SearchSettings(task=Task(toy / "task.yaml"), space=SearchSpace(toy / "space.yaml"),
+                              objective=load_objective(toy / "objective.yaml"), trials=a.trials,
+                              storage=a.storage or f"sqlite:///{work / 'study.sqlite'}", study_name="crash",
+                              out_dir=work, budget=budget, concurrency=8, seed=a.seed)
+    search = Search(settings, client)
+    outcomes = search.run()
+    print(json.dumps({"usd": client.stats.usd, "calls": client.stats.calls, "stopped": search.stopped,
+                      "trials": [o.number for o in outcomes]}))
+
+
+if __name__ == "__main__":
+    main()
