@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ArchsearchError, SpecError
+from .errors import ArchsearchError, SpecError, one_line
 
 
 def _client(cache_url: str | None, concurrency: int):
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ArchsearchError as exc:
-        print(f"archsearch: error: {exc}", file=sys.stderr)
+        print(f"archsearch: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("archsearch: interrupted", file=sys.stderr)

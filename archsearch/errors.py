@@ -18,7 +18,7 @@ class SpecError(ArchsearchError):
     def __init__(self, file: str, path: str, problem: str) -> None:
         self.file, self.path, self.problem = str(file), path, problem
         where = f"{self.file}: {path}" if path else self.file
-        super().__init__(f"{where}: {problem}")
+        super().__init__(one_line(f"{where}: {problem}"))
 
 
 class LLMCallError(ArchsearchError):
@@ -37,12 +37,19 @@ class BudgetBusy(BudgetExhausted):
     """The call would fit once calls in flight settle (their reservations are worst cases): wait."""
 
 
+def one_line(text: str) -> str:
+    """Control characters (from user data echoed back) must not break the one-line promise."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def format_path(loc: Sequence[str | int]) -> str:
-    """``("layers", 2, "params", "keep")`` -> ``"layers[2].params.keep"``."""
+    """``("layers", 2, "params", "keep")`` -> ``"layers[2].params.keep"``; odd keys are quoted."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not (str(part).replace("_", "").replace("-", "").isalnum()):
+            out += f"[{str(part)!r}]"
         else:
             out += f".{part}" if out else str(part)
     return out

@@ -18,7 +18,7 @@ def validate_kind(options: dict[str, type[M]], data: Any, file: str, prefix: tup
     if not isinstance(data, dict):
         raise SpecError(file, format_path(prefix), f"expected a mapping with 'kind', but got {type(data).__name__}")
     kind = data.get("kind")
-    if kind not in options:
+    if not isinstance(kind, str) or kind not in options:
         raise SpecError(
             file, format_path(prefix + ("kind",)),
             f"unknown kind {kind!r} (expected one of: {', '.join(sorted(options))})",

@@ -17,9 +17,9 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .errors import SpecError
 from .spec import SCHEMA_VERSION, PipelineSpec, parse_spec
@@ -52,6 +52,32 @@ class RandomSuggester:
         return self.params.setdefault(name, self.rng.uniform(low, high))
 
 
+class _Range(Strict):
+    min: int = Field(ge=0, le=20)
+    max: int = Field(ge=0, le=20)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.min > self.max:
+            raise ValueError(f"`min <= max` must hold, but got min={self.min}, max={self.max}")
+        return self
+
+
+class _Block(Strict):
+    group: str | None = None
+    repeat: _Range | None = None
+    top_k: _Range | None = None
+    optional: bool = False
+    layers: list[Any] = Field(min_length=1)
+
+
+class _Template(Strict):
+    kind: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    optional: bool = False
+    requires: Literal["visible_tests"] | None = None
+
+
 class _SpaceFile(Strict):
     name: str
     description: str = ""
@@ -76,29 +102,14 @@ class SearchSpace:
     def _check(self, entries: list, path: tuple) -> None:
         for i, entry in enumerate(entries):
             where = path + (i,)
-            if not isinstance(entry, dict):
-                raise SpecError(self.file, _fmt(where), "expected a mapping (a layer template or a block)")
-            if "layers" in entry:
-                unknown = set(entry) - {"group", "repeat", "top_k", "layers", "optional"}
-                if unknown:
-                    raise SpecError(self.file, _fmt(where + (sorted(unknown)[0],)),
-                                    "unknown key in block (expected group, repeat, top_k, layers, optional)")
-                if not isinstance(entry["layers"], list) or not entry["layers"]:
-                    raise SpecError(self.file, _fmt(where + ("layers",)), "expected a non-empty list")
-                for key, low in (("repeat", 0), ("top_k", 1)):
-                    rng = entry.get(key)
-                    if rng is not None and not (isinstance(rng, dict) and set(rng) == {"min", "max"}
-                                                and all(type(rng[k]) is int for k in rng) and low <= rng["min"] <= rng["max"] <= 20):
-                        raise SpecError(self.file, _fmt(where + (key,)),
-                                        f"expected {{min: int, max: int}} with {low} <= min <= max <= 20")
-                self._check(entry["layers"], where + ("layers",))
+            if isinstance(entry, dict) and "layers" in entry:
+                block = validate(_Block, entry, self.file, where)
+                if block.top_k is not None and block.top_k.min < 1:
+                    raise SpecError(self.file, _fmt(where + ("top_k", "min")), "expected at least 1")
+                self._check(block.layers, where + ("layers",))
                 continue
-            unknown = set(entry) - {"kind", "params", "optional", "requires"}
-            if unknown:
-                raise SpecError(self.file, _fmt(where + (sorted(unknown)[0],)), "unknown key (expected kind, params, optional, requires)")
-            if not isinstance(entry.get("kind"), str):
-                raise SpecError(self.file, _fmt(where + ("kind",)), "required: the layer kind")
-            for key, value in (entry.get("params") or {}).items():
+            template = validate(_Template, entry, self.file, where)
+            for key, value in template.params.items():
                 self._check_range(value, where + ("params", key))
 
     def _check_range(self, value: Any, where: tuple) -> None:
@@ -110,9 +121,11 @@ class SearchSpace:
         elif "int" in value or "float" in value:
             kind = "int" if "int" in value else "float"
             bounds = value[kind]
-            if set(value) - {kind, "log"} or not isinstance(bounds, list) or len(bounds) != 2:
+            if set(value) - {kind, "log"} or not isinstance(bounds, list) or len(bounds) != 2 \
+                    or not isinstance(value.get("log", False), bool):
                 raise SpecError(self.file, _fmt(where), f"expected {{{kind}: [low, high], log?: bool}}")
-            if not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds) or bounds[0] > bounds[1]:
+            if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and abs(b) < 1e9 for b in bounds) \
+                    or bounds[0] > bounds[1] or (kind == "int" and not all(float(b).is_integer() for b in bounds)):
                 raise SpecError(self.file, _fmt(where + (kind,)), f"`low <= high` must hold, but got {bounds}")
 
     # -- drawing a pipeline ------------------------------------------------------------------

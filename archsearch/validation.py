@@ -70,3 +70,5 @@ def validate(model: type[M], data: Any, file: str, prefix: tuple = ()) -> M:
         raise SpecError(file, format_path(prefix + loc), _describe(err, model, loc)) from None
     except RecursionError:
         raise SpecError(file, format_path(prefix), "nesting too deep") from None
+    except (TypeError, ValueError, AttributeError) as exc:  # a validator met a shape it did not expect
+        raise SpecError(file, format_path(prefix), f"invalid value ({type(exc).__name__}: {str(exc)[:80]})") from None

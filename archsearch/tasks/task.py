@@ -68,6 +68,8 @@ class Task:
         self.extractor = validate_kind(EXTRACTORS, cfg.extractor, file, ("extractor",))
         self.scorer = validate_kind(SCORERS, cfg.scorer, file, ("scorer",))
         self.data_path = (self.path.parent / cfg.data).resolve()
+        if not self.data_path.is_file():
+            raise SpecError(file, "data", f"cannot read data file {str(self.data_path)!r} (no such file)")
         self.cache_url = f"sqlite:///{(self.path.parent / cfg.cache).resolve()}" if cfg.cache else None
         self.records = _read_records(self.data_path, cfg)
 

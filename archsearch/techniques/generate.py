@@ -42,7 +42,7 @@ class GenerateParams(Strict):
         if isinstance(data, dict):
             style = data.get("style", "direct")
             data = dict(data)
-            if not data.get("template") and style in STYLE_TEMPLATES:
+            if not data.get("template") and isinstance(style, str) and style in STYLE_TEMPLATES:
                 data["template"] = STYLE_TEMPLATES[style]
             if style == "personas" and not data.get("personas"):
                 data["personas"] = list(DEFAULT_PERSONAS)
