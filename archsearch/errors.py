@@ -21,10 +21,22 @@ class SpecError(ArchsearchError):
         super().__init__(one_line(f"{where}: {problem}"))
 
 
+def redact(text: str) -> str:
+    """Blank out any secret from the environment (``*_KEY``, ``*_TOKEN``, ``*_SECRET``) that a
+    provider echoed into an error message, so it never reaches logs, caches or studies."""
+    import os
+
+    for name, value in os.environ.items():
+        if len(value) >= 8 and name.upper().endswith(("_KEY", "_TOKEN", "_SECRET", "_PASSWORD")) and value in text:
+            text = text.replace(value, f"<{name}>")
+    return text
+
+
 class LLMCallError(ArchsearchError):
     """A model call failed after every retry."""
 
     def __init__(self, model: str, reason: str) -> None:
+        reason = redact(reason)
         self.model, self.reason = model, reason
         super().__init__(f"call to {model} failed: {reason}")
 

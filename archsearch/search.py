@@ -183,7 +183,9 @@ class Search:
             return TrialOutcome(trial.number, "PRUNED", spec, None, measured_from_attrs(previous.user_attrs, "rung0"))
         try:
             first = self.records[: s.objective.halving.first_rung]
-            rung0 = self.evaluate(spec, first, "search").measured()
+            rung0_report = self.evaluate(spec, first, "search")
+            self._record_failures(trial, rung0_report)
+            rung0 = rung0_report.measured()
             trial.set_user_attr("rung0", rung0.model_dump())
             if len(first) < len(self.records) and not self._promising(rung0):
                 study.tell(trial, state=TrialState.PRUNED)
@@ -194,8 +196,7 @@ class Search:
             study.tell(trial, state=TrialState.FAIL)
             self.stopped = str(exc)
             return TrialOutcome(trial.number, "FAIL", spec, None, reason=str(exc))
-        if report.failures:
-            trial.set_user_attr("failed_questions", [f"{o.id}: {o.error}" for o in report.failures][:20])
+        self._record_failures(trial, report)
         if not report.scored:
             study.tell(trial, state=TrialState.FAIL)
             return TrialOutcome(trial.number, "FAIL", spec, None, reason="every question failed")
@@ -203,6 +204,14 @@ class Search:
         trial.set_user_attr("search", measured.model_dump())
         study.tell(trial, s.objective.values(measured))
         return TrialOutcome(trial.number, "COMPLETE", spec, measured, rung0)
+
+    @staticmethod
+    def _record_failures(trial, report: EvalReport) -> None:
+        """Questions whose calls failed after every retry: kept visible, never scored as wrong."""
+        if report.failures:
+            seen = list(trial.user_attrs.get("failed_questions", []))
+            seen += [f"{o.id}: {o.error}" for o in report.failures]
+            trial.set_user_attr("failed_questions", seen[:50])
 
     def finished(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))

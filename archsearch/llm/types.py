@@ -36,7 +36,9 @@ class RetryableError(Exception):
     """A failure worth retrying (rate limit, 5xx, timeout, dropped connection)."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+        from ..errors import redact
+
+        super().__init__(redact(message))
         self.retry_after = retry_after
 
 

@@ -49,6 +49,8 @@ def make_app(plan: list[str], hang_s: float = 30.0, retry_after_s: float = 0.05)
             return web.json_response({"error": "rate limited"}, status=429, headers={"Retry-After": str(retry_after_s)})
         if outcome == "429":
             return web.json_response({"error": "rate limited"}, status=429)
+        if outcome == "401_echo":  # a careless provider that repeats the key it was sent
+            return web.json_response({"error": f"invalid key {request.headers.get('Authorization', '')}"}, status=401)
         if outcome in ("500", "503"):
             return web.json_response({"error": "server error"}, status=int(outcome))
         if outcome == "hang":
