@@ -50,7 +50,7 @@ def build(args: argparse.Namespace):
     out.mkdir(parents=True, exist_ok=True)
     study = args.study or cfg.study or f"{exp.dir.name}-{space.name}-{objective.name}"
     cache_url = args.cache or task.cache_url or f"sqlite:///{(out / 'calls.sqlite').resolve()}"
-    cache = CallCache(cache_url)
+    cache = CallCache(cache_url, claims=args.workers > 1 or not cache_url.startswith("sqlite"))
     budget = SharedBudget(cache.engine, f"study:{study}",
                           usd=args.budget_usd if args.budget_usd is not None else objective.budget.usd,
                           calls=args.budget_calls if args.budget_calls is not None else objective.budget.calls)

@@ -24,3 +24,49 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
 
     return subprocess.run([sys.executable, "-m", "archsearch.cli", *args], capture_output=True, text=True,
                           cwd=cwd or ROOT, env={**os.environ, **(env or {})}, timeout=600)
+
+
+@pytest.fixture
+def fault_server():
+    """A fault-injecting OpenAI-compatible server on a loopback port, run in a thread."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from archsearch.testing.fault_server import make_app, schedule
+
+    plan = ["401_echo"] + schedule(seed=2, n=5000, failure_rate=0.15, kinds=("429", "500", "malformed"))
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(make_app(plan))
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield port
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def http_experiment(folder: Path, port: int, trials: int) -> Path:
+    """An experiment whose model is the loopback server (real HTTP, no model weights)."""
+    import textwrap
+
+    folder.mkdir()
+    (folder / "data.jsonl").write_text((FIXTURES / "toy/data.jsonl").read_text())
+    (folder / "task.yaml").write_text("name: t\ndata: data.jsonl\ncache: calls.sqlite\ntemplate: '{question}'\n"
+                                      "extractor: last_number\nscorer: numeric\n")
+    (folder / "space.yaml").write_text(textwrap.dedent(f"""
+        name: s
+        models:
+          m: {{id: openai/fault, transport: http, params: {{api_base: "http://127.0.0.1:{port}/v1"}},
+              price: {{input_per_mtok: 1, output_per_mtok: 1}}}}
+        layers:
+          - {{kind: generate, params: {{model: m, n: {{int: [1, 3]}}, temperature: 0.7, max_tokens: 32}}}}
+          - {{kind: vote, optional: true}}
+    """))
+    (folder / "experiment.yaml").write_text(
+        f"task: task.yaml\nspace: space.yaml\nobjective: {ROOT / 'objectives/default.yaml'}\ntrials: {trials}\n")
+    return folder

@@ -122,3 +122,19 @@ def test_search_completes_with_twenty_percent_of_calls_failing(fixtures, tmp_pat
     failed = [t for t in search.study.trials if t.user_attrs.get("failed_questions")]
     assert failed and all("HTTP 503" in q for t in failed for q in t.user_attrs["failed_questions"])
     assert all(o.state in ("COMPLETE", "PRUNED", "FAIL") for o in outcomes)
+
+
+def test_optimize_with_two_worker_processes(fault_server, tmp_path):
+    import json
+    import sqlite3
+
+    from conftest import http_experiment, run_cli
+
+    exp = http_experiment(tmp_path / "exp", fault_server, trials=8)
+    out = run_cli("optimize", str(exp), "--workers", "2", "--concurrency", "8")
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((exp / "out" / "report.json").read_text())
+    assert report["front"]
+    rows = sqlite3.connect(exp / "out" / "study.sqlite").execute(
+        "select value_json from trial_user_attributes where key = 'pid'").fetchall()
+    assert len({r[0] for r in rows}) == 2  # both workers ran trials of the one study
