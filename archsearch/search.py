@@ -60,10 +60,10 @@ def make_sampler(name: str, seed: int, n_objectives: int) -> optuna.samplers.Bas
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    raise ArchsearchError(f"unknown sampler {name!r} (expected one of: tpe, random, nsga2)")
+    raise ArchsearchError(f"unknown sampler {name!r} (expected one of: surrogate, tpe, random, nsga2)")
 
 
-def open_study(settings: SearchSettings) -> optuna.Study:
+def open_study(settings: SearchSettings, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
     storage: Any = settings.storage
     if storage.startswith(("sqlite:", "postgresql", "mysql")):
         storage = _rdb_storage(storage)
@@ -72,7 +72,7 @@ def open_study(settings: SearchSettings) -> optuna.Study:
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
     return optuna.create_study(storage=storage, study_name=settings.study_name, load_if_exists=True,
                                directions=settings.objective.directions,
-                               sampler=make_sampler(settings.sampler, settings.seed, len(settings.objective.metrics)))
+                               sampler=sampler or make_sampler(settings.sampler, settings.seed, len(settings.objective.metrics)))
 
 
 def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
@@ -129,6 +129,7 @@ class Search:
         self.sandbox_memo: dict = {}
         self.records = settings.task.split("search")
         self.study: optuna.Study | None = None
+        self.sampler = None
         self.stopped: str = ""
 
     # -- evaluation --------------------------------------------------------------------------
@@ -213,12 +214,21 @@ class Search:
             seen += [f"{o.id}: {o.error}" for o in report.failures]
             trial.set_user_attr("failed_questions", seen[:50])
 
+    def _surrogate_sampler(self):
+        from .bayes.sampler import SurrogateSampler
+
+        if self.client.cache is None:
+            raise ArchsearchError("the surrogate sampler learns from the call cache: give the search one")
+        self.sampler = SurrogateSampler(self.settings.space, self.settings.task, self.records, self.settings.objective,
+                                        self.client.cache, self.sandbox_memo, seed=self.settings.seed)
+        return self.sampler
+
     def finished(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
     def run(self) -> list[TrialOutcome]:
         s = self.settings
-        self.study = open_study(s)
+        self.study = open_study(s, self._surrogate_sampler() if s.sampler == "surrogate" else None)
         _fail_orphans(self.study)
         self.client.budget = s.budget
         deadline = time.monotonic() + s.wall_minutes * 60 if s.wall_minutes else None

@@ -187,6 +187,43 @@ class SearchSpace:
         return parse_spec(body, f"{self.file} (drawn pipeline)")
 
 
+class _Enumerator:
+    """Replays fixed decisions and takes the first option of each new one, recording its options."""
+
+    def __init__(self, fixed: dict[str, Any]) -> None:
+        self.fixed, self.params, self.decisions = fixed, {}, []
+
+    def _pick(self, name, options):
+        value = self.fixed[name] if name in self.fixed else options[0]
+        if name not in self.fixed:
+            self.decisions.append((name, options))
+        self.params[name] = value
+        return value
+
+    def suggest_categorical(self, name, choices):
+        return self._pick(name, list(choices))
+
+    def suggest_int(self, name, low, high, *, log=False):
+        return self._pick(name, list(range(low, high + 1)))
+
+    def suggest_float(self, name, low, high, *, log=False):
+        return self._pick(name, [low + (high - low) * i / 4 for i in range(5)])
+
+
+def enumerate_space(space: SearchSpace, task: Task | None, limit: int = 20_000) -> list[tuple[dict[str, Any], PipelineSpec]]:
+    """Every pipeline of the space (floats on a 5-point grid), depth first, at most ``limit``."""
+    out, stack = [], [{}]
+    while stack and len(out) < limit:
+        fixed = stack.pop()
+        e = _Enumerator(fixed)
+        spec = space.build(e, task)
+        out.append((dict(e.params), spec))
+        for i, (name, options) in enumerate(e.decisions):
+            prefix = {**fixed, **{n: e.params[n] for n, _ in e.decisions[:i]}}
+            stack.extend({**prefix, name: option} for option in options[1:])
+    return out
+
+
 def spec_fingerprint(spec: PipelineSpec) -> str:
     """Identity of what a pipeline does (layers and models), ignoring names and measurements."""
     body = {"models": {k: v.model_dump() for k, v in spec.models.items()},

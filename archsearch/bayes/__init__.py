@@ -1,0 +1,1 @@
+"""The Bayesian surrogate: closed forms, the NumPyro model, pipeline prediction, the sampler."""

@@ -1,0 +1,148 @@
+"""Turn what the cache holds into the surrogate's observations, without making any call.
+
+For each generator configuration and search question, the samples already in the cache (sample
+0, 1, ... until the first missing one) are scored against the hidden reference and, where the task
+has visible tests, run through them: the visible tests are the verifier whose TPR/FPR we learn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..llm.cache import CallCache, call_key
+from ..sandbox import run_python_memo
+from ..spec import ModelSpec, PipelineSpec
+from ..tasks.scorers import PythonTests
+from ..tasks.task import Record, Task
+from ..techniques.generate import Generate, GenerateParams
+from ..techniques.unit_test import harness, parse_harness, split_tests
+from .model import Observations
+from .predict import ABSTAIN, FALLBACK, KEEP_ALL, PipelineFeatures
+
+POLICY = {"keep_all": KEEP_ALL, "fallback": FALLBACK, "abstain": ABSTAIN}
+
+
+@dataclass(frozen=True)
+class Generator:
+    model: ModelSpec
+    params: GenerateParams
+
+    @property
+    def key(self) -> str:
+        p = self.params.model_dump(exclude={"n", "model"})
+        return json.dumps({"model": self.model.model_dump(exclude={"price"}), **p}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the surrogate can model of a pipeline: one generator, then optionally tests, a vote."""
+
+    generator: Generator
+    n: int
+    tested: bool
+    policy: int
+    vote: bool
+
+
+def pipeline_shape(spec: PipelineSpec) -> Shape | None:
+    layers = spec.layers
+    if not layers or layers[0].kind != "generate" or any(l.kind not in ("generate", "test", "vote") for l in layers) \
+            or sum(l.kind == "generate" for l in layers) != 1:
+        return None
+    gp = GenerateParams.model_validate(layers[0].params)
+    test = next((l for l in layers if l.kind == "test"), None)
+    if test is not None and test.params.get("source") != "task":
+        return None
+    policy = KEEP_ALL
+    if test is not None:
+        policy = KEEP_ALL if test.params.get("keep") == "best" else POLICY[test.params.get("on_none_passed", "keep_all")]
+    return Shape(Generator(spec.models[gp.model], gp), gp.n, test is not None, policy, any(l.kind == "vote" for l in layers))
+
+
+class Observer:
+    def __init__(self, task: Task, records: list[Record], cache: CallCache, memo: dict, max_samples: int = 64) -> None:
+        self.task, self.records, self.cache, self.memo, self.max_samples = task, records, cache, memo, max_samples
+        self.verifiable = isinstance(task.scorer, PythonTests) and any(r.visible_tests for r in records)
+        self._scored: dict[tuple, tuple[bool, bool | None]] = {}
+        self._call_stats: dict[str, dict[str, float]] = {}
+
+    def call_stats(self, gen: Generator) -> dict[str, float]:
+        """Mean $ and latency of one call of this generator, from what the cache recorded."""
+        if gen.key not in self._call_stats:
+            usd, lat = [], []
+            for record in self.records[:10]:
+                for row in self._rows(gen, record)[:4]:
+                    usd.append(row["cost_usd"])
+                    lat.append(row["latency_s"])
+            self._call_stats[gen.key] = {"usd": float(np.mean(usd)) if usd else 0.0,
+                                         "latency": float(np.mean(lat)) if lat else 0.0}
+        return self._call_stats[gen.key]
+
+    def _samples(self, gen: Generator, record: Record) -> list[str]:
+        return [row["text"] for row in self._rows(gen, record)]
+
+    def _rows(self, gen: Generator, record: Record) -> list[dict]:
+        technique = Generate(gen.params)
+        params = {**gen.model.params, "temperature": gen.params.temperature, "max_tokens": gen.params.max_tokens}
+        out = []
+        question = self.task.question(record)
+        for i in range(self.max_samples):
+            row = self.cache.get(call_key(gen.model.id, technique.messages(question.text, i), params, i))
+            if row is None:
+                break
+            out.append(row)
+        return out
+
+    async def _judge(self, record: Record, text: str) -> tuple[bool, bool | None]:
+        key = (record.id, text)
+        if key not in self._scored:
+            answer = self.task.extractor(text)
+            hidden = bool(answer) and await self.task.scorer.score(answer, record, None, self.memo) == 1.0
+            visible = None
+            if self.verifiable and record.visible_tests and answer:
+                setup, tests = split_tests(record.visible_tests)
+                program = self.task.scorer.program.replace("{prompt}", str(record.fields.get("prompt", ""))).replace("{answer}", answer)
+                result = await run_python_memo(harness(program, setup, tests), None, self.memo)
+                visible = result.passed and parse_harness(result.stdout) == 1.0
+            elif self.verifiable and record.visible_tests:
+                visible = False
+            self._scored[key] = (hidden, visible)
+        return self._scored[key]
+
+    def observe(self, generators: list[Generator]) -> Observations:
+        rows = []
+
+        async def cell(gi: int, gen: Generator, qi: int, record: Record):
+            texts = self._samples(gen, record)
+            if not texts:
+                return
+            judged = [await self._judge(record, t) for t in texts]
+            y = sum(h for h, _ in judged)
+            seen = all(v is not None for _, v in judged)
+            tp = sum(h and bool(v) for h, v in judged)
+            fp = sum((not h) and bool(v) for h, v in judged)
+            rows.append((qi, gi, len(texts), y, tp, fp, seen))
+
+        async def all_cells():
+            await asyncio.gather(*(cell(gi, g, qi, r) for gi, g in enumerate(generators) for qi, r in enumerate(self.records)))
+
+        asyncio.run(all_cells())
+        rows.sort()
+        arr = np.array(rows, dtype=float).reshape(-1, 7)
+        V = 1 if self.verifiable else 0
+        return Observations(q=arr[:, 0].astype(int), g=arr[:, 1].astype(int), n=arr[:, 2].astype(int),
+                            y=arr[:, 3].astype(int), tp=arr[:, 4:5].astype(int)[:, :V], fp=arr[:, 5:6].astype(int)[:, :V],
+                            seen=arr[:, 6:7].astype(bool)[:, :V], n_questions=len(self.records),
+                            n_generators=len(generators), n_verifiers=V,
+                            generator_names=[g.key for g in generators], verifier_names=["visible tests"][:V])
+
+
+def features(shapes: list[Shape], generators: list[Generator]) -> PipelineFeatures:
+    index = {g.key: i for i, g in enumerate(generators)}
+    return PipelineFeatures(g=np.array([index[s.generator.key] for s in shapes]), n=np.array([s.n for s in shapes]),
+                            v=np.array([0 if s.tested else -1 for s in shapes]), policy=np.array([s.policy for s in shapes]),
+                            vote=np.array([s.vote for s in shapes]))

@@ -1,0 +1,89 @@
+"""Predicted accuracy of "generate n, [test], [vote]" pipelines on posterior draws, in closed form.
+
+For a question with per-sample accuracy p, verifier TPR c and FPR f (a = c p + f (1 - p) is the
+chance a sample is accepted), with wrong answers assumed distinct (they rarely coincide: code, long
+numbers) and ties going to the earliest sample:
+
+  first sample                 p
+  vote                         V(p, n) = 1 - (1-p)^n - n p (1-p)^(n-1) + p (1-p)^(n-1)
+  test, first survivor         (c p / a)(1 - (1-a)^n)  +  (1-a)^n * none(p')
+  test, vote among survivors   P(Xc >= 2) + P(Xc = 1, first survivor)  +  (1-a)^n * none(p')
+
+where Xc ~ Bin(n, c p) counts accepted correct samples, p' = p (1-c) / (1-a) is a rejected sample's
+accuracy, and none() is the spec's policy when nothing passes: keep_all (vote or first over all),
+fallback (the first sample), abstain (0). Everything is vectorised over draws x pipelines x questions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+KEEP_ALL, FALLBACK, ABSTAIN = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class PipelineFeatures:
+    """One row per pipeline: generator index, samples, verifier index (-1: none), policy, vote."""
+
+    g: np.ndarray
+    n: np.ndarray
+    v: np.ndarray
+    policy: np.ndarray
+    vote: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.g)
+
+
+def _vote(p, n):
+    q = 1 - p
+    return 1 - q ** n - n * p * q ** (n - 1) + p * q ** (n - 1)
+
+
+@jax.jit
+def _accuracy(theta, b, tau, gamma, lam, g, n, v, policy, vote):
+    """theta [D,G], b [D,Q], tau/gamma/lam [D,V]; pipeline arrays [P]. Returns [D, P, Q]."""
+    skill = theta[:, g][:, :, None] - b[:, None, :]                 # [D, P, Q]
+    p = jax.nn.sigmoid(skill)
+    has_v = v >= 0
+    vi = jnp.maximum(v, 0)
+    c = jax.nn.sigmoid(tau[:, vi])[:, :, None]
+    f = jax.nn.sigmoid(gamma[:, vi][:, :, None] - lam[:, vi][:, :, None] * skill)
+    n = n[None, :, None].astype(p.dtype)
+    a = jnp.clip(c * p + f * (1 - p), 1e-9, 1.0)
+    cp = c * p
+    none_p = p * (1 - c) / jnp.clip(1 - a, 1e-9, 1.0)
+    vote_b = vote[None, :, None]
+    none_value = jnp.where(policy[None, :, None] == ABSTAIN, 0.0,
+                           jnp.where((policy[None, :, None] == KEEP_ALL) & vote_b, _vote(none_p, n), none_p))
+    rejected_all = (1 - a) ** n
+    first_survivor = cp / a * (1 - rejected_all)
+    q_cp = 1 - cp
+    ge2 = 1 - q_cp ** n - n * cp * q_cp ** (n - 1)
+    diff = q_cp - (1 - a)
+    geom = jnp.where(jnp.abs(diff) > 1e-7, (q_cp ** n - rejected_all) / jnp.where(jnp.abs(diff) > 1e-7, diff, 1.0),
+                     n * (1 - a) ** (n - 1))
+    vote_survivors = ge2 + cp * geom
+    tested = jnp.where(vote_b, vote_survivors, first_survivor) + rejected_all * none_value
+    untested = jnp.where(vote_b, _vote(p, n), p)
+    return jnp.where(has_v[None, :, None], tested, untested)
+
+
+def predict_accuracy(posterior, features: PipelineFeatures, draws: np.ndarray | None = None) -> np.ndarray:
+    """Mean accuracy over questions, per draw and pipeline: [D, P]."""
+    idx = np.arange(posterior.draws) if draws is None else np.asarray(draws)
+    V = max(posterior.tau.shape[1], 1)
+
+    def pick(a, width):
+        a = np.asarray(a)[idx]
+        return a if a.shape[1] else np.zeros((len(idx), width))
+
+    acc = _accuracy(jnp.asarray(posterior.theta[idx]), jnp.asarray(posterior.b[idx]), jnp.asarray(pick(posterior.tau, V)),
+                    jnp.asarray(pick(posterior.gamma, V)), jnp.asarray(pick(posterior.lam, V)),
+                    jnp.asarray(features.g), jnp.asarray(features.n), jnp.asarray(features.v),
+                    jnp.asarray(features.policy), jnp.asarray(features.vote.astype(bool)))
+    return np.asarray(acc.mean(axis=2))
