@@ -27,9 +27,19 @@ def _guard(workdir):
     sys.addaudithook(hook)
 
 
+def _limit(limits):
+    import resource
+
+    for name, key in (("as", "RLIMIT_AS"), ("nproc", "RLIMIT_NPROC"), ("fsize", "RLIMIT_FSIZE"), ("cpu", "RLIMIT_CPU")):
+        resource.setrlimit(getattr(resource, key), (limits[name], limits[name]))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def main():
     workdir, mode = sys.argv[1], sys.argv[2]
-    code = json.loads(sys.stdin.read())["code"]
+    payload = json.loads(sys.stdin.read())
+    code = payload["code"]
+    _limit(payload["limits"])
     os.chdir(workdir)
     if mode == "guarded":
         _guard(workdir)

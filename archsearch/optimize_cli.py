@@ -28,6 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--out", help="output folder (default: the experiment's out/)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (joblib, loky)")
+    p.add_argument("--fp-cost", type=float, default=1.0,
+                   help="cost of returning a wrong answer the verifier accepted, in units of a right one (for the optimal-samples advice)")
     p.set_defaults(func=cmd_optimize)
 
 
@@ -116,7 +118,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         console.print("[red]no pipeline completed; nothing to report[/]")
         return 1
     chosen = search.choose()
-    console = Console()
+    console = Console(width=max(Console().width, 150))
     console.print(front_table(search, chosen.number if chosen else None))
     plot_front(search, out / "front.png")
     failures = [{"trial": t.number, "state": t.state.name, "failure": t.user_attrs.get("failure"),
@@ -142,6 +144,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         console.print(f"visible tests as a verifier on {rates.samples} pooled samples: TPR {rates.tpr:.2f}, "
                       f"FPR {rates.fpr:.2f}, precision {rates.precision:.2f} — {rates.false_pos} programs passed the "
                       f"visible tests but fail the hidden ones")
+    extra.update(_bayes_report(search, chosen, spec, args.fp_cost, console))
     test_report = search.evaluate(spec, task.split("test"), "test")
     test_m = test_report.measured()
     path = out / "pipeline.yaml"
@@ -153,6 +156,50 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     summary.update(chosen=chosen.number, test=test_m.model_dump(), verifier=extra, client=client.stats.as_dict())
     write_json(out / "report.json", summary)
     return 0
+
+
+def _bayes_report(search, chosen, spec, fp_cost: float, console) -> dict[str, float]:
+    """Posterior accuracy with 90% intervals beside the raw scores, and the verifier's rates."""
+    from rich.table import Table
+
+    from .bayes.sampler import SurrogateSampler
+    from .bayes.summary import believe, verifier_belief
+    from .report import describe
+
+    sampler = search.sampler
+    if sampler is None:
+        sampler = SurrogateSampler(search.settings.space, search.settings.task, search.records, search.settings.objective,
+                                   search.client.cache, search.sandbox_memo, seed=search.settings.seed)
+    front = search.front()
+    beliefs = believe(sampler, [search.spec_of(t) for t in front])
+    if beliefs is None:
+        console.print("surrogate: this space has layers the model does not cover; no posterior intervals")
+        return {}
+    post = sampler.last_posterior
+    table = Table(title=f"Posterior accuracy (NumPyro, {post.method}, {post.seconds:.1f}s"
+                        + (f"; {'; '.join(post.warnings)}" if post.warnings else "") + ")")
+    for col in ("trial", "pipeline", "search score", "posterior mean [90% interval]"):
+        table.add_column(col)
+    for i, t in enumerate(front):
+        b = beliefs[i]
+        table.add_row(str(t.number), describe(search.spec_of(t)), f"{t.user_attrs['search']['accuracy']:.3f}",
+                      f"{b.mean:.3f} [{b.low:.3f}, {b.high:.3f}]")
+    console.print(table)
+    chosen_belief = beliefs[[t.number for t in front].index(chosen.number)]
+    extra = {"posterior_accuracy": chosen_belief.mean, "posterior_accuracy_low90": chosen_belief.low,
+             "posterior_accuracy_high90": chosen_belief.high}
+    v = verifier_belief(sampler, spec, fp_cost)
+    if v is not None:
+        console.print(f"verifier (visible tests), posterior: TPR {v.tpr[0]:.2f} [{v.tpr[1]:.2f}, {v.tpr[2]:.2f}], "
+                      f"FPR {v.fpr[0]:.2f} [{v.fpr[1]:.2f}, {v.fpr[2]:.2f}]; resampling until accepted tops out at "
+                      f"{v.ceiling[0]:.3f} [{v.ceiling[1]:.3f}, {v.ceiling[2]:.3f}]; with a false positive costing "
+                      f"{fp_cost:g}x a right answer, the best number of samples is {v.best_k}")
+        extra.update({"verifier_tpr": v.tpr[0], "verifier_tpr_low90": v.tpr[1], "verifier_tpr_high90": v.tpr[2],
+                      "verifier_fpr": v.fpr[0], "verifier_fpr_low90": v.fpr[1], "verifier_fpr_high90": v.fpr[2],
+                      "resampling_ceiling": v.ceiling[0], "resampling_ceiling_low90": v.ceiling[1],
+                      "resampling_ceiling_high90": v.ceiling[2], "optimal_samples": float(v.best_k),
+                      "fp_cost": fp_cost})
+    return extra
 
 
 def _local_slots() -> int:

@@ -28,7 +28,8 @@ def describe(spec: PipelineSpec) -> str:
         if layer.kind == "generate":
             parts.append(f"generate {p['model']} n={p['n']} T={p['temperature']:g} {p['style']}")
         elif layer.kind == "test":
-            parts.append(f"test[{p['source']}, keep {p['keep']}, none->{p['on_none_passed']}]")
+            policy = "" if p["keep"] == "best" else f", none passed: {p['on_none_passed']}"
+            parts.append(f"test ({p['source']} tests, keep {p['keep']}{policy})")
         elif layer.kind == "vote":
             parts.append("vote" + ("(weighted)" if p["weight_by"] != "none" else ""))
         elif layer.kind in ("rank", "fuse"):

@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import os
-import resource
 import shutil
 import signal
 import sys
@@ -62,18 +61,11 @@ def _interpreter_for_nobody() -> str:
     return real
 
 
-def _limits_preexec(limits: SandboxLimits):
-    def apply() -> None:
-        mem = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
-        fsize = limits.max_file_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-        cpu = int(limits.timeout_s) + 2
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return apply
+def _limits(limits: SandboxLimits) -> dict[str, int]:
+    """Applied by the runner itself before the code runs (no preexec_fn: forking a process that
+    has JAX's or llama.cpp's threads running Python in the child can deadlock)."""
+    return {"as": limits.memory_mb * 1024 * 1024, "nproc": limits.max_processes,
+            "fsize": limits.max_file_mb * 1024 * 1024, "cpu": int(limits.timeout_s) + 2}
 
 
 def _command(workdir: str, strong: bool) -> list[str]:
@@ -103,9 +95,9 @@ async def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxR
             *_command(workdir, strong),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, cwd=workdir, env=env,
-            start_new_session=True, preexec_fn=_limits_preexec(limits),
+            start_new_session=True,
         )
-        payload = json.dumps({"code": code}).encode()
+        payload = json.dumps({"code": code, "limits": _limits(limits)}).encode()
         try:
             out, err = await asyncio.wait_for(proc.communicate(payload), limits.timeout_s)
         except asyncio.TimeoutError:
