@@ -73,8 +73,11 @@ def _accuracy(theta, b, tau, gamma, lam, g, n, v, policy, vote):
     return jnp.where(has_v[None, :, None], tested, untested)
 
 
-def predict_accuracy(posterior, features: PipelineFeatures, draws: np.ndarray | None = None) -> np.ndarray:
-    """Mean accuracy over questions, per draw and pipeline: [D, P]."""
+def predict_accuracy(posterior, features: PipelineFeatures, draws: np.ndarray | None = None,
+                     predictive_rng: np.random.Generator | None = None) -> np.ndarray:
+    """Accuracy over the questions, per draw and pipeline: [D, P]. The expected accuracy by default;
+    with ``predictive_rng``, a realised one (each question right or wrong by its probability), whose
+    spread is what a measured score can be compared with."""
     idx = np.arange(posterior.draws) if draws is None else np.asarray(draws)
     V = max(posterior.tau.shape[1], 1)
 
@@ -86,4 +89,7 @@ def predict_accuracy(posterior, features: PipelineFeatures, draws: np.ndarray | 
                     jnp.asarray(pick(posterior.gamma, V)), jnp.asarray(pick(posterior.lam, V)),
                     jnp.asarray(features.g), jnp.asarray(features.n), jnp.asarray(features.v),
                     jnp.asarray(features.policy), jnp.asarray(features.vote.astype(bool)))
-    return np.asarray(acc.mean(axis=2))
+    acc = np.asarray(acc)
+    if predictive_rng is not None:
+        return (predictive_rng.random(acc.shape) < acc).mean(axis=2)
+    return acc.mean(axis=2)

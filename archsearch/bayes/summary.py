@@ -14,7 +14,7 @@ from .observe import features, pipeline_shape
 @dataclass
 class PipelineBelief:
     mean: float
-    low: float      # 5th percentile
+    low: float      # 5th percentile of the posterior predictive score on these questions
     high: float     # 95th percentile
 
 
@@ -44,7 +44,7 @@ def believe(sampler, specs: list[PipelineSpec]) -> dict[int, PipelineBelief] | N
     posterior = sampler.last_posterior or sampler.fit()
     if posterior is None:
         return None
-    acc = predict_accuracy(posterior, features(shapes, sampler._generators))
+    acc = predict_accuracy(posterior, features(shapes, sampler._generators), predictive_rng=np.random.default_rng(0))
     return {i: PipelineBelief(*_band(acc[:, i])) for i in range(len(specs))}
 
 

@@ -1,0 +1,170 @@
+"""Samplers compared on a tabular benchmark built from the recorded pool (no new calls), and the
+surrogate's calibration on held-out pipelines.
+
+    python benchmarks/search_benchmark.py calibration [--seeds 5]
+    python benchmarks/search_benchmark.py samplers [--seeds 10] [--max-trials 40]
+
+"Calls" are pool samples a search would have paid for: the union of the samples its evaluated
+pipelines consumed (an ensemble of n reuses the first n of a generator's pool).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tabular import FilteredCache, build_table  # noqa: E402
+
+from archsearch.bayes.model import Shapes, Surrogate  # noqa: E402
+from archsearch.bayes.observe import features  # noqa: E402
+from archsearch.bayes.predict import predict_accuracy  # noqa: E402
+from archsearch.bayes.sampler import SurrogateSampler  # noqa: E402
+from archsearch.objectives import MetricGoal, Objective  # noqa: E402
+from archsearch.space import SearchSpace  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def calibration(rows, task, records, cache, memo, seeds: int, evaluated: int = 8) -> dict:
+    space = SearchSpace(ROOT / "spaces/sampling.yaml")
+    obj = Objective(name="acc", metrics=[MetricGoal(name="accuracy", direction="maximize")])
+    hits, errors, widths = [], [], []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(len(rows), evaluated, replace=False)
+        bought = set().union(*(rows[i].keys for i in chosen))
+        sampler = SurrogateSampler(space, task, records, obj, FilteredCache(cache, bought), memo, seed=seed)
+        sampler.surrogate = Surrogate(Shapes(), num_warmup=300, num_samples=400, seed=seed)
+        sampler.candidates()
+        sampler.fit()
+        held = [i for i in range(len(rows)) if i not in set(chosen)]
+        shapes = [pipeline_shape_of(rows[i], sampler) for i in held]
+        feats = features(shapes, sampler._generators)
+        pred = predict_accuracy(sampler.last_posterior, feats, predictive_rng=np.random.default_rng(seed))
+        mean = predict_accuracy(sampler.last_posterior, feats).mean(axis=0)
+        lo, hi = np.percentile(pred, 5, axis=0), np.percentile(pred, 95, axis=0)
+        for j, i in enumerate(held):
+            measured = rows[i].accuracy
+            hits.append(lo[j] - 1e-9 <= measured <= hi[j] + 1e-9)
+            errors.append(abs(mean[j] - measured))
+            widths.append(hi[j] - lo[j])
+        print(f"seed {seed}: coverage so far {np.mean(hits):.3f}, median |error| {np.median(errors):.3f}", flush=True)
+    return {"held_out_predictions": len(hits), "coverage_90": float(np.mean(hits)),
+            "median_abs_error": float(np.median(errors)), "median_interval_width": float(np.median(widths))}
+
+
+def pipeline_shape_of(row, sampler):
+    for params, fp, shape in sampler.candidates():
+        if fp == row.fingerprint:
+            return shape
+    raise KeyError(row.fingerprint)
+
+
+def run_sampler(name: str, rows, task, records, cache, memo, seed: int, max_trials: int, target: float) -> dict:
+    space = SearchSpace(ROOT / "spaces/sampling.yaml")
+    by_fp = {r.fingerprint: r for r in rows}
+    bought: set[str] = set()
+    filtered = FilteredCache(cache, bought)
+    obj = Objective(name="acc", metrics=[MetricGoal(name="accuracy", direction="maximize")])
+    if name == "surrogate":
+        sampler = SurrogateSampler(space, task, records, obj, filtered, memo, seed=seed, min_trials=4)
+        sampler.surrogate = Surrogate(Shapes(), num_warmup=200, num_samples=200, seed=seed)
+    elif name == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=4)
+    elif name == "random":
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    else:
+        return run_gp(rows, seed, max_trials, target)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    best, history = -1.0, []
+    for t in range(max_trials):
+        trial = study.ask()
+        spec = space.build(trial, task)
+        from archsearch.space import spec_fingerprint
+
+        row = by_fp[spec_fingerprint(spec)]
+        trial.set_user_attr("fingerprint", row.fingerprint)
+        bought |= row.keys
+        best = max(best, row.accuracy)
+        study.tell(trial, row.accuracy)
+        history.append(len(bought))
+        if best >= target:
+            return {"calls": len(bought), "trials": t + 1, "reached": True}
+    return {"calls": len(bought), "trials": max_trials, "reached": False}
+
+
+def run_gp(rows, seed: int, max_trials: int, target: float) -> dict:
+    """A GP-BO in the manner of Archon's ITAS: RBF GP on one-hot pipeline features, expected improvement."""
+    from scipy.stats import norm
+
+    keys = sorted({k for r in rows for k in r.params})
+    values = {k: sorted({json.dumps(r.params.get(k)) for r in rows}) for k in keys}
+    X = np.array([[float(json.dumps(r.params.get(k)) == v) for k in keys for v in values[k]] for r in rows])
+    y_all = np.array([r.accuracy for r in rows])
+    rng = np.random.default_rng(seed)
+    seen = list(rng.choice(len(rows), 4, replace=False))
+    bought: set[str] = set()
+    for i in seen:
+        bought |= rows[i].keys
+    if max(y_all[seen]) >= target:
+        return {"calls": len(bought), "trials": len(seen), "reached": True}
+    while len(seen) < max_trials:
+        Xs, ys = X[seen], y_all[seen]
+        mu0, sd0 = ys.mean(), ys.std() + 1e-6
+        K = np.exp(-0.5 * ((Xs[:, None] - Xs[None]) ** 2).sum(-1) / 2.0) + 1e-4 * np.eye(len(seen))
+        Ks = np.exp(-0.5 * ((X[:, None] - Xs[None]) ** 2).sum(-1) / 2.0)
+        alpha = np.linalg.solve(K, (ys - mu0) / sd0)
+        mu = mu0 + sd0 * Ks @ alpha
+        var = np.clip(1 - np.einsum("ij,ji->i", Ks, np.linalg.solve(K, Ks.T)), 1e-9, None)
+        s = sd0 * np.sqrt(var)
+        z = (mu - ys.max()) / s
+        ei = (mu - ys.max()) * norm.cdf(z) + s * norm.pdf(z)
+        ei[seen] = -np.inf
+        nxt = int(np.argmax(ei))
+        seen.append(nxt)
+        bought |= rows[nxt].keys
+        if y_all[nxt] >= target:
+            return {"calls": len(bought), "trials": len(seen), "reached": True}
+    return {"calls": len(bought), "trials": len(seen), "reached": False}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", choices=["calibration", "samplers"])
+    p.add_argument("--experiment", default=str(ROOT / "experiments/humaneval-local"))
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--max-trials", type=int, default=40)
+    args = p.parse_args()
+    start = time.perf_counter()
+    rows, task, records, cache, memo = build_table(Path(args.experiment), ROOT / "spaces/sampling.yaml")
+    rows = [r for r in rows if r.complete]
+    best = max(r.accuracy for r in rows)
+    print(f"{len(rows)} pipelines scored from the pool in {time.perf_counter() - start:.1f}s; best accuracy {best:.3f}")
+    if args.what == "calibration":
+        result = calibration(rows, task, records, cache, memo, args.seeds)
+    else:
+        result = {"best": best, "target": best - 0.01, "pool_calls": len(set().union(*(r.keys for r in rows)))}
+        for name in ("surrogate", "tpe", "random", "gp-bo"):
+            runs = [run_sampler(name, rows, task, records, cache, memo, s, args.max_trials, best - 0.01) for s in range(args.seeds)]
+            result[name] = {"median_calls": statistics.median(r["calls"] for r in runs),
+                            "median_trials": statistics.median(r["trials"] for r in runs),
+                            "reached": sum(r["reached"] for r in runs), "runs": runs}
+            print(f"{name:>9}: median calls {result[name]['median_calls']}, median trials "
+                  f"{result[name]['median_trials']}, reached {result[name]['reached']}/{args.seeds}", flush=True)
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(exist_ok=True)
+    (out / f"{Path(args.experiment).name}-{args.what}.json").write_text(json.dumps(result, indent=1, default=float))
+    print(json.dumps({k: v for k, v in result.items() if k != "runs"}, indent=1, default=str)[:3000])
+
+
+if __name__ == "__main__":
+    main()

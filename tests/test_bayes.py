@@ -1,0 +1,84 @@
+"""The surrogate's science: closed forms, the pipeline predictor against them and against Monte
+Carlo, and parameter recovery on simulated data."""
+
+import numpy as np
+import pytest
+
+from archsearch.bayes import closed_forms as cf
+from archsearch.bayes.model import Posterior
+from archsearch.bayes.predict import ABSTAIN, KEEP_ALL, PipelineFeatures, predict_accuracy
+
+logit = lambda x: float(np.log(x / (1 - x)))  # noqa: E731
+
+
+def test_design_targets_within_0_01():
+    assert cf.coverage_beta(0.3, 2, 100) == pytest.approx(0.708, abs=0.01)
+    assert cf.coverage_beta(0.3, 2, 10_000) == pytest.approx(0.926, abs=0.01)
+    ceiling, single = cf.mixture_ceiling([0.87, 0.13], [0.58, 0.42], tpr=1.0, soundness=0.75)
+    assert ceiling == pytest.approx(0.716, abs=0.01) and single == pytest.approx(0.559, abs=0.01)
+    f = lambda k: cf.voting_mixture([0.6, 0.4], [0.85, 0.35], k)  # noqa: E731
+    assert f(1) == pytest.approx(0.650, abs=0.01)
+    assert f(5) == pytest.approx(0.678, abs=0.01)
+    assert f(10_001) == pytest.approx(0.600, abs=0.01)
+    assert max(range(1, 99, 2), key=f) == 5  # non-monotone: voting peaks, then falls
+    assert cf.pass_at_k(10, 3, 1) == pytest.approx(0.3) and cf.pass_at_k(10, 3, 8) == 1.0
+
+
+def _posterior(p, c=0.9, f=0.2, questions=1):
+    one = lambda v: np.full((1, 1), v)  # noqa: E731
+    return Posterior(theta=one(logit(p)), b=np.zeros((1, questions)), tau=one(logit(c)), gamma=one(logit(f)),
+                     lam=np.zeros((1, 1)), method="fixed", seconds=0.0)
+
+
+def _feat(n, tested, policy, vote):
+    return PipelineFeatures(g=np.array([0]), n=np.array([n]), v=np.array([0 if tested else -1]),
+                            policy=np.array([policy]), vote=np.array([vote]))
+
+
+@pytest.mark.parametrize("k", [1, 3, 10, 200])
+def test_predictor_matches_first_accepted_of_k(k):
+    got = predict_accuracy(_posterior(0.5), _feat(k, True, ABSTAIN, False))[0, 0]
+    assert got == pytest.approx(cf.first_accepted_of_k(0.5, 0.9, 0.2, k), abs=1e-4)
+
+
+def test_predictor_reaches_the_flaws_ceiling():
+    mix = [(0.87, 0.58), (0.13, 0.42)]
+    got = sum(w * predict_accuracy(_posterior(r, c=0.999999, f=0.25), _feat(5000, True, ABSTAIN, False))[0, 0] for r, w in mix)
+    assert got == pytest.approx(0.716, abs=0.01)
+
+
+def test_predictor_vote_and_test_vote_match_monte_carlo():
+    rng = np.random.default_rng(0)
+    p, c, f, n, R = 0.4, 0.85, 0.3, 5, 300_000
+    correct = rng.random((R, n)) < p
+    accepted = np.where(correct, rng.random((R, n)) < c, rng.random((R, n)) < f)
+
+    def vote(corr):  # wrong answers distinct, ties to the earliest
+        k = corr.sum(1)
+        return (k >= 2) | ((k == 1) & corr[:, 0])
+
+    mc_vote = vote(correct).mean()
+    first = np.argmax(accepted, 1)
+    xc = (correct & accepted).sum(1)
+    any_acc = accepted.any(1)
+    mc_tv = np.where(any_acc, (xc >= 2) | ((xc == 1) & correct[np.arange(R), first]), vote(correct)).mean()
+    assert predict_accuracy(_posterior(p, c, f), _feat(n, False, KEEP_ALL, True))[0, 0] == pytest.approx(mc_vote, abs=0.005)
+    assert predict_accuracy(_posterior(p, c, f), _feat(n, True, KEEP_ALL, True))[0, 0] == pytest.approx(mc_tv, abs=0.005)
+
+
+def test_optimal_samples_trade_false_positives():
+    k_cheap, _ = cf.optimal_samples(0.3, 0.9, 0.2, fp_cost=0.0)
+    k_dear, _ = cf.optimal_samples(0.3, 0.9, 0.2, fp_cost=5.0)
+    assert k_cheap > k_dear
+
+
+@pytest.mark.slow
+def test_recovery_on_simulated_data_20_seeds():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bayes"))
+    from calibration_sbc import run
+
+    result = run(seeds=20)
+    assert 0.85 <= result["coverage_90_pooled"] <= 0.95, result
