@@ -3,7 +3,6 @@ rates, and the chosen pipeline frozen with its search and held-out scores."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import os
@@ -13,12 +12,8 @@ from pathlib import Path
 from rich.table import Table
 
 from . import __version__
-from .pipeline import Pipeline
 from .search import Search, measured_from_attrs
 from .spec import Measured, PipelineSpec, Provenance, save_spec
-from .tasks.scorers import PythonTests
-from .techniques.unit_test import harness, parse_harness, split_tests
-from .sandbox import run_python_memo
 
 
 def describe(spec: PipelineSpec) -> str:
@@ -102,36 +97,20 @@ class VerifierRates:
 
 
 def visible_test_rates(search: Search, spec: PipelineSpec) -> VerifierRates | None:
-    """Run the visible tests and the hidden tests on every sample the spec's generators produce."""
-    task = search.settings.task
-    if not isinstance(task.scorer, PythonTests) or not any(r.visible_tests for r in search.records):
+    """The visible tests judged against the hidden ones on every pooled sample of the spec's generator."""
+    from .bayes.observe import Observer, pipeline_shape
+
+    shape = pipeline_shape(spec)
+    if shape is None or search.client.cache is None:
         return None
-    gen_only = spec.model_copy(update={"layers": [layer for layer in spec.layers if layer.kind == "generate"]})
-    pipe = Pipeline(gen_only, search.client, sandbox_memo=search.sandbox_memo)
-
-    async def one(record):
-        result = await pipe.acall(task.question(record))
-        setup, tests = split_tests(record.visible_tests or "")
-        rows = []
-        for c in result.candidates:
-            if not c.answer or not tests:
-                continue
-            program = task.scorer.program.replace("{prompt}", str(record.fields.get("prompt", ""))).replace("{answer}", c.answer)
-            vis = await run_python_memo(harness(program, setup, tests), None, search.sandbox_memo)
-            visible = vis.passed and parse_harness(vis.stdout) == 1.0
-            hidden = await task.scorer.score(c.answer, record, None, search.sandbox_memo) == 1.0
-            rows.append((visible, hidden))
-        return rows
-
-    async def all_rows():
-        try:
-            return [row for rows in await asyncio.gather(*(one(r) for r in search.records)) for row in rows]
-        finally:
-            await search.client.release_loop()
-
-    rows = asyncio.run(all_rows())
-    return VerifierRates(len(rows), sum(v and h for v, h in rows), sum(v and not h for v, h in rows),
-                         sum(not v and not h for v, h in rows), sum(not v and h for v, h in rows))
+    observer = Observer(search.settings.task, search.records, search.client.cache, search.sandbox_memo)
+    if not observer.verifiable:
+        return None
+    obs = observer.observe([shape.generator])
+    judged = obs.seen[:, 0]
+    n, y = obs.n[judged], obs.y[judged]
+    tp, fp = int(obs.tp[judged, 0].sum()), int(obs.fp[judged, 0].sum())
+    return VerifierRates(int(n.sum()), tp, fp, int((n - y).sum()) - fp, int(y.sum()) - tp)
 
 
 def export(search: Search, trial, test_measured: Measured | None, path: Path,
