@@ -76,6 +76,7 @@ def run_worker(args: argparse.Namespace, index: int) -> dict:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    from .errors import BudgetExhausted
     from .report import export, front_table, plot_front, visible_test_rates, write_json
     from .search import Search, open_study
 
@@ -145,9 +146,16 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                       f"FPR {rates.fpr:.2f}, precision {rates.precision:.2f} — {rates.false_pos} programs passed the "
                       f"visible tests but fail the hidden ones")
     extra.update(_bayes_report(search, chosen, spec, args.fp_cost, console))
-    test_report = search.evaluate(spec, task.split("test"), "test")
-    test_m = test_report.measured()
     path = out / "pipeline.yaml"
+    try:
+        test_m = search.evaluate(spec, task.split("test"), "test").measured()
+    except BudgetExhausted as exc:  # the cap holds for the held-out check too: export, say so, stop
+        export(search, chosen, None, path, extra)
+        console.print(f"[yellow]held-out evaluation skipped: {exc}[/]; wrote {path} with its search score only. "
+                      f"Run `archsearch evaluate {path} --split test` when there is budget.")
+        summary.update(chosen=chosen.number, test=None, verifier=extra, client=client.stats.as_dict())
+        write_json(out / "report.json", summary)
+        return 0
     export(search, chosen, test_m, path, extra)
     console.print(f"chosen: trial {chosen.number} — search accuracy {chosen.user_attrs['search']['accuracy']:.3f}, "
                   f"held-out test accuracy {test_m.accuracy:.3f} [{test_m.accuracy_low:.2f}, {test_m.accuracy_high:.2f}] "

@@ -50,7 +50,7 @@ def fault_server():
     thread.join(5)
 
 
-def http_experiment(folder: Path, port: int, trials: int) -> Path:
+def http_experiment(folder: Path, port: int, trials: int, price_per_mtok: float = 1.0) -> Path:
     """An experiment whose model is the loopback server (real HTTP, no model weights)."""
     import textwrap
 
@@ -62,7 +62,7 @@ def http_experiment(folder: Path, port: int, trials: int) -> Path:
         name: s
         models:
           m: {{id: openai/fault, transport: http, params: {{api_base: "http://127.0.0.1:{port}/v1"}},
-              price: {{input_per_mtok: 1, output_per_mtok: 1}}}}
+              price: {{input_per_mtok: {price_per_mtok}, output_per_mtok: {price_per_mtok}}}}}
         layers:
           - {{kind: generate, params: {{model: m, n: {{int: [1, 3]}}, temperature: 0.7, max_tokens: 32}}}}
           - {{kind: vote, optional: true}}

@@ -138,3 +138,34 @@ def test_optimize_with_two_worker_processes(fault_server, tmp_path):
     rows = sqlite3.connect(exp / "out" / "study.sqlite").execute(
         "select value_json from trial_user_attributes where key = 'pid'").fetchall()
     assert len({r[0] for r in rows}) == 2  # both workers ran trials of the one study
+
+
+def test_cli_budget_holds_at_concurrency_32_and_still_reports(fault_server, tmp_path):
+    import json
+
+    from conftest import http_experiment, run_cli
+
+    exp = http_experiment(tmp_path / "exp", fault_server, trials=200, price_per_mtok=1000.0)
+    out = run_cli("optimize", str(exp), "--budget-usd", "0.50", "--concurrency", "32")
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((exp / "out" / "report.json").read_text())
+    assert 0 < report["client"]["usd"] <= 0.50
+    assert "budget" in report["stopped"]
+    assert (exp / "out" / "pipeline.yaml").exists() and (exp / "out" / "front.png").exists()
+
+
+def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
+    from archsearch.space import SearchSpace
+
+    search, _ = _search(fixtures, tmp_path, trials=8, sampler="surrogate")
+    search.settings.space = SearchSpace(fixtures / "toy" / "space-sampling.yaml")
+    search.run()
+    log = search.sampler.log
+    assert len(log) >= 3 and all(entry["choice"] for entry in log)  # once 4 trials completed, the model plans
+    fingerprints = [t.user_attrs["fingerprint"] for t in search.study.trials]
+    planned = [entry["choice"] for entry in log]
+    assert all(fingerprints.count(fp) == 1 for fp in planned)  # never one already evaluated
+    post = search.sampler.last_posterior
+    ids = [g.model.id for g in search.sampler._generators]
+    strong, weak = ids.index("fake/strong"), ids.index("fake/weak")
+    assert (post.theta[:, strong] > post.theta[:, weak]).mean() > 0.95  # it learnt which model is better

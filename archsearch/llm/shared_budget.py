@@ -73,10 +73,11 @@ class SharedBudget:
             if conn.execute(_RESERVE, {"held": held, "name": self.name}).rowcount == 1:
                 return held
         row = self._row()
-        if self.usd is not None and row.reserved_usd > 0 and row.spent_usd + held <= self.usd + 1e-12:
+        calls_ok = row.cap_calls is None or row.started_calls + 1 <= row.cap_calls
+        usd_ok = row.cap_usd is None or row.spent_usd + row.reserved_usd + held <= row.cap_usd + 1e-12
+        in_flight_may_free = row.cap_usd is not None and row.reserved_usd > 1e-12 and row.spent_usd + held <= row.cap_usd + 1e-12
+        if calls_ok and (usd_ok or in_flight_may_free):  # fits now, or once calls in flight settle
             raise BudgetBusy("waiting for calls in flight to settle")
-        if self.calls is not None and row.started_calls + 1 <= self.calls:
-            raise BudgetBusy("another worker's reservation raced ours")
         raise BudgetExhausted(f"study budget reached (cap ${row.cap_usd} / {row.cap_calls} calls; spent "
                               f"${row.spent_usd:.4f}, ${row.reserved_usd:.4f} in flight, {row.started_calls} calls started)")
 
