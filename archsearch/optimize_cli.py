@@ -171,7 +171,7 @@ def _bayes_report(search, chosen, spec, fp_cost: float, console) -> dict[str, fl
     from rich.table import Table
 
     from .bayes.sampler import SurrogateSampler
-    from .bayes.summary import believe, verifier_belief
+    from .bayes.summary import believe, new_questions_belief, verifier_belief
     from .report import describe
 
     sampler = search.sampler
@@ -196,6 +196,12 @@ def _bayes_report(search, chosen, spec, fp_cost: float, console) -> dict[str, fl
     chosen_belief = beliefs[[t.number for t in front].index(chosen.number)]
     extra = {"posterior_accuracy": chosen_belief.mean, "posterior_accuracy_low90": chosen_belief.low,
              "posterior_accuracy_high90": chosen_belief.high}
+    fresh = new_questions_belief(sampler, spec, len(search.settings.task.split("test")))
+    if fresh is not None:
+        console.print(f"expected on {len(search.settings.task.split('test'))} new questions (the held-out split): "
+                      f"{fresh.mean:.3f} [{fresh.low:.3f}, {fresh.high:.3f}] (90%)")
+        extra.update({"predicted_heldout_accuracy": fresh.mean, "predicted_heldout_low90": fresh.low,
+                      "predicted_heldout_high90": fresh.high})
     v = verifier_belief(sampler, spec, fp_cost)
     if v is not None:
         console.print(f"verifier (visible tests), posterior: TPR {v.tpr[0]:.2f} [{v.tpr[1]:.2f}, {v.tpr[2]:.2f}], "

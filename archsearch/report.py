@@ -55,6 +55,7 @@ def plot_front(search: Search, path: Path) -> None:
     from optuna.trial import TrialState
 
     front = {t.number for t in search.front()}
+    labels: dict[tuple[float, float], list[str]] = {}
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         m = measured_from_attrs(t.user_attrs, "search")
@@ -62,8 +63,9 @@ def plot_front(search: Search, path: Path) -> None:
         ax.errorbar(m.calls_per_question, m.accuracy, yerr=[[m.accuracy - m.accuracy_low], [m.accuracy_high - m.accuracy]],
                     fmt="o", color="C0" if on else "0.75", ecolor="C0" if on else "0.85", capsize=3, zorder=3 if on else 1)
         if on:
-            ax.annotate(str(t.number), (m.calls_per_question, m.accuracy), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xscale("symlog")
+            labels.setdefault((m.calls_per_question, m.accuracy), []).append(str(t.number))
+    for (x, y), names in labels.items():
+        ax.annotate("trial " + ",".join(names), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xlabel("calls per question")
     ax.set_ylabel("accuracy on the search split (95% CI)")
     ax.set_title(f"{search.settings.study_name}: Pareto front in blue")

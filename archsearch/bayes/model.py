@@ -97,6 +97,7 @@ class Posterior:
     tau: np.ndarray     # [draws, verifiers]
     gamma: np.ndarray
     lam: np.ndarray
+    sigma_b: np.ndarray  # [draws] spread of question difficulty: what new questions look like
     method: str
     seconds: float
     diagnostics: dict[str, float] = field(default_factory=dict)
@@ -143,7 +144,7 @@ class Surrogate:
         Q, G, V = obs.n_questions, obs.n_generators, obs.n_verifiers
         return Posterior(theta=np.asarray(samples["theta"])[:, :G], b=np.asarray(samples["b"])[:, :Q],
                          tau=np.asarray(samples["tau"])[:, :V], gamma=np.asarray(samples["gamma"])[:, :V],
-                         lam=np.asarray(samples["lam"])[:, :V], method=method,
+                         lam=np.asarray(samples["lam"])[:, :V], sigma_b=np.asarray(samples["sigma_b"]), method=method,
                          seconds=time.perf_counter() - start, diagnostics=diagnostics, warnings=warnings)
 
     def _nuts(self, key, data):

@@ -48,6 +48,23 @@ def believe(sampler, specs: list[PipelineSpec]) -> dict[int, PipelineBelief] | N
     return {i: PipelineBelief(*_band(acc[:, i])) for i in range(len(specs))}
 
 
+def new_questions_belief(sampler, spec: PipelineSpec, questions: int, seed: int = 0) -> PipelineBelief | None:
+    """The score to expect on ``questions`` questions the search never saw (the held-out split):
+    new difficulties drawn from the fitted spread, then each question right or wrong."""
+    import dataclasses
+
+    from .predict import predict_accuracy
+
+    shape = pipeline_shape(spec)
+    posterior = sampler.last_posterior
+    if shape is None or posterior is None:
+        return None
+    rng = np.random.default_rng(seed)
+    fresh = dataclasses.replace(posterior, b=rng.normal(size=(posterior.draws, questions)) * posterior.sigma_b[:, None])
+    acc = predict_accuracy(fresh, features([shape], sampler._generators), predictive_rng=rng)
+    return PipelineBelief(*_band(acc[:, 0]))
+
+
 def verifier_belief(sampler, spec: PipelineSpec, fp_cost: float, k_max: int = 64) -> VerifierBelief | None:
     shape = pipeline_shape(spec)
     posterior = sampler.last_posterior
