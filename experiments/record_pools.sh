@@ -11,5 +11,5 @@ for split in search test; do
 done
 for split in search test; do
   ev experiments/gsm8k-local/baseline.yaml --task experiments/gsm8k-local/task.yaml --split $split
-  ev experiments/gsm8k-local/pools/qwen-t08-cot.yaml --task experiments/gsm8k-local/task.yaml --split $split --concurrency 4
+  ev experiments/gsm8k-local/pools/qwen-t08-cot.yaml --task experiments/gsm8k-local/task.yaml --split $split --concurrency 5
 done

@@ -52,7 +52,7 @@ def test_shipped_tasks_load_with_fixed_splits(root):
     assert not {r.id for r in he.split("search")} & {r.id for r in he.split("test")}
     assert sum(bool(r.visible_tests) for r in he.records) > 100
     gsm = Task(root / "experiments/gsm8k-local/task.yaml")
-    assert len(gsm.records) == 100 and len(gsm.split("test")) == 40
+    assert len(gsm.records) == 100 and len(gsm.split("test")) == 20
 
 
 def test_humaneval_canonical_solutions_pass_hidden_and_visible_tests(root):
