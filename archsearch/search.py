@@ -53,7 +53,7 @@ class TrialOutcome:
     reason: str = ""
 
 
-def make_sampler(name: str, seed: int, n_objectives: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
     if name == "random":
@@ -72,7 +72,7 @@ def open_study(settings: SearchSettings, sampler: optuna.samplers.BaseSampler | 
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
     return optuna.create_study(storage=storage, study_name=settings.study_name, load_if_exists=True,
                                directions=settings.objective.directions,
-                               sampler=sampler or make_sampler(settings.sampler, settings.seed, len(settings.objective.metrics)))
+                               sampler=sampler or make_sampler(settings.sampler, settings.seed))
 
 
 def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:

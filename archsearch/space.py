@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field, model_validator
 
-from .errors import SpecError
+from .errors import SpecError, format_path
 from .spec import SCHEMA_VERSION, PipelineSpec, parse_spec
 from .tasks.scorers import PythonTests
 from .tasks.task import Task
@@ -105,7 +105,7 @@ class SearchSpace:
             if isinstance(entry, dict) and "layers" in entry:
                 block = validate(_Block, entry, self.file, where)
                 if block.top_k is not None and block.top_k.min < 1:
-                    raise SpecError(self.file, _fmt(where + ("top_k", "min")), "expected at least 1")
+                    raise SpecError(self.file, format_path(where + ("top_k", "min")), "expected at least 1")
                 self._check(block.layers, where + ("layers",))
                 continue
             template = validate(_Template, entry, self.file, where)
@@ -117,16 +117,16 @@ class SearchSpace:
             return
         if "choice" in value:
             if set(value) != {"choice"} or not isinstance(value["choice"], list) or not value["choice"]:
-                raise SpecError(self.file, _fmt(where), "expected {choice: [non-empty list]}")
+                raise SpecError(self.file, format_path(where), "expected {choice: [non-empty list]}")
         elif "int" in value or "float" in value:
             kind = "int" if "int" in value else "float"
             bounds = value[kind]
             if set(value) - {kind, "log"} or not isinstance(bounds, list) or len(bounds) != 2 \
                     or not isinstance(value.get("log", False), bool):
-                raise SpecError(self.file, _fmt(where), f"expected {{{kind}: [low, high], log?: bool}}")
+                raise SpecError(self.file, format_path(where), f"expected {{{kind}: [low, high], log?: bool}}")
             if not all(isinstance(b, (int, float)) and not isinstance(b, bool) and abs(b) < 1e9 for b in bounds) \
                     or bounds[0] > bounds[1] or (kind == "int" and not all(float(b).is_integer() for b in bounds)):
-                raise SpecError(self.file, _fmt(where + (kind,)), f"`low <= high` must hold, but got {bounds}")
+                raise SpecError(self.file, format_path(where + (kind,)), f"`low <= high` must hold, but got {bounds}")
 
     # -- drawing a pipeline ------------------------------------------------------------------
     def _value(self, s: Suggester, name: str, value: Any) -> Any:
@@ -230,8 +230,3 @@ def spec_fingerprint(spec: PipelineSpec) -> str:
             "layers": [layer.model_dump() for layer in spec.layers]}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
 
-
-def _fmt(path: tuple) -> str:
-    from .errors import format_path
-
-    return format_path(path)
