@@ -14,15 +14,10 @@ from .errors import ArchsearchError, SpecError, one_line
 def _client(cache_url: str | None, concurrency: int):
     from .llm.cache import CallCache
     from .llm.client import LLMClient
+    from .llm.local import local_slots
 
     return LLMClient(cache=CallCache(cache_url) if cache_url else None, max_concurrency=concurrency,
-                     provider_concurrency={"local": _local_slots()})
-
-
-def _local_slots() -> int:
-    import os
-
-    return int(os.environ.get("ARCHSEARCH_LOCAL_SLOTS", "4"))
+                     provider_concurrency={"local": local_slots()})
 
 
 def cmd_run(args: argparse.Namespace) -> int:

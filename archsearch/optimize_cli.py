@@ -37,6 +37,7 @@ def build(args: argparse.Namespace):
     """Everything a worker needs, from the command's arguments (each worker process calls this)."""
     from .llm.cache import CallCache
     from .llm.client import LLMClient
+    from .llm.local import local_slots
     from .llm.shared_budget import SharedBudget
     from .objectives import load_objective
     from .search import SearchSettings
@@ -60,7 +61,7 @@ def build(args: argparse.Namespace):
                               storage=args.storage or f"sqlite:///{(out / 'study.sqlite').resolve()}", study_name=study,
                               out_dir=out, sampler=args.sampler, seed=cfg.seed if args.seed is None else args.seed,
                               concurrency=args.concurrency, budget=budget, wall_minutes=objective.budget.wall_minutes)
-    client = LLMClient(cache=cache, max_concurrency=args.concurrency, provider_concurrency={"local": _local_slots()})
+    client = LLMClient(cache=cache, max_concurrency=args.concurrency, provider_concurrency={"local": local_slots()})
     return exp, settings, client, cache_url
 
 
@@ -214,9 +215,3 @@ def _bayes_report(search, chosen, spec, fp_cost: float, console) -> dict[str, fl
                       "resampling_ceiling_high90": v.ceiling[2], "optimal_samples": float(v.best_k),
                       "fp_cost": fp_cost})
     return extra
-
-
-def _local_slots() -> int:
-    import os
-
-    return int(os.environ.get("ARCHSEARCH_LOCAL_SLOTS", "4"))

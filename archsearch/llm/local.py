@@ -80,11 +80,16 @@ LOCAL_MODELS: dict[str, LocalModelInfo] = {
 }
 
 
+def local_slots() -> int:
+    """Parallel llama.cpp slots per local model; the client caps local calls in flight to match."""
+    return int(os.environ.get("ARCHSEARCH_LOCAL_SLOTS", "4"))
+
+
 class LocalModels:
     """Loaded llama.cpp servers, one per model name, created on first use."""
 
     def __init__(self, slots: int | None = None, threads: int | None = None, ctx_per_slot: int = 2048) -> None:
-        self.slots = slots or int(os.environ.get("ARCHSEARCH_LOCAL_SLOTS", "4"))
+        self.slots = slots or local_slots()
         self.threads = threads or int(os.environ.get("ARCHSEARCH_LOCAL_THREADS", str(os.cpu_count() or 2)))
         self.ctx_per_slot = ctx_per_slot
         self._servers: dict[str, Any] = {}
