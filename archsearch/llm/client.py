@@ -108,8 +108,7 @@ class LLMClient:
             return _as_cached(result)
         if self.cache is not None and (row := self.cache.get(key)) is not None:
             self.stats.cache_hits += 1
-            return CallResult(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"],
-                              row["latency_s"], cached=True, key=key)
+            return _from_row(row, key)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -133,13 +132,11 @@ class LLMClient:
             await asyncio.sleep(0.2)
             if (row := self.cache.get(key)) is not None:
                 self.stats.cache_hits += 1
-                return CallResult(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"],
-                                  row["latency_s"], cached=True, key=key)
+                return _from_row(row, key)
         if (row := self.cache.get(key)) is not None:  # answered between our lookup and our claim
             self.cache.release(key)
             self.stats.cache_hits += 1
-            return CallResult(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"],
-                              row["latency_s"], cached=True, key=key)
+            return _from_row(row, key)
         return None
 
     async def _paid_call(self, model: ModelSpec, messages: Messages, params: dict[str, Any],
@@ -202,6 +199,11 @@ class LLMClient:
             await asyncio.sleep(delay)
         self.stats.failures += 1
         raise LLMCallError(model_id, f"{last} (after {self.max_retries + 1} attempts)")
+
+
+def _from_row(row: dict[str, Any], key: str) -> CallResult:
+    return CallResult(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"], row["latency_s"],
+                      cached=True, key=key)
 
 
 def _as_cached(result: CallResult) -> CallResult:
