@@ -27,7 +27,8 @@ def test_design_targets_within_0_01():
 def _posterior(p, c=0.9, f=0.2, questions=1):
     one = lambda v: np.full((1, 1), v)  # noqa: E731
     return Posterior(theta=one(logit(p)), b=np.zeros((1, questions)), tau=one(logit(c)), gamma=one(logit(f)),
-                     lam=np.zeros((1, 1)), sigma_b=np.zeros(1), method="fixed", seconds=0.0)
+                     lam=np.zeros((1, 1)), sigma_b=np.zeros(1), phi=np.full((1, 1), 1e12),  # p fixed: no cell spread
+                     cell_n=np.zeros((1, questions)), cell_y=np.zeros((1, questions)), method="fixed", seconds=0.0)
 
 
 def _feat(n, tested, policy, vote):

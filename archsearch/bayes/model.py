@@ -1,11 +1,18 @@
 """The NumPyro model of what a search observes (see bayes/MODEL.md for the why).
 
-generation   logit p[q, g] = theta[g] - b[q],  b[q] = sigma_b * z[q]      y[q,g] ~ Bin(n[q,g], p)
+generation   theta[g] = ability[model of g] + 0.75 * shift[g]   (settings of one model share its ability)
+             mu[q, g] = sigmoid(theta[g] - b[q]),  b[q] = sigma_b * z[q]
+             p[q, g] ~ Beta(mu phi[g], (1 - mu) phi[g])   (marginalised:)
+             y[q,g] ~ BetaBinomial(mu phi[g], (1 - mu) phi[g], n[q,g])
 verifier     TPR c[v] = sigmoid(tau[v])                                   tp ~ Bin(y, c)
              FPR f[v,q,g] = sigmoid(gamma[v] - lam[v] * (theta[g] - b[q])) fp ~ Bin(n - y, f)
 
-Every sample's correctness is known (the scorer ran), so there are no discrete latents to
-marginalise. Arrays are padded to fixed shapes (``Shapes``) so refits reuse compiled code.
+The per-cell accuracy p[q, g] lets a generator be much worse on some questions than the additive
+logit says (temperature 0.8 breaks some problems completely); phi[g] is how tightly cells follow
+the additive mean. p is integrated out (Beta-Binomial) in the fit and drawn from its conjugate
+posterior Beta(mu phi + y, (1 - mu) phi + n - y) when predicting. Every sample's correctness is
+known (the scorer ran), so there are no other discrete latents to marginalise. Arrays are padded
+to fixed shapes (``Shapes``) so refits reuse compiled code.
 """
 
 from __future__ import annotations
@@ -21,6 +28,9 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
+
+
+SETTINGS_SCALE = 0.75   # logits: how far temperature / prompt style typically move one model's ability
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,7 @@ class Observations:
     n_verifiers: int
     generator_names: list[str] = field(default_factory=list)
     verifier_names: list[str] = field(default_factory=list)
+    generator_model: np.ndarray | None = None   # [generators] which model each generator samples (default: its own)
 
     def padded(self, shapes: Shapes) -> dict[str, jnp.ndarray]:
         c = len(self.q)
@@ -63,24 +74,32 @@ class Observations:
 
         mask = np.zeros(shapes.cells, bool)
         mask[:c] = True
-        return {"q": pad(self.q), "g": pad(self.g), "n": pad(self.n), "y": pad(self.y), "tp": pad(self.tp),
+        model_of = np.arange(shapes.generators)
+        if self.generator_model is not None:
+            model_of[: self.n_generators] = self.generator_model
+        return {"model_of": jnp.asarray(model_of), "q": pad(self.q), "g": pad(self.g), "n": pad(self.n), "y": pad(self.y), "tp": pad(self.tp),
                 "fp": pad(self.fp), "seen": pad(self.seen).astype(bool), "mask": jnp.asarray(mask)}
 
 
-def model(q, g, n, y, tp, fp, seen, mask, shapes: Shapes):
+def model(model_of, q, g, n, y, tp, fp, seen, mask, shapes: Shapes):
     sigma_b = numpyro.sample("sigma_b", dist.HalfNormal(2.0))
     with numpyro.plate("questions", shapes.questions):
         z = numpyro.sample("z", dist.Normal(0.0, 1.0))
     b = numpyro.deterministic("b", sigma_b * z)
     with numpyro.plate("generators", shapes.generators):
-        theta = numpyro.sample("theta", dist.Normal(0.0, 2.0))
+        model_ability = numpyro.sample("model_ability", dist.Normal(0.0, 2.0))   # indexed by model
+        shift = numpyro.sample("shift", dist.Normal(0.0, 1.0))                    # this generator's settings
+        log_phi = numpyro.sample("log_phi", dist.Normal(1.5, 1.0))
+    theta = numpyro.deterministic("theta", model_ability[model_of] + SETTINGS_SCALE * shift)
     with numpyro.plate("verifiers", shapes.verifiers):
         tau = numpyro.sample("tau", dist.Normal(1.0, 1.5))
         gamma = numpyro.sample("gamma", dist.Normal(-1.0, 1.5))
         lam = numpyro.sample("lam", dist.Normal(0.0, 1.0))
     skill = theta[g] - b[q]
+    mu = jnp.clip(jax.nn.sigmoid(skill), 1e-6, 1 - 1e-6)
+    phi = jnp.exp(log_phi)[g]
     with numpyro.plate("cells", shapes.cells):
-        numpyro.sample("y", dist.Binomial(n, logits=skill).mask(mask), obs=y)
+        numpyro.sample("y", dist.BetaBinomial(mu * phi, (1 - mu) * phi, n).mask(mask), obs=y)
     logit_f = gamma[None, :] - lam[None, :] * skill[:, None]
     judged = seen & mask[:, None]
     with numpyro.plate("cells_v", shapes.cells, dim=-2), numpyro.plate("verifiers_v", shapes.verifiers, dim=-1):
@@ -98,6 +117,9 @@ class Posterior:
     gamma: np.ndarray
     lam: np.ndarray
     sigma_b: np.ndarray  # [draws] spread of question difficulty: what new questions look like
+    phi: np.ndarray      # [draws, generators] how tightly a cell's accuracy follows theta - b
+    cell_n: np.ndarray   # [generators, questions] samples observed per cell (what p is conditioned on)
+    cell_y: np.ndarray   # [generators, questions] of which correct
     method: str
     seconds: float
     diagnostics: dict[str, float] = field(default_factory=dict)
@@ -106,6 +128,14 @@ class Posterior:
     @property
     def draws(self) -> int:
         return self.theta.shape[0]
+
+    def cell_p(self, rng: np.random.Generator, draws: np.ndarray | None = None) -> np.ndarray:
+        """One draw of every cell's accuracy per posterior draw, given what the cell showed: [D, G, Q]."""
+        idx = np.arange(self.draws) if draws is None else np.asarray(draws)
+        mu = np.clip(1 / (1 + np.exp(-(self.theta[idx][:, :, None] - self.b[idx][:, None, :]))), 1e-6, 1 - 1e-6)
+        phi = self.phi[idx][:, :, None]
+        n, y = self.cell_n[None], self.cell_y[None]
+        return rng.beta(mu * phi + y, (1 - mu) * phi + n - y)
 
     def tpr(self) -> np.ndarray:
         return 1 / (1 + np.exp(-self.tau))
@@ -142,7 +172,11 @@ class Surrogate:
         else:
             samples, diagnostics, warnings = self._svi(key, data)
         Q, G, V = obs.n_questions, obs.n_generators, obs.n_verifiers
+        cell_n, cell_y = np.zeros((G, Q)), np.zeros((G, Q))
+        np.add.at(cell_n, (obs.g, obs.q), obs.n)
+        np.add.at(cell_y, (obs.g, obs.q), obs.y)
         return Posterior(theta=np.asarray(samples["theta"])[:, :G], b=np.asarray(samples["b"])[:, :Q],
+                         phi=np.exp(np.asarray(samples["log_phi"])[:, :G]), cell_n=cell_n, cell_y=cell_y,
                          tau=np.asarray(samples["tau"])[:, :V], gamma=np.asarray(samples["gamma"])[:, :V],
                          lam=np.asarray(samples["lam"])[:, :V], sigma_b=np.asarray(samples["sigma_b"]), method=method,
                          seconds=time.perf_counter() - start, diagnostics=diagnostics, warnings=warnings)
@@ -173,5 +207,6 @@ class Surrogate:
         result = svi.run(key, self.svi_steps, **data, progress_bar=False)
         draws = Predictive(guide, params=result.params, num_samples=self.num_samples)(jax.random.fold_in(key, 1), **data)
         draws["b"] = draws["sigma_b"][:, None] * draws["z"]
+        draws["theta"] = draws["model_ability"][:, data["model_of"]] + SETTINGS_SCALE * draws["shift"]
         final = float(np.mean(np.asarray(result.losses[-100:])))
         return draws, {"elbo_final": -final}, []

@@ -20,6 +20,7 @@ from ..tasks.scorers import PythonTests
 from ..tasks.task import Record, Task
 from ..techniques.generate import Generate, GenerateParams
 from ..techniques.unit_test import harness, parse_harness, split_tests
+from ..techniques.vote import normalise
 from .model import Observations
 from .predict import ABSTAIN, FALLBACK, KEEP_ALL, PipelineFeatures
 
@@ -38,6 +39,19 @@ class Generator:
 
 
 @dataclass(frozen=True)
+class Judged:
+    """One sample as the scorer and the visible tests saw it."""
+
+    correct: bool
+    rate: float | None      # share of visible tests passed (None: the task has none for it)
+    answer: str | None      # the normalised extracted answer, what a vote compares
+
+    @property
+    def visible(self) -> bool | None:
+        return None if self.rate is None else self.rate == 1.0
+
+
+@dataclass(frozen=True)
 class Shape:
     """What the surrogate can model of a pipeline: one generator, then optionally tests, a vote."""
 
@@ -46,6 +60,7 @@ class Shape:
     tested: bool
     policy: int
     vote: bool
+    best: bool = False  # test keep=best: when nothing passes, keep the candidates passing the most tests
 
 
 def pipeline_shape(spec: PipelineSpec) -> Shape | None:
@@ -60,14 +75,16 @@ def pipeline_shape(spec: PipelineSpec) -> Shape | None:
     policy = KEEP_ALL
     if test is not None:
         policy = KEEP_ALL if test.params.get("keep") == "best" else POLICY[test.params.get("on_none_passed", "keep_all")]
-    return Shape(Generator(spec.models[gp.model], gp), gp.n, test is not None, policy, any(l.kind == "vote" for l in layers))
+    best = test is not None and test.params.get("keep") == "best"
+    return Shape(Generator(spec.models[gp.model], gp), gp.n, test is not None, policy,
+                 any(l.kind == "vote" for l in layers), best)
 
 
 class Observer:
     def __init__(self, task: Task, records: list[Record], cache: CallCache, memo: dict, max_samples: int = 64) -> None:
         self.task, self.records, self.cache, self.memo, self.max_samples = task, records, cache, memo, max_samples
         self.verifiable = isinstance(task.scorer, PythonTests) and any(r.visible_tests for r in records)
-        self._scored: dict[tuple, tuple[bool, bool | None]] = {}
+        self._scored: dict[tuple, Judged] = {}
         self._call_stats: dict[str, dict[str, float]] = {}
 
     def call_stats(self, gen: Generator) -> dict[str, float]:
@@ -97,40 +114,55 @@ class Observer:
             out.append(row)
         return out
 
-    async def _judge(self, record: Record, text: str) -> tuple[bool, bool | None]:
+    async def _judge(self, record: Record, text: str) -> Judged:
         key = (record.id, text)
         if key not in self._scored:
             answer = self.task.extractor(text)
             hidden = bool(answer) and await self.task.scorer.score(answer, record, None, self.memo) == 1.0
-            visible = None
+            rate = None
             if self.verifiable and record.visible_tests and answer:
                 setup, tests = split_tests(record.visible_tests)
                 program = self.task.scorer.program.replace("{prompt}", str(record.fields.get("prompt", ""))).replace("{answer}", answer)
                 result = await run_python_memo(harness(program, setup, tests), None, self.memo)
-                visible = result.passed and parse_harness(result.stdout) == 1.0
+                rate = (parse_harness(result.stdout) or 0.0) if result.passed else 0.0
             elif self.verifiable and record.visible_tests:
-                visible = False
-            self._scored[key] = (hidden, visible)
+                rate = 0.0
+            self._scored[key] = Judged(hidden, rate, normalise(answer))
         return self._scored[key]
 
-    def observe(self, generators: list[Generator]) -> Observations:
-        rows = []
+    def testable(self) -> np.ndarray:
+        """[Q] which search questions a test layer can verify (it keeps every candidate elsewhere)."""
+        return np.array([self.verifiable and bool(r.visible_tests) for r in self.records], bool)
+
+    def known(self, generators: list[Generator]):
+        from .conditional import KnownSamples
+
+        return KnownSamples.from_judged(self.judged(generators), self.testable())
+
+    def judged(self, generators: list[Generator]) -> list[list[list[Judged]]]:
+        """Every cached sample of every (generator, search question) cell, judged: [g][q][sample]."""
+        out = [[[] for _ in self.records] for _ in generators]
 
         async def cell(gi: int, gen: Generator, qi: int, record: Record):
-            texts = self._samples(gen, record)
-            if not texts:
-                return
-            judged = [await self._judge(record, t) for t in texts]
-            y = sum(h for h, _ in judged)
-            seen = all(v is not None for _, v in judged)
-            tp = sum(h and bool(v) for h, v in judged)
-            fp = sum((not h) and bool(v) for h, v in judged)
-            rows.append((qi, gi, len(texts), y, tp, fp, seen))
+            out[gi][qi] = [await self._judge(record, t) for t in self._samples(gen, record)]
 
         async def all_cells():
             await asyncio.gather(*(cell(gi, g, qi, r) for gi, g in enumerate(generators) for qi, r in enumerate(self.records)))
 
         asyncio.run(all_cells())
+        return out
+
+    def observe(self, generators: list[Generator]) -> Observations:
+        rows = []
+        for gi, cells in enumerate(self.judged(generators)):
+            for qi, judged in enumerate(cells):
+                if not judged:
+                    continue
+                y = sum(j.correct for j in judged)
+                seen = all(j.visible is not None for j in judged)
+                tp = sum(j.correct and bool(j.visible) for j in judged)
+                fp = sum((not j.correct) and bool(j.visible) for j in judged)
+                rows.append((qi, gi, len(judged), y, tp, fp, seen))
         rows.sort()
         arr = np.array(rows, dtype=float).reshape(-1, 7)
         V = 1 if self.verifiable else 0
@@ -138,11 +170,19 @@ class Observer:
                             y=arr[:, 3].astype(int), tp=arr[:, 4:5].astype(int)[:, :V], fp=arr[:, 5:6].astype(int)[:, :V],
                             seen=arr[:, 6:7].astype(bool)[:, :V], n_questions=len(self.records),
                             n_generators=len(generators), n_verifiers=V,
-                            generator_names=[g.key for g in generators], verifier_names=["visible tests"][:V])
+                            generator_names=[g.key for g in generators], verifier_names=["visible tests"][:V],
+                            generator_model=model_index(generators))
+
+
+def model_index(generators: list[Generator]) -> np.ndarray:
+    """[G] one index per distinct model (price aside): greedy and sampled settings of a model share it."""
+    ids: dict[str, int] = {}
+    keys = [json.dumps(g.model.model_dump(exclude={"price"}), sort_keys=True) for g in generators]
+    return np.array([ids.setdefault(k, len(ids)) for k in keys], int)
 
 
 def features(shapes: list[Shape], generators: list[Generator]) -> PipelineFeatures:
     index = {g.key: i for i, g in enumerate(generators)}
     return PipelineFeatures(g=np.array([index[s.generator.key] for s in shapes]), n=np.array([s.n for s in shapes]),
                             v=np.array([0 if s.tested else -1 for s in shapes]), policy=np.array([s.policy for s in shapes]),
-                            vote=np.array([s.vote for s in shapes]))
+                            vote=np.array([s.vote for s in shapes]), best=np.array([s.best for s in shapes]))

@@ -1,6 +1,6 @@
 """Predicted accuracy of "generate n, [test], [vote]" pipelines on posterior draws, in closed form.
 
-For a question with per-sample accuracy p, verifier TPR c and FPR f (a = c p + f (1 - p) is the
+For a question with per-sample accuracy p (one draw of the cell's Beta posterior), verifier TPR c and FPR f (a = c p + f (1 - p) is the
 chance a sample is accepted), with wrong answers assumed distinct (they rarely coincide: code, long
 numbers) and ties going to the earliest sample:
 
@@ -27,13 +27,15 @@ KEEP_ALL, FALLBACK, ABSTAIN = 0, 1, 2
 
 @dataclass(frozen=True)
 class PipelineFeatures:
-    """One row per pipeline: generator index, samples, verifier index (-1: none), policy, vote."""
+    """One row per pipeline: generator index, samples, verifier index (-1: none), policy, vote,
+    and whether the test layer keeps the best-scoring candidates when none passes."""
 
     g: np.ndarray
     n: np.ndarray
     v: np.ndarray
     policy: np.ndarray
     vote: np.ndarray
+    best: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.g)
@@ -45,11 +47,12 @@ def _vote(p, n):
 
 
 @jax.jit
-def _accuracy(theta, b, tau, gamma, lam, g, n, v, policy, vote):
-    """theta [D,G], b [D,Q], tau/gamma/lam [D,V]; pipeline arrays [P]. Returns [D, P, Q]."""
+def _accuracy(theta, b, cell_p, tau, gamma, lam, g, n, v, policy, vote, testable):
+    """theta [D,G], b [D,Q], cell_p [D,G,Q], tau/gamma/lam [D,V]; pipeline arrays [P]; testable [Q].
+    Returns [D, P, Q]."""
     skill = theta[:, g][:, :, None] - b[:, None, :]                 # [D, P, Q]
-    p = jax.nn.sigmoid(skill)
-    has_v = v >= 0
+    p = cell_p[:, g]
+    has_v = (v >= 0)[:, None] & testable[None, :]                   # [P, Q]
     vi = jnp.maximum(v, 0)
     c = jax.nn.sigmoid(tau[:, vi])[:, :, None]
     f = jax.nn.sigmoid(gamma[:, vi][:, :, None] - lam[:, vi][:, :, None] * skill)
@@ -70,25 +73,30 @@ def _accuracy(theta, b, tau, gamma, lam, g, n, v, policy, vote):
     vote_survivors = ge2 + cp * geom
     tested = jnp.where(vote_b, vote_survivors, first_survivor) + rejected_all * none_value
     untested = jnp.where(vote_b, _vote(p, n), p)
-    return jnp.where(has_v[None, :, None], tested, untested)
+    return jnp.where(has_v[None], tested, untested)
 
 
 def predict_accuracy(posterior, features: PipelineFeatures, draws: np.ndarray | None = None,
-                     predictive_rng: np.random.Generator | None = None) -> np.ndarray:
+                     predictive_rng: np.random.Generator | None = None, testable: np.ndarray | None = None,
+                     cell_rng: np.random.Generator | None = None) -> np.ndarray:
     """Accuracy over the questions, per draw and pipeline: [D, P]. The expected accuracy by default;
     with ``predictive_rng``, a realised one (each question right or wrong by its probability), whose
-    spread is what a measured score can be compared with."""
+    spread is what a measured score can be compared with. Each cell's accuracy is one draw from its
+    posterior (``Posterior.cell_p``); ``testable`` marks the questions a test layer can verify."""
     idx = np.arange(posterior.draws) if draws is None else np.asarray(draws)
+    cell_p = posterior.cell_p(cell_rng or np.random.default_rng(0), idx)
+    testable = np.ones(posterior.b.shape[1], bool) if testable is None else np.asarray(testable, bool)
     V = max(posterior.tau.shape[1], 1)
 
     def pick(a, width):
         a = np.asarray(a)[idx]
         return a if a.shape[1] else np.zeros((len(idx), width))
 
-    acc = _accuracy(jnp.asarray(posterior.theta[idx]), jnp.asarray(posterior.b[idx]), jnp.asarray(pick(posterior.tau, V)),
+    acc = _accuracy(jnp.asarray(posterior.theta[idx]), jnp.asarray(posterior.b[idx]), jnp.asarray(cell_p),
+                    jnp.asarray(pick(posterior.tau, V)),
                     jnp.asarray(pick(posterior.gamma, V)), jnp.asarray(pick(posterior.lam, V)),
                     jnp.asarray(features.g), jnp.asarray(features.n), jnp.asarray(features.v),
-                    jnp.asarray(features.policy), jnp.asarray(features.vote.astype(bool)))
+                    jnp.asarray(features.policy), jnp.asarray(features.vote.astype(bool)), jnp.asarray(testable))
     acc = np.asarray(acc)
     if predictive_rng is not None:
         return (predictive_rng.random(acc.shape) < acc).mean(axis=2)

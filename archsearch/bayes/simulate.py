@@ -16,6 +16,7 @@ class Truth:
     tau: np.ndarray
     gamma: np.ndarray
     lam: np.ndarray
+    phi: np.ndarray     # per generator: how tightly a cell's accuracy follows theta - b
 
     def tpr(self) -> np.ndarray:
         return 1 / (1 + np.exp(-self.tau))
@@ -29,7 +30,7 @@ class Truth:
 def draw_truth(rng: np.random.Generator, questions: int = 40, generators: int = 3, verifiers: int = 1) -> Truth:
     return Truth(theta=rng.normal(0.0, 1.2, generators), b=rng.normal(0.0, 1.5, questions),
                  tau=rng.normal(1.5, 0.7, verifiers), gamma=rng.normal(-1.2, 0.6, verifiers),
-                 lam=rng.normal(0.4, 0.3, verifiers))
+                 lam=rng.normal(0.4, 0.3, verifiers), phi=np.exp(rng.normal(1.5, 0.7, generators)))
 
 
 def simulate(truth: Truth, rng: np.random.Generator, samples: int = 8) -> Observations:
@@ -38,7 +39,8 @@ def simulate(truth: Truth, rng: np.random.Generator, samples: int = 8) -> Observ
     q, g = q.ravel(), g.ravel()
     skill = truth.theta[g] - truth.b[q]
     n = np.full(len(q), samples)
-    y = rng.binomial(n, 1 / (1 + np.exp(-skill)))
+    mu = np.clip(1 / (1 + np.exp(-skill)), 1e-6, 1 - 1e-6)
+    y = rng.binomial(n, rng.beta(mu * truth.phi[g], (1 - mu) * truth.phi[g]))
     tpr = 1 / (1 + np.exp(-truth.tau))
     fpr = 1 / (1 + np.exp(-(truth.gamma[None, :] - truth.lam[None, :] * skill[:, None])))
     tp = rng.binomial(y[:, None], tpr[None, :])

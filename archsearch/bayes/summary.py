@@ -44,7 +44,8 @@ def believe(sampler, specs: list[PipelineSpec]) -> dict[int, PipelineBelief] | N
     posterior = sampler.last_posterior or sampler.fit()
     if posterior is None:
         return None
-    acc = predict_accuracy(posterior, features(shapes, sampler._generators), predictive_rng=np.random.default_rng(0))
+    acc = predict_accuracy(posterior, features(shapes, sampler._generators), predictive_rng=np.random.default_rng(0),
+                           testable=sampler.observer.testable())
     return {i: PipelineBelief(*_band(acc[:, i])) for i in range(len(specs))}
 
 
@@ -60,8 +61,11 @@ def new_questions_belief(sampler, spec: PipelineSpec, questions: int, seed: int 
     if shape is None or posterior is None:
         return None
     rng = np.random.default_rng(seed)
-    fresh = dataclasses.replace(posterior, b=rng.normal(size=(posterior.draws, questions)) * posterior.sigma_b[:, None])
-    acc = predict_accuracy(fresh, features([shape], sampler._generators), predictive_rng=rng)
+    unseen = np.zeros((posterior.theta.shape[1], questions))
+    fresh = dataclasses.replace(posterior, b=rng.normal(size=(posterior.draws, questions)) * posterior.sigma_b[:, None],
+                                cell_n=unseen, cell_y=unseen)
+    testable = rng.random(questions) < sampler.observer.testable().mean()
+    acc = predict_accuracy(fresh, features([shape], sampler._generators), predictive_rng=rng, testable=testable, cell_rng=rng)
     return PipelineBelief(*_band(acc[:, 0]))
 
 
@@ -73,7 +77,7 @@ def verifier_belief(sampler, spec: PipelineSpec, fp_cost: float, k_max: int = 64
     g = [x.key for x in sampler._generators].index(shape.generator.key)
     theta = posterior.theta[:, g]
     skill = theta[:, None] - posterior.b                                   # [D, Q]
-    p = 1 / (1 + np.exp(-skill))
+    p = posterior.cell_p(np.random.default_rng(0))[:, g]
     c = 1 / (1 + np.exp(-posterior.tau[:, 0]))[:, None]
     f = 1 / (1 + np.exp(-(posterior.gamma[:, 0][:, None] - posterior.lam[:, 0][:, None] * skill)))
     a = c * p + f * (1 - p)
