@@ -1,7 +1,7 @@
 """``SurrogateSampler``: Thompson sampling over the pipelines of a space.
 
 Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict every
-pipeline the space can make, and propose the unevaluated one that most improves the hypervolume of
+pipeline the space can make (replaying the samples already bought, drawing the rest: conditional.py), and propose the unevaluated one that most improves the hypervolume of
 the front (observed points plus that candidate's predicted point). Until ``min_trials`` trials exist,
 or for spaces with layers the model does not cover, it defers to TPE.
 """
@@ -19,7 +19,7 @@ from ..space import SearchSpace, enumerate_space, spec_fingerprint
 from ..tasks.task import Record, Task
 from .model import Shapes, Surrogate
 from .observe import Observer, features, pipeline_shape
-from .predict import predict_accuracy
+from .conditional import simulate_scores
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
@@ -99,7 +99,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if posterior is None:
             return None
         draw = int(self.rng.integers(posterior.draws))
-        acc = predict_accuracy(posterior, self._features, [draw])[0]
+        known = self.observer.known(self._generators)
+        acc = simulate_scores(posterior, self._features, known, self.rng, np.array([draw]))[0]
         predicted = np.array([self._objective_point(a, shape) for a, (_, _, shape) in zip(acc, self._candidates)])
         observed = np.array([self._to_min(t.values) for t in done])
         reference = np.max(np.vstack([predicted, observed]), axis=0) + 1e-6
