@@ -102,20 +102,31 @@ def _one(kind: str, content: bytes, tmp: Path) -> None:
     try:
         LOADERS[kind](file)
         TALLY["accepted"] += 1
+        rejected = False
     except SpecError as exc:
         TALLY["errors"] += 1
         _check_message(str(exc), file)
-    if kind in ("spec", "task"):  # and through the CLI, which must never write or trace back
+        rejected = True
+    # and through the CLI, which must never write or trace back
+    if kind in ("spec", "task"):
         spec, task = (file, TOY / "task.yaml") if kind == "spec" else (ROOT / "tests/fixtures/all_layers.yaml", file)
-        err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = cli_main(["evaluate", str(spec), "--task", str(task), "--split", "no-such-split"])
-        assert code == 2, err.getvalue()
-        lines = err.getvalue().strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("archsearch: error: "), lines
-        assert "Traceback" not in err.getvalue()
+        _cli_fails_in_one_line(["evaluate", str(spec), "--task", str(task), "--split", "no-such-split"])
+    elif rejected:  # a valid space or objective would start a real search
+        flag = "--space" if kind == "space" else "--objective"
+        _cli_fails_in_one_line(["optimize", str(ROOT / "experiments/humaneval-local"), flag, str(file),
+                                "--out", str(tmp / "out")])
     assert sorted(p.name for p in tmp.iterdir()) == before  # nothing written
     assert not Path("/tmp/archsearch-fuzz-pwned").exists()
+
+
+def _cli_fails_in_one_line(argv: list[str]) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = cli_main(argv)
+    assert code == 2, err.getvalue()
+    lines = err.getvalue().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("archsearch: error: "), lines
+    assert "Traceback" not in err.getvalue()
 
 
 @pytest.mark.parametrize("kind", list(BASES))
