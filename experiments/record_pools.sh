@@ -13,3 +13,6 @@ for split in search test; do
   ev experiments/gsm8k-local/baseline.yaml --task experiments/gsm8k-local/task.yaml --split $split
   ev experiments/gsm8k-local/pools/qwen-t08-cot.yaml --task experiments/gsm8k-local/task.yaml --split $split --concurrency 5
 done
+# The weak member for the sampler benchmark's two-model space (spaces/sampling-members.yaml): search split.
+ev experiments/humaneval-local/pools/smollm2-greedy.yaml --task experiments/humaneval-local/task.yaml --split search
+ev experiments/humaneval-local/pools/smollm2-t08-direct.yaml --task experiments/humaneval-local/task.yaml --split search --concurrency 6
