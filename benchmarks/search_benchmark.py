@@ -2,8 +2,11 @@
 surrogate's calibration on held-out pipelines.
 
     python benchmarks/search_benchmark.py calibration [--seeds 5]
-    python benchmarks/search_benchmark.py samplers [--seeds 10] [--max-trials 40]
+    python benchmarks/search_benchmark.py samplers [--seeds 10] [--max-trials 40] [--space spaces/sampling-members.yaml]
 
+Samplers: ``surrogate-probe`` is SurrogateSampler as archsearch runs it (probe each model with its
+cheapest pipeline, then Thompson); ``surrogate`` the same after 4 TPE startup trials; ``tpe``,
+``random``; ``gp-bo`` an RBF-GP expected-improvement loop in the manner of Archon's ITAS.
 "Calls" are pool samples a search would have paid for: the union of the samples its evaluated
 pipelines consumed (an ensemble of n reuses the first n of a generator's pool).
 """
@@ -117,8 +120,9 @@ def run_sampler(name: str, rows, task, records, cache, memo, seed: int, max_tria
     bought: set[str] = set()
     filtered = FilteredCache(cache, bought)
     obj = Objective(name="acc", metrics=[MetricGoal(name="accuracy", direction="maximize")])
-    if name == "surrogate":
-        sampler = SurrogateSampler(space, task, records, obj, filtered, memo, seed=seed, min_trials=4)
+    if name.startswith("surrogate"):
+        startup = "probe" if name == "surrogate-probe" else "tpe"
+        sampler = SurrogateSampler(space, task, records, obj, filtered, memo, seed=seed, min_trials=4, startup=startup)
         sampler.surrogate = Surrogate(Shapes(), num_warmup=200, num_samples=200, seed=seed)
     elif name == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=4)
@@ -185,6 +189,7 @@ def main() -> None:
     p.add_argument("--experiment", default=str(ROOT / "experiments/humaneval-local"))
     p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--max-trials", type=int, default=40)
+    p.add_argument("--samplers", default="surrogate,surrogate-probe,tpe,random,gp-bo")
     p.add_argument("--space", default=str(ROOT / "spaces/sampling.yaml"))
     p.add_argument("--evaluated", type=int, default=8, help="calibration: pipelines the fit sees")
     args = p.parse_args()
@@ -197,7 +202,7 @@ def main() -> None:
         result = calibration(rows, task, records, cache, memo, args.seeds, args.evaluated, Path(args.space))
     else:
         result = {"best": best, "target": best - 0.01, "pool_calls": len(set().union(*(r.keys for r in rows)))}
-        for name in ("surrogate", "tpe", "random", "gp-bo"):
+        for name in args.samplers.split(","):
             runs = [run_sampler(name, rows, task, records, cache, memo, s, args.max_trials, best - 0.01, Path(args.space)) for s in range(args.seeds)]
             result[name] = {"median_calls": statistics.median(r["calls"] for r in runs),
                             "median_trials": statistics.median(r["trials"] for r in runs),
@@ -207,6 +212,8 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
     suffix = f"-{args.evaluated}" if args.what == "calibration" else ""
+    if Path(args.space).stem not in ("sampling", "sampling-cot"):
+        suffix += f"-{Path(args.space).stem}"
     (out / f"{Path(args.experiment).name}-{args.what}{suffix}.json").write_text(json.dumps(result, indent=1, default=float))
     print(json.dumps({k: v for k, v in result.items() if k not in ("runs", "undetermined_predictions")}, indent=1, default=str)[:3000])
 

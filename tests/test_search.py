@@ -161,9 +161,14 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     search.settings.space = SearchSpace(fixtures / "toy" / "space-sampling.yaml")
     search.run()
     log = search.sampler.log
-    assert len(log) >= 3 and all(entry["choice"] for entry in log)  # once 4 trials completed, the model plans
+    probes, plans = [e["probe"] for e in log if "probe" in e], [e for e in log if "probe" not in e]
+    assert len(probes) == 2 and len(plans) >= 5 and all(e["choice"] for e in plans)  # one probe per model, then plans
     fingerprints = [t.user_attrs["fingerprint"] for t in search.study.trials]
-    planned = [entry["choice"] for entry in log]
+    assert fingerprints[:2] == probes
+    first_two = [search.spec_of(t) for t in search.study.trials[:2]]
+    assert {s.models[s.layers[0].params["model"]].id for s in first_two} == {"fake/strong", "fake/weak"}
+    assert all(s.layers[0].params["n"] == 1 for s in first_two)  # the cheapest pipeline of each model
+    planned = [entry["choice"] for entry in plans]
     assert all(fingerprints.count(fp) == 1 for fp in planned)  # never one already evaluated
     post = search.sampler.last_posterior
     ids = [g.model.id for g in search.sampler._generators]

@@ -2,11 +2,16 @@
 
 Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict every
 pipeline the space can make (replaying the samples already bought, drawing the rest: conditional.py), and propose the unevaluated one that most improves the hypervolume of
-the front (observed points plus that candidate's predicted point). Until ``min_trials`` trials exist,
-or for spaces with layers the model does not cover, it defers to TPE.
+the front (observed points plus that candidate's predicted point). It starts (``startup="probe"``)
+by running the cheapest pipeline of each model not yet sampled (one sample per question, from the
+setting whose pool the larger pipelines reuse), then plans from the posterior straight away; with
+``startup="tpe"`` it defers to TPE for the first ``min_trials`` trials instead. Spaces with layers
+the model does not cover, and parameters a plan leaves open, go to TPE.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 import optuna
@@ -18,14 +23,15 @@ from ..objectives import Objective
 from ..space import SearchSpace, enumerate_space, spec_fingerprint
 from ..tasks.task import Record, Task
 from .model import Shapes, Surrogate
-from .observe import Observer, features, pipeline_shape
+from .observe import Observer, features, model_index, pipeline_shape
 from .conditional import simulate_scores
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
-                 memo: dict, seed: int = 0, min_trials: int = 4, shapes: Shapes = Shapes()) -> None:
-        self.space, self.task, self.objective = space, task, objective
+                 memo: dict, seed: int = 0, min_trials: int = 4, shapes: Shapes = Shapes(),
+                 startup: Literal["tpe", "probe"] = "probe") -> None:
+        self.space, self.task, self.objective, self.startup = space, task, objective, startup
         self.fallback = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min_trials)
         self.rng = np.random.default_rng(seed)
         self.min_trials = min_trials
@@ -65,11 +71,15 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def before_trial(self, study, trial) -> None:
         self.fallback.before_trial(study, trial)
         done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if len(done) >= self.min_trials and self.candidates():
-            seen = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            plan = self._plan(done, {t.user_attrs.get("fingerprint") for t in seen})
-            if plan is not None:
-                self._plans[trial.number] = plan
+        if not self.candidates():
+            return
+        seen = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        evaluated = {t.user_attrs.get("fingerprint") for t in seen}
+        plan = self._probe(evaluated) if self.startup == "probe" else None
+        if plan is None and done and (len(done) >= self.min_trials or self.startup == "probe"):
+            plan = self._plan(done, evaluated)
+        if plan is not None:
+            self._plans[trial.number] = plan
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         plan = self._plans.get(trial.number, {})
@@ -93,6 +103,19 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             return None
         self.last_posterior = self.surrogate.fit(obs)
         return self.last_posterior
+
+    def _probe(self, evaluated: set) -> dict | None:
+        """The cheapest pipeline of a model no evaluated pipeline has sampled yet, or None."""
+        model_of = model_index(self._generators)[self._features.g]
+        probed = {model_of[i] for i, (_, fp, _) in enumerate(self._candidates) if fp in evaluated}
+        todo = [i for i in range(len(self._candidates)) if model_of[i] not in probed]
+        if not todo:
+            return None
+        reused = {g: self._features.n[self._features.g == g].max() for g in set(self._features.g)}
+        f = self._features
+        pick = min(todo, key=lambda i: (f.n[i], -reused[f.g[i]], f.v[i] >= 0, bool(f.vote[i]), i))
+        self.log.append({"probe": self._candidates[pick][1]})
+        return self._candidates[pick][0]
 
     def _plan(self, done, evaluated: set) -> dict | None:
         posterior = self.fit()
