@@ -246,7 +246,11 @@ class Search:
 
     # -- the result ----------------------------------------------------------------------------
     def front(self) -> list[optuna.trial.FrozenTrial]:
-        return sorted(self.study.best_trials, key=lambda t: -t.values[0])
+        """The Pareto-optimal trials, one per distinct pipeline (a sampler may propose one twice)."""
+        first: dict[str, optuna.trial.FrozenTrial] = {}
+        for t in sorted(self.study.best_trials, key=lambda t: t.number):
+            first.setdefault(t.user_attrs.get("fingerprint", str(t.number)), t)
+        return sorted(first.values(), key=lambda t: -t.values[0])
 
     def choose(self) -> optuna.trial.FrozenTrial | None:
         obj = self.settings.objective
