@@ -32,7 +32,7 @@ from archsearch.bayes.observe import features  # noqa: E402
 from archsearch.bayes.predict import predict_accuracy  # noqa: E402
 from archsearch.bayes.sampler import SurrogateSampler  # noqa: E402
 from archsearch.objectives import MetricGoal, Objective  # noqa: E402
-from archsearch.space import SearchSpace  # noqa: E402
+from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -60,7 +60,7 @@ def calibration(rows, task, records, cache, memo, seeds: int, evaluated: int = 8
         measured = np.array([rows[i].accuracy for i in held])
         feats = features([pipeline_shape_of(rows[i], sampler) for i in held], sampler._generators)
         post = sampler.last_posterior
-        known = sampler.observer.known(sampler._generators)
+        known = sampler.last_known
         determined = known.determined(feats)
         conditioned = simulate_scores(post, feats, known, np.random.default_rng(seed))
         model_only = predict_accuracy(post, feats, predictive_rng=np.random.default_rng(seed),
@@ -82,11 +82,12 @@ def calibration(rows, task, records, cache, memo, seeds: int, evaluated: int = 8
               "determined_replay_mismatches": replay_mismatches}
     for name, parts in tally.items():
         t = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        result[name] = {"predictions": len(t["error"]),
-                        "coverage_90_randomised_pit": float(np.mean(t["pit_hit"])) if len(t["error"]) else None,
-                        "coverage_90_percentile_interval": float(np.mean(t["interval_hit"])) if len(t["error"]) else None,
-                        "median_abs_error": float(np.median(t["error"])) if len(t["error"]) else None,
-                        "median_interval_width": float(np.median(t["width"])) if len(t["error"]) else None}
+        result[name] = {"predictions": len(t["error"])}
+        if len(t["error"]):
+            result[name].update(coverage_90_randomised_pit=float(np.mean(t["pit_hit"])),
+                                coverage_90_percentile_interval=float(np.mean(t["interval_hit"])),
+                                median_abs_error=float(np.median(t["error"])),
+                                median_interval_width=float(np.median(t["width"])))
     result["undetermined_predictions"] = details
     return result
 
@@ -131,18 +132,14 @@ def run_sampler(name: str, rows, task, records, cache, memo, seed: int, max_tria
     else:
         return run_gp(rows, seed, max_trials, target)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    best, history = -1.0, []
+    best = -1.0
     for t in range(max_trials):
         trial = study.ask()
-        spec = space.build(trial, task)
-        from archsearch.space import spec_fingerprint
-
-        row = by_fp[spec_fingerprint(spec)]
+        row = by_fp[spec_fingerprint(space.build(trial, task))]
         trial.set_user_attr("fingerprint", row.fingerprint)
         bought |= row.keys
         best = max(best, row.accuracy)
         study.tell(trial, row.accuracy)
-        history.append(len(bought))
         if best >= target:
             return {"calls": len(bought), "trials": t + 1, "reached": True}
     return {"calls": len(bought), "trials": max_trials, "reached": False}

@@ -4,8 +4,8 @@ A pipeline of the sampling family on question q uses samples 0..n-1 of its gener
 samples the search already bought are known exactly (their correctness, visible-test pass rate and
 answer); only the rest are uncertain. So the score of a pipeline not yet evaluated is simulated
 per posterior draw: known samples are replayed, missing ones are drawn from the model (correct with
-the cell's accuracy p, a draw from Beta(mu phi + y, (1 - mu) phi + n - y) given what it showed; accepted with the verifier's TPR/FPR), and the pipeline's own rules
-(keep passing / best, the none-passed policy, plurality vote with ties to the earliest, first
+the cell's accuracy p, a draw from Beta(mu phi + y, (1 - mu) phi + n - y) given what it showed;
+accepted with the verifier's TPR/FPR), and the pipeline's own rules (keep passing / best, the none-passed policy, plurality vote with ties to the earliest, first
 survivor) pick the answer. A pipeline whose samples are all known gets a point mass at its
 measured score; the closed forms in ``predict.py`` are the same model without the conditioning.
 

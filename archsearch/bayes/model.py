@@ -77,8 +77,8 @@ class Observations:
         model_of = np.arange(shapes.generators)
         if self.generator_model is not None:
             model_of[: self.n_generators] = self.generator_model
-        return {"model_of": jnp.asarray(model_of), "q": pad(self.q), "g": pad(self.g), "n": pad(self.n), "y": pad(self.y), "tp": pad(self.tp),
-                "fp": pad(self.fp), "seen": pad(self.seen).astype(bool), "mask": jnp.asarray(mask)}
+        return {"model_of": jnp.asarray(model_of), "q": pad(self.q), "g": pad(self.g), "n": pad(self.n),
+                "y": pad(self.y), "tp": pad(self.tp), "fp": pad(self.fp), "seen": pad(self.seen).astype(bool), "mask": jnp.asarray(mask)}
 
 
 def model(model_of, q, g, n, y, tp, fp, seen, mask, shapes: Shapes):

@@ -72,10 +72,8 @@ def pipeline_shape(spec: PipelineSpec) -> Shape | None:
     test = next((l for l in layers if l.kind == "test"), None)
     if test is not None and test.params.get("source") != "task":
         return None
-    policy = KEEP_ALL
-    if test is not None:
-        policy = KEEP_ALL if test.params.get("keep") == "best" else POLICY[test.params.get("on_none_passed", "keep_all")]
     best = test is not None and test.params.get("keep") == "best"
+    policy = KEEP_ALL if test is None or best else POLICY[test.params.get("on_none_passed", "keep_all")]
     return Shape(Generator(spec.models[gp.model], gp), gp.n, test is not None, policy,
                  any(l.kind == "vote" for l in layers), best)
 
@@ -134,10 +132,11 @@ class Observer:
         """[Q] which search questions a test layer can verify (it keeps every candidate elsewhere)."""
         return np.array([self.verifiable and bool(r.visible_tests) for r in self.records], bool)
 
-    def known(self, generators: list[Generator]):
+    def known(self, generators: list[Generator], judged: list | None = None):
+        """The samples already bought, for replay (``judged``: reuse a ``judged()`` result)."""
         from .conditional import KnownSamples
 
-        return KnownSamples.from_judged(self.judged(generators), self.testable())
+        return KnownSamples.from_judged(judged if judged is not None else self.judged(generators), self.testable())
 
     def judged(self, generators: list[Generator]) -> list[list[list[Judged]]]:
         """Every cached sample of every (generator, search question) cell, judged: [g][q][sample]."""
@@ -152,9 +151,10 @@ class Observer:
         asyncio.run(all_cells())
         return out
 
-    def observe(self, generators: list[Generator]) -> Observations:
+    def observe(self, generators: list[Generator], judged: list | None = None) -> Observations:
+        """Counts per cell for the model (``judged``: reuse a ``judged()`` result)."""
         rows = []
-        for gi, cells in enumerate(self.judged(generators)):
+        for gi, cells in enumerate(judged if judged is not None else self.judged(generators)):
             for qi, judged in enumerate(cells):
                 if not judged:
                     continue

@@ -1,7 +1,7 @@
 """Predicted accuracy of "generate n, [test], [vote]" pipelines on posterior draws, in closed form.
 
-For a question with per-sample accuracy p (one draw of the cell's Beta posterior), verifier TPR c and FPR f (a = c p + f (1 - p) is the
-chance a sample is accepted), with wrong answers assumed distinct (they rarely coincide: code, long
+For a question with per-sample accuracy p (one draw of the cell's Beta posterior), verifier TPR c
+and FPR f (a = c p + f (1 - p) is the chance a sample is accepted), with wrong answers assumed distinct (they rarely coincide: code, long
 numbers) and ties going to the earliest sample:
 
   first sample                 p

@@ -1,8 +1,8 @@
 """``SurrogateSampler``: Thompson sampling over the pipelines of a space.
 
 Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict every
-pipeline the space can make (replaying the samples already bought, drawing the rest: conditional.py), and propose the unevaluated one that most improves the hypervolume of
-the front (observed points plus that candidate's predicted point). It starts (``startup="probe"``)
+pipeline the space can make (replaying the samples already bought, drawing the rest:
+conditional.py), and propose the unevaluated one that most improves the hypervolume of the front (observed points plus that candidate's predicted point). It starts (``startup="probe"``)
 by running the cheapest pipeline of each model not yet sampled (one sample per question, from the
 setting whose pool the larger pipelines reuse), then plans from the posterior straight away; with
 ``startup="tpe"`` it defers to TPE for the first ``min_trials`` trials instead. Spaces with layers
@@ -41,6 +41,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._candidates = None
         self._plans: dict[int, dict] = {}
         self.last_posterior = None
+        self.last_known = None
         self.log: list[dict] = []
 
     # -- candidates ----------------------------------------------------------------------------
@@ -98,9 +99,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 
     # -- the proposal --------------------------------------------------------------------------
     def fit(self):
-        obs = self.observer.observe(self._generators)
+        """Refit on what the cache holds; keeps the posterior and the known samples (judged once)."""
+        judged = self.observer.judged(self._generators)
+        obs = self.observer.observe(self._generators, judged)
         if len(obs.q) == 0:
             return None
+        self.last_known = self.observer.known(self._generators, judged)
         self.last_posterior = self.surrogate.fit(obs)
         return self.last_posterior
 
@@ -122,8 +126,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if posterior is None:
             return None
         draw = int(self.rng.integers(posterior.draws))
-        known = self.observer.known(self._generators)
-        acc = simulate_scores(posterior, self._features, known, self.rng, np.array([draw]))[0]
+        acc = simulate_scores(posterior, self._features, self.last_known, self.rng, np.array([draw]))[0]
         predicted = np.array([self._objective_point(a, shape) for a, (_, _, shape) in zip(acc, self._candidates)])
         observed = np.array([self._to_min(t.values) for t in done])
         reference = np.max(np.vstack([predicted, observed]), axis=0) + 1e-6
