@@ -47,9 +47,13 @@ class Trace:
 
     @property
     def latency_s(self) -> float:
-        """Wall time, or for replayed (cached) calls the latency they had when first made:
-        layers run one after another, calls within a layer concurrently."""
-        return sum(max(t.seconds, t.slowest_call_s) for t in self.layers)
+        """Wall time, or for replayed (cached) calls the latency they had when first made: steps run
+        one after another; the layers of a step (consecutive generators) and the calls within a
+        layer run concurrently."""
+        steps: dict[int, float] = {}
+        for t in self.layers:
+            steps[t.step] = max(steps.get(t.step, 0.0), t.seconds, t.slowest_call_s)
+        return sum(steps.values())
 
     def as_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "latency_s": self.latency_s, "calls": self.calls, "cache_hits": self.cache_hits, "usd": self.usd, "cost_usd": self.cost_usd,
@@ -102,20 +106,43 @@ class Pipeline:
             self._slots = (loop, asyncio.Semaphore(self.sandbox_slots))
         return self._slots[1]
 
+    def steps(self) -> list[list[int]]:
+        """Layer indices grouped into steps: consecutive layers that only append run as one."""
+        steps: list[list[int]] = []
+        for i, technique in enumerate(self.techniques):
+            if steps and technique.appends_only and self.techniques[steps[-1][-1]].appends_only:
+                steps[-1].append(i)
+            else:
+                steps.append([i])
+        return steps
+
     async def acall(self, question: str | dict[str, Any] | Question) -> Result:
         q = self.question(question)
         candidates: list[Candidate] = []
         traces: list[LayerTrace] = []
+        drawn: dict[str, int] = {}
         start = time.perf_counter()
-        for i, technique in enumerate(self.techniques):
-            trace = LayerTrace(index=i, kind=technique.kind, candidates_in=len(candidates))
-            ctx = LayerContext(self.client, self.spec.models, self.extract, trace, self._sandbox_semaphore(),
-                               label=f"{i}:{technique.kind}", sandbox_memo=self.sandbox_memo)
-            layer_start = time.perf_counter()
-            candidates = await technique.apply(ctx, q, candidates)
-            trace.seconds = time.perf_counter() - layer_start
-            trace.candidates_out = len(candidates)
-            traces.append(trace)
+        for step, indices in enumerate(self.steps()):
+            inputs = candidates
+
+            async def run(i: int) -> list[Candidate]:
+                technique = self.techniques[i]
+                trace = LayerTrace(index=i, kind=technique.kind, step=step, candidates_in=len(inputs) if len(indices) == 1 else 0)
+                ctx = LayerContext(self.client, self.spec.models, self.extract, trace, self._sandbox_semaphore(),
+                                   label=f"{i}:{technique.kind}", sandbox_memo=self.sandbox_memo, drawn=drawn)
+                layer_start = time.perf_counter()
+                out = await technique.apply(ctx, q, inputs if len(indices) == 1 else [])
+                trace.seconds = time.perf_counter() - layer_start
+                trace.candidates_out = len(out)
+                traces.append(trace)
+                return out
+
+            if len(indices) == 1:
+                candidates = await run(indices[0])
+            else:  # generators of one step add their candidates, in layer order, to what came before
+                added = await asyncio.gather(*(run(i) for i in indices))
+                candidates = inputs + [c for out in added for c in out]
+        traces.sort(key=lambda t: t.index)
         best = candidates[0] if candidates else None
         return Result(best.answer if best else None, best.text if best else None, candidates,
                       Trace(traces, time.perf_counter() - start))

@@ -16,10 +16,12 @@ import asyncio
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,40 +83,120 @@ def _command(workdir: str, strong: bool) -> list[str]:
     return ["unshare", "--fork", "--pid", "--net", "--mount", "--kill-child", "sh", "-c", inner]
 
 
-async def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
-    """Execute ``code``; it passes when it exits 0 (a failed assert or any exception fails it)."""
+@dataclass(frozen=True)
+class ProgramRun:
+    """What one sandboxed run of a program, its tests and its probes showed.
+
+    ``completed`` is True only when the harness code that runs after the tests handed back this
+    run's secret: a program that exits early, hooks the exit or fakes output leaves it False.
+    """
+
+    completed: bool
+    loaded: bool                 # the program itself ran without raising
+    passed: tuple[bool, ...]     # per test
+    outputs: tuple[str, ...]     # per probe: repr of its value, or "!ExceptionName"
+    status: str                  # "passed", "failed", "timeout", "incomplete"
+    detail: str
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Reached the end, loaded, and every test passed."""
+        return self.completed and self.loaded and all(self.passed)
+
+    @property
+    def pass_rate(self) -> float:
+        """Share of tests passed; 0 unless the run completed."""
+        if not (self.completed and self.passed):
+            return 0.0
+        return sum(self.passed) / len(self.passed)
+
+
+async def run_program(program: str, tests: Sequence[str] = (), probes: Sequence[str] = (),
+                      limits: SandboxLimits | None = None) -> ProgramRun:
+    """Run ``program``, then each test (a statement block), then each probe (an expression) in one
+    namespace, isolated as the module docstring says. Only a run that hands back its secret counts."""
     limits = limits or SandboxLimits()
     strong = _strong_isolation_available()
     loop = asyncio.get_running_loop()
     start = loop.time()
-    with tempfile.TemporaryDirectory(prefix="archsearch-sbx-") as workdir:
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
-        if strong:
-            env["ARCHSEARCH_RUNNER"] = _RUNNER.read_text()
-        proc = await asyncio.create_subprocess_exec(
-            *_command(workdir, strong),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=workdir, env=env,
-            start_new_session=True,
-        )
-        payload = json.dumps({"code": code, "limits": _limits(limits)}).encode()
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(payload), limits.timeout_s)
-        except asyncio.TimeoutError:
-            _kill_group(proc.pid)
-            await proc.wait()
-            return SandboxResult(False, "timeout", f"killed after {limits.timeout_s:g}s", loop.time() - start)
-        finally:
-            _kill_group(proc.pid)
+    secret = secrets.token_hex(16)
+    read_end, write_end = os.pipe()
+    try:
+        with tempfile.TemporaryDirectory(prefix="archsearch-sbx-") as workdir:
+            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
+            if strong:
+                env["ARCHSEARCH_RUNNER"] = _RUNNER.read_text()
+            proc = await asyncio.create_subprocess_exec(
+                *_command(workdir, strong),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, cwd=workdir, env=env,
+                start_new_session=True, pass_fds=(write_end,),
+            )
+            fd_number, write_end = write_end, -1
+            os.close(fd_number)  # the child holds the only write end: EOF when it is gone
+            payload = json.dumps({"program": program, "tests": list(tests), "probes": list(probes),
+                                  "limits": _limits(limits), "result_fd": fd_number, "secret": secret}).encode()
+            timed_out = False
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(payload + b"\n"), limits.timeout_s)
+            except asyncio.TimeoutError:
+                timed_out = True
+                _kill_group(proc.pid)
+                await proc.wait()
+                out, err = b"", b""
+            finally:
+                _kill_group(proc.pid)
+        result = _read_all(read_end)
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
     seconds = loop.time() - start
-    stdout = out.decode("utf-8", "replace")[-OUTPUT_LIMIT:]
+    if timed_out:
+        return ProgramRun(False, False, (False,) * len(tests), (), "timeout", f"killed after {limits.timeout_s:g}s", seconds)
+    return _outcome(result, secret, proc.returncode, out, err, len(tests), seconds)
+
+
+def _read_all(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _outcome(raw: bytes, secret: str, returncode: int | None, out: bytes, err: bytes, n_tests: int,
+             seconds: float) -> ProgramRun:
     detail = (err or out).decode("utf-8", "replace")[-OUTPUT_LIMIT:].strip()
-    if proc.returncode == 0:
-        return SandboxResult(True, "passed", "", seconds, stdout)
-    if proc.returncode is not None and proc.returncode < 0:
-        detail = f"killed by signal {signal.Signals(-proc.returncode).name}. {detail}".strip()
-    last = detail.splitlines()[-1] if detail else f"exit code {proc.returncode}"
-    return SandboxResult(False, "failed", last[:500], seconds, stdout)
+    try:
+        result = json.loads(raw)
+        genuine = isinstance(result, dict) and result.get("secret") == secret
+    except ValueError:
+        genuine = False
+    if not genuine:
+        if returncode is not None and returncode < 0:
+            detail = f"killed by signal {signal.Signals(-returncode).name}. {detail}".strip()
+        last = detail.splitlines()[-1] if detail else f"exit code {returncode}"
+        return ProgramRun(False, False, (False,) * n_tests, (), "incomplete",
+                          f"the harness did not reach its end ({last[:400]})", seconds)
+    passed = tuple(bool(x) for x in result["passed"])
+    outputs = tuple(str(x) for x in result["outputs"])
+    ok = result["loaded"] and all(passed)
+    return ProgramRun(True, bool(result["loaded"]), passed, outputs, "passed" if ok else "failed",
+                      result.get("error") or "", seconds)
+
+
+async def run_python(code: str, limits: SandboxLimits | None = None) -> SandboxResult:
+    """Execute ``code``; it passes when it runs to its end without raising (exiting early fails)."""
+    run = await run_program(code, (), (), limits)
+    return SandboxResult(run.ok, run.status, run.detail, run.seconds)
 
 
 def _kill_group(pid: int) -> None:
@@ -124,12 +206,13 @@ def _kill_group(pid: int) -> None:
         pass
 
 
-async def run_python_memo(code: str, limits: SandboxLimits | None, memo: dict | None) -> SandboxResult:
-    """``run_python`` with results remembered by code: the search scores the same program for many
+async def run_program_memo(program: str, tests: Sequence[str], probes: Sequence[str], limits: SandboxLimits | None,
+                           memo: dict | None) -> ProgramRun:
+    """``run_program`` with results remembered: the search checks the same program for many
     pipelines (a candidate from a shared pool), and a deterministic program need not run twice."""
     if memo is None:
-        return await run_python(code, limits)
-    key = hashlib.sha256(code.encode()).hexdigest()
+        return await run_program(program, tests, probes, limits)
+    key = hashlib.sha256(json.dumps([program, list(tests), list(probes), repr(limits)]).encode()).hexdigest()
     if key not in memo:
-        memo[key] = await run_python(code, limits)
+        memo[key] = await run_program(program, tests, probes, limits)
     return memo[key]

@@ -168,7 +168,8 @@ class SearchSpace:
                     params.update(chosen)
                 else:
                     params[key] = chosen
-            if entry["kind"] == "test" and "program" not in params and task is not None and isinstance(task.scorer, PythonTests):
+            if entry["kind"] in ("test", "vote") and "program" not in params and task is not None \
+                    and isinstance(task.scorer, PythonTests):
                 params["program"] = task.scorer.program
             out.append({"kind": entry["kind"], "params": params})
         return out

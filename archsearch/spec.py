@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .errors import SpecError
+from .llm.models import ModelSpec, Price  # noqa: F401  (part of the spec's public API)
 from .kinds import validate_kind
 from .registry import known_kinds, technique_class
 from .tasks.extractors import EXTRACTORS
@@ -21,21 +22,6 @@ from .validation import Strict, validate
 from .yamlio import dump_yaml, read_yaml, read_yaml_text
 
 SCHEMA_VERSION = 1
-
-
-class Price(Strict):
-    """Dollars per million tokens; overrides litellm's price map for this model."""
-
-    input_per_mtok: float = Field(ge=0, le=1e6)
-    output_per_mtok: float = Field(ge=0, le=1e6)
-
-
-class ModelSpec(Strict):
-    id: str = Field(min_length=1, description="litellm model id, e.g. openai/gpt-4o-mini or local/qwen2.5-coder-0.5b")
-    params: dict[str, Any] = Field(default_factory=dict, description="extra call params (api_base, ...)")
-    price: Price | None = None
-    transport: Literal["litellm", "http"] = Field(
-        "litellm", description="'http' posts straight to an OpenAI-compatible params.api_base, skipping litellm")
 
 
 class TaskSignature(Strict):

@@ -26,6 +26,8 @@ def _describe(err: dict[str, Any], model: type[BaseModel], loc: tuple) -> str:
     if kind == "missing":
         return "required key is missing"
     got = err.get("input")
+    if kind == "value_error" and isinstance(got, (dict, list)):  # our validators say what they expected
+        return err["msg"].removeprefix("Value error, ")
     shown = repr(got) if not isinstance(got, (dict, list)) else type(got).__name__
     if len(shown) > 60:
         shown = shown[:57] + "..."

@@ -15,7 +15,6 @@ from archsearch.bayes.observe import pipeline_shape
 from archsearch.errors import LLMCallError
 from archsearch.evaluate import aevaluate
 from archsearch.llm import CallCache, LLMClient
-from archsearch.llm.cache import call_key
 from archsearch.pipeline import Pipeline
 from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint
 from archsearch.tasks import Task
@@ -53,9 +52,7 @@ def sample_keys(spec, task: Task, records) -> frozenset[str]:
     shape = pipeline_shape(spec)
     gen = shape.generator
     technique = Generate(gen.params)
-    params = {**gen.model.params, "temperature": gen.params.temperature, "max_tokens": gen.params.max_tokens}
-    return frozenset(call_key(gen.model.id, technique.messages(task.question(r).text, i), params, i)
-                     for r in records for i in range(shape.n))
+    return frozenset(technique.sample_key(gen.model, task.question(r).text, i) for r in records for i in range(shape.n))
 
 
 def build_table(experiment: Path, space_path: Path, out: Path | None = None) -> tuple[list[Row], Task, list, CallCache, dict]:

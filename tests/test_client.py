@@ -113,8 +113,8 @@ def test_cache_persists_across_clients(tmp_path):
 
 
 def test_budget_is_never_exceeded_under_concurrency():
-    # worst case per call: 5 chars/2 tokens-in * $0.1 + 4 tokens-out * $0.2 = $1.05
-    budget = Budget(usd=5.0)
+    # worst case per call: (5 bytes + 272 template tokens) * $0.1 + 4 tokens-out * $0.2 = $28.5
+    budget = Budget(usd=60.0)
     client = LLMClient(FakeLLM(latency_s=0.01), budget=budget, max_concurrency=32)
 
     async def many():
@@ -126,7 +126,7 @@ def test_budget_is_never_exceeded_under_concurrency():
         return await asyncio.gather(*(one(i) for i in range(100)))
 
     results = run(many())
-    assert budget.spent_usd <= 5.0
+    assert budget.spent_usd <= 60.0
     assert budget.reserved_usd == pytest.approx(0.0)
     assert 0 < sum(r is not None for r in results) < 100
 
@@ -143,3 +143,41 @@ def test_call_budget_counts_started_calls(tmp_path):
         assert (await client.complete(PRICED, MSG, sample_index=0)).cached  # cache hits are free
 
     run(go())
+
+
+class WorstCaseTokenizer:
+    """Bills the most a byte-level tokenizer and a chat template can: one token per UTF-8 byte plus
+    the template's tokens, and every ``max_tokens`` of output."""
+
+    async def complete(self, model_id, messages, params, sample_index=0):
+        from archsearch.llm.prices import prompt_token_bound
+
+        await asyncio.sleep(0.001 * (sample_index % 7))
+        return Completion(text="x", tokens_in=prompt_token_bound(messages), tokens_out=params["max_tokens"])
+
+
+def test_adversarial_prompts_never_take_spend_past_the_cap():
+    prompts = ["数学题：一个农民有三块地，每块地有十二只母鸡。" * 20, "🧮🐔🥚" * 150, "7" * 2000,
+               "def f(x):\n    return {k: v for k, v in x.items()}\n" * 40]
+    for p in prompts:  # the old estimate (characters / 2) undercounts every one of them
+        assert len(p) / 2 < len(p.encode("utf-8"))
+    model = ModelSpec(id="priced/m", price=Price(input_per_mtok=3.0, output_per_mtok=15.0))
+    budget = Budget(usd=0.25)
+    client = LLMClient(WorstCaseTokenizer(), max_concurrency=64, budget=budget, max_retries=0)
+
+    async def one(i):
+        try:
+            await client.complete(model, [{"role": "user", "content": prompts[i % 4] + str(i)}], max_tokens=256,
+                                  sample_index=i)
+        except BudgetExhausted:
+            return False
+        return True
+
+    async def run():
+        return await asyncio.gather(*(one(i) for i in range(2000)))
+
+    done = asyncio.run(run())
+    assert 0 < sum(done) < 2000                      # the cap bound: some calls ran, the rest were refused
+    assert budget.spent_usd <= 0.25 + 1e-9 and budget.reserved_usd == pytest.approx(0.0, abs=1e-9)
+    assert client.stats.budget_overruns == 0         # no call cost more than was reserved for it
+    assert budget.spent_usd > 0.2                    # and the bound is not so loose that it wastes the cap

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from archsearch.bayes.conditional import KnownSamples, simulate_scores
+from archsearch.bayes.conditional import Judged, KnownSamples, simulate_scores
 from archsearch.bayes.model import Posterior
-from archsearch.bayes.observe import Judged, Observer, features, pipeline_shape
+from archsearch.bayes.observe import Observer, features, pipeline_shape
 from archsearch.bayes.predict import FALLBACK, KEEP_ALL, PipelineFeatures
 from archsearch.errors import LLMCallError
 from archsearch.evaluate import aevaluate

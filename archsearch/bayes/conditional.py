@@ -25,10 +25,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .observe import Judged
 from .predict import ABSTAIN, FALLBACK, PipelineFeatures
 
 CANONICAL, FRESH_CORRECT, FRESH_WRONG = 0, 1_000, 2_000
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One sample as the scorer and the visible tests saw it."""
+
+    correct: bool
+    rate: float | None                   # share of visible tests passed (None: the question has none)
+    answer: str | None                   # the normalised extracted answer: what a vote by answer compares
+    behaviour: tuple[str, ...] | None = None  # values on the visible tests' inputs: what a vote by behaviour compares
+
+    @property
+    def visible(self) -> bool | None:
+        return None if self.rate is None else self.rate == 1.0
+
+    def vote_key(self, by_behaviour: bool) -> tuple[int, object]:
+        """(level, key) as the vote layer sees it: among survivors only the highest level votes."""
+        if by_behaviour and self.behaviour is not None:
+            return 2, ("behaviour", self.behaviour)
+        return (1, ("answer", self.answer)) if self.answer is not None else (0, None)
 
 
 @dataclass(frozen=True)
@@ -38,10 +57,11 @@ class KnownSamples:
     m: np.ndarray          # [G, Q] known samples
     correct: np.ndarray    # [G, Q, M] bool
     rate: np.ndarray       # [G, Q, M] share of visible tests passed (0 when none)
-    cluster: np.ndarray    # [G, Q, M] answer id within the cell; CANONICAL for the modal correct answer
-    parsed: np.ndarray     # [G, Q, M] bool: an answer could be extracted
+    cluster: np.ndarray    # [2, G, Q, M] vote-key id within the cell (by answer, by behaviour); CANONICAL
+                           # for the modal correct one
+    level: np.ndarray      # [2, G, Q, M] which keys vote: only the survivors of the highest level do
     testable: np.ndarray   # [Q] bool: the question has visible tests (elsewhere a test layer keeps all)
-    same_pairs: np.ndarray  # [G, Q] pairs of known correct samples with the same answer
+    same_pairs: np.ndarray  # [2, G, Q] pairs of known correct samples with the same key
     pairs: np.ndarray       # [G, Q] pairs of known correct samples
 
     @classmethod
@@ -49,33 +69,38 @@ class KnownSamples:
         G, Q = len(judged), len(judged[0]) if judged else 0
         M = max([len(cell) for cells in judged for cell in cells] + [1])
         m = np.zeros((G, Q), int)
-        correct, parsed = np.zeros((G, Q, M), bool), np.zeros((G, Q, M), bool)
-        rate, cluster = np.zeros((G, Q, M)), np.zeros((G, Q, M), int)
-        same, pairs = np.zeros((G, Q)), np.zeros((G, Q))
+        correct, rate = np.zeros((G, Q, M), bool), np.zeros((G, Q, M))
+        cluster, level = np.zeros((2, G, Q, M), int), np.zeros((2, G, Q, M), int)
+        same, pairs = np.zeros((2, G, Q)), np.zeros((G, Q))
         for g, cells in enumerate(judged):
             for q, cell in enumerate(cells):
                 m[g, q] = len(cell)
-                right = Counter(j.answer for j in cell if j.correct)
-                canonical = right.most_common(1)[0][0] if right else None
-                ids: dict[str | None, int] = {canonical: CANONICAL} if right else {}
                 for i, j in enumerate(cell):
-                    correct[g, q, i], parsed[g, q, i], rate[g, q, i] = j.correct, j.answer is not None, j.rate or 0.0
-                    cluster[g, q, i] = ids.setdefault(j.answer, len(ids) + 1)
-                k = sum(right.values())
+                    correct[g, q, i], rate[g, q, i] = j.correct, j.rate or 0.0
+                k = sum(j.correct for j in cell)
                 pairs[g, q] = k * (k - 1) // 2
-                same[g, q] = sum(c * (c - 1) // 2 for c in right.values())
-        return cls(m, correct, rate, cluster, parsed, np.asarray(testable, bool), same, pairs)
+                for mode in (0, 1):
+                    keys = [j.vote_key(bool(mode)) for j in cell]
+                    right = Counter(key for (_, key), j in zip(keys, cell) if j.correct)
+                    ids: dict = {right.most_common(1)[0][0]: CANONICAL} if right else {}
+                    for i, (lvl, key) in enumerate(keys):
+                        level[mode, g, q, i] = lvl
+                        cluster[mode, g, q, i] = ids.setdefault(key, len(ids) + 1)
+                    same[mode, g, q] = sum(c * (c - 1) // 2 for c in right.values())
+        return cls(m, correct, rate, cluster, level, np.asarray(testable, bool), same, pairs)
 
     def determined(self, features: PipelineFeatures) -> np.ndarray:
         """[P] True where every sample the pipeline uses is already known."""
         return (self.m[features.g] >= features.n[:, None]).all(axis=1)
 
-    def kappa(self, draws: int, rng: np.random.Generator, weight: float = 2.0) -> np.ndarray:
-        """[draws, G, Q] chance a new correct sample repeats the cell's canonical correct answer."""
+    def kappa(self, draws: int, rng: np.random.Generator, mode: int = 0, weight: float = 2.0) -> np.ndarray:
+        """[draws, G, Q] chance a new correct sample repeats the cell's canonical correct key
+        (mode 0: by answer text, 1: by behaviour)."""
         has = self.pairs > 0
-        mean = float(np.mean(self.same_pairs[has] / self.pairs[has])) if has.any() else 0.1
+        same = self.same_pairs[mode]
+        mean = float(np.mean(same[has] / self.pairs[has])) if has.any() else 0.1
         mean = min(max(mean, 0.01), 0.99)
-        a, b = weight * mean + self.same_pairs, weight * (1 - mean) + self.pairs - self.same_pairs
+        a, b = weight * mean + same, weight * (1 - mean) + self.pairs - same
         return np.sqrt(rng.beta(a, b, size=(draws,) + a.shape))
 
 
@@ -85,8 +110,10 @@ def _cell_state(known: KnownSamples, features: PipelineFeatures, N: int):
     width = max(N, M)
     pad = [(0, 0), (0, 0), (0, width - M)]
     sl = (features.g, slice(None), slice(0, N))
-    return (np.pad(known.correct, pad)[sl], np.pad(known.rate, pad)[sl], np.pad(known.cluster, pad)[sl],
-            np.pad(known.parsed, pad)[sl], known.m[features.g])
+    mode = features.by_behaviour()[:, None, None]
+    cluster = np.where(mode, np.pad(known.cluster[1], pad)[sl], np.pad(known.cluster[0], pad)[sl])
+    level = np.where(mode, np.pad(known.level[1], pad)[sl], np.pad(known.level[0], pad)[sl])
+    return np.pad(known.correct, pad)[sl], np.pad(known.rate, pad)[sl], cluster, level, known.m[features.g]
 
 
 def simulate_scores(posterior, features: PipelineFeatures, known: KnownSamples, rng: np.random.Generator,
@@ -94,11 +121,14 @@ def simulate_scores(posterior, features: PipelineFeatures, known: KnownSamples, 
     """Realised search-split score per draw and pipeline, [D, P], conditioned on the known samples."""
     idx = np.arange(posterior.draws) if draws is None else np.asarray(draws)
     N = int(features.n.max())
-    k_correct, k_rate, k_cluster, k_parsed, m = _cell_state(known, features, N)
+    k_correct, k_rate, k_cluster, k_level, m = _cell_state(known, features, N)
+    by_behaviour = features.by_behaviour()
     position = np.arange(N)
     is_known = position[None, None, :] < m[:, :, None]                    # [P, Q, N]
     used = position[None, None, :] < features.n[:, None, None]            # [P, 1, N]
-    kappa = known.kappa(len(idx), rng)
+    kappa = np.where(by_behaviour[None, :, None], known.kappa(len(idx), rng, 1)[:, features.g],
+                     known.kappa(len(idx), rng, 0)[:, features.g])        # [D, P, Q]
+    drawn_level = np.where(by_behaviour[:, None] & known.testable[None, :], 2, 1)[:, :, None]  # [P, Q, 1]
     best = np.zeros(len(features), bool) if features.best is None else features.best.astype(bool)
     out = []
     for start in range(0, len(idx), chunk):
@@ -115,15 +145,15 @@ def simulate_scores(posterior, features: PipelineFeatures, known: KnownSamples, 
         else:
             drawn_pass = np.zeros(shape, bool)
         rate = np.where(is_known, k_rate, drawn_pass.astype(float))
-        joins = rng.random(shape) < kappa[start:start + len(d)][:, features.g][..., None]
+        joins = rng.random(shape) < kappa[start:start + len(d)][..., None]
         fresh = np.where(correct, np.where(joins, CANONICAL, FRESH_CORRECT + position), FRESH_WRONG + position)
         cluster = np.where(is_known, k_cluster, fresh)
-        parsed = np.where(is_known, k_parsed, True)
-        out.append(_select(correct, rate, cluster, parsed, used, features, best, known.testable))
+        level = np.where(is_known, k_level, drawn_level)
+        out.append(_select(correct, rate, cluster, level, used, features, best, known.testable))
     return np.concatenate(out, axis=0).mean(axis=2)
 
 
-def _select(correct, rate, cluster, parsed, used, features: PipelineFeatures, best, testable) -> np.ndarray:
+def _select(correct, rate, cluster, level, used, features: PipelineFeatures, best, testable) -> np.ndarray:
     """Apply each pipeline's test / vote rules to the samples: [d, P, Q] 1.0 where it answers right."""
     P = len(features)
     tested = (features.v >= 0)[None, :, None, None] & np.asarray(testable, bool)[None, None, :, None]
@@ -135,8 +165,8 @@ def _select(correct, rate, cluster, parsed, used, features: PipelineFeatures, be
     none_passed = np.where(best[None, :, None, None], used & (rate == top),
                            np.where(policy == ABSTAIN, False, np.where(policy == FALLBACK, used & first, used)))
     survivors = np.where(tested, np.where(any_pass, passing, none_passed), used)
-    has_parsed = (survivors & parsed).any(axis=-1, keepdims=True)
-    voters = survivors & (parsed | ~has_parsed)
+    top_level = np.where(survivors, level, -1).max(axis=-1, keepdims=True)
+    voters = survivors & (level == top_level)
     same = (cluster[..., :, None] == cluster[..., None, :]) & voters[..., None, :]
     count = np.where(voters, same.sum(axis=-1), -1)
     N = correct.shape[-1]

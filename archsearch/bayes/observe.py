@@ -13,14 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..llm.cache import CallCache, call_key
-from ..sandbox import run_python_memo
-from ..spec import ModelSpec, PipelineSpec
+from ..llm.cache import CallCache
+from ..llm.models import ModelSpec
+from ..programs import check_visible
+from ..sandbox import SandboxLimits
+from ..spec import PipelineSpec
 from ..tasks.scorers import PythonTests
 from ..tasks.task import Record, Task
 from ..techniques.generate import Generate, GenerateParams
-from ..techniques.unit_test import harness, parse_harness, split_tests
 from ..techniques.vote import normalise
+from .conditional import Judged, KnownSamples
 from .model import Observations
 from .predict import ABSTAIN, FALLBACK, KEEP_ALL, PipelineFeatures
 
@@ -39,19 +41,6 @@ class Generator:
 
 
 @dataclass(frozen=True)
-class Judged:
-    """One sample as the scorer and the visible tests saw it."""
-
-    correct: bool
-    rate: float | None      # share of visible tests passed (None: the task has none for it)
-    answer: str | None      # the normalised extracted answer, what a vote compares
-
-    @property
-    def visible(self) -> bool | None:
-        return None if self.rate is None else self.rate == 1.0
-
-
-@dataclass(frozen=True)
 class Shape:
     """What the surrogate can model of a pipeline: one generator, then optionally tests, a vote."""
 
@@ -61,6 +50,7 @@ class Shape:
     policy: int
     vote: bool
     best: bool = False  # test keep=best: when nothing passes, keep the candidates passing the most tests
+    behaviour: bool = False  # the vote compares programs by behaviour
 
 
 def pipeline_shape(spec: PipelineSpec) -> Shape | None:
@@ -74,14 +64,16 @@ def pipeline_shape(spec: PipelineSpec) -> Shape | None:
         return None
     best = test is not None and test.params.get("keep") == "best"
     policy = KEEP_ALL if test is None or best else POLICY[test.params.get("on_none_passed", "keep_all")]
-    return Shape(Generator(spec.models[gp.model], gp), gp.n, test is not None, policy,
-                 any(l.kind == "vote" for l in layers), best)
+    vote = next((l for l in layers if l.kind == "vote"), None)
+    return Shape(Generator(spec.models[gp.model], gp), gp.n, test is not None, policy, vote is not None, best,
+                 vote is not None and vote.params.get("by") == "behaviour")
 
 
 class Observer:
     def __init__(self, task: Task, records: list[Record], cache: CallCache, memo: dict, max_samples: int = 64) -> None:
         self.task, self.records, self.cache, self.memo, self.max_samples = task, records, cache, memo, max_samples
         self.verifiable = isinstance(task.scorer, PythonTests) and any(r.visible_tests for r in records)
+        self.limits = SandboxLimits()  # the test layer's defaults
         self._scored: dict[tuple, Judged] = {}
         self._call_stats: dict[str, dict[str, float]] = {}
 
@@ -102,11 +94,10 @@ class Observer:
 
     def _rows(self, gen: Generator, record: Record) -> list[dict]:
         technique = Generate(gen.params)
-        params = {**gen.model.params, "temperature": gen.params.temperature, "max_tokens": gen.params.max_tokens}
         out = []
         question = self.task.question(record)
         for i in range(self.max_samples):
-            row = self.cache.get(call_key(gen.model.id, technique.messages(question.text, i), params, i))
+            row = self.cache.get(technique.sample_key(gen.model, question.text, i))
             if row is None:
                 break
             out.append(row)
@@ -117,15 +108,12 @@ class Observer:
         if key not in self._scored:
             answer = self.task.extractor(text)
             hidden = bool(answer) and await self.task.scorer.score(answer, record, None, self.memo) == 1.0
-            rate = None
-            if self.verifiable and record.visible_tests and answer:
-                setup, tests = split_tests(record.visible_tests)
-                program = self.task.scorer.program.replace("{prompt}", str(record.fields.get("prompt", ""))).replace("{answer}", answer)
-                result = await run_python_memo(harness(program, setup, tests), None, self.memo)
-                rate = (parse_harness(result.stdout) or 0.0) if result.passed else 0.0
-            elif self.verifiable and record.visible_tests:
-                rate = 0.0
-            self._scored[key] = Judged(hidden, rate, normalise(answer))
+            rate, behaviour = None, None
+            if self.verifiable and record.visible_tests:  # exactly what the test and vote layers run
+                check = await check_visible(self.task.scorer.program, record.fields, answer, record.visible_tests,
+                                            self.limits, self.memo) if answer else None
+                rate, behaviour = (check.rate, check.behaviour) if check else (0.0, None)
+            self._scored[key] = Judged(hidden, rate, normalise(answer), behaviour)
         return self._scored[key]
 
     def testable(self) -> np.ndarray:
@@ -134,8 +122,6 @@ class Observer:
 
     def known(self, generators: list[Generator], judged: list | None = None):
         """The samples already bought, for replay (``judged``: reuse a ``judged()`` result)."""
-        from .conditional import KnownSamples
-
         return KnownSamples.from_judged(judged if judged is not None else self.judged(generators), self.testable())
 
     def judged(self, generators: list[Generator]) -> list[list[list[Judged]]]:
@@ -185,4 +171,5 @@ def features(shapes: list[Shape], generators: list[Generator]) -> PipelineFeatur
     index = {g.key: i for i, g in enumerate(generators)}
     return PipelineFeatures(g=np.array([index[s.generator.key] for s in shapes]), n=np.array([s.n for s in shapes]),
                             v=np.array([0 if s.tested else -1 for s in shapes]), policy=np.array([s.policy for s in shapes]),
-                            vote=np.array([s.vote for s in shapes]), best=np.array([s.best for s in shapes]))
+                            vote=np.array([s.vote for s in shapes]), best=np.array([s.best for s in shapes]),
+                            behaviour=np.array([s.behaviour for s in shapes]))

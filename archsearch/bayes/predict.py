@@ -36,9 +36,13 @@ class PipelineFeatures:
     policy: np.ndarray
     vote: np.ndarray
     best: np.ndarray | None = None
+    behaviour: np.ndarray | None = None   # the vote clusters programs by behaviour
 
     def __len__(self) -> int:
         return len(self.g)
+
+    def by_behaviour(self) -> np.ndarray:
+        return np.zeros(len(self.g), bool) if self.behaviour is None else self.behaviour.astype(bool)
 
 
 def _vote(p, n):

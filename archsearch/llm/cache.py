@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, bindparam, create_engine, event, select
 from sqlalchemy.engine import Engine
 
+from .models import ModelSpec
+
 _metadata = MetaData()
 calls_table = Table(
     "archsearch_llm_calls", _metadata,
@@ -40,6 +42,18 @@ def call_key(model_id: str, messages: list[dict[str, str]], params: dict[str, An
     blob = json.dumps({"model": model_id, "messages": messages, "params": params, "sample": sample_index},
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def request_params(model: ModelSpec, temperature: float, max_tokens: int) -> dict[str, Any]:
+    """The params that identify a call (credentials are not among them)."""
+    return {**model.public_params(), "temperature": temperature, "max_tokens": max_tokens}
+
+
+def request_key(model: ModelSpec, messages: list[dict[str, str]], temperature: float, max_tokens: int,
+                sample_index: int) -> str:
+    """THE cache key of a call: the i-th sample of a request is the same object everywhere (the
+    client, the surrogate's observer and the benchmarks all use this one function)."""
+    return call_key(model.id, messages, request_params(model, temperature, max_tokens), sample_index)
 
 
 def sqlite_url(path: str) -> str:

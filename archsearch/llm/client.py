@@ -10,10 +10,10 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..errors import BudgetBusy, LLMCallError
-from ..spec import ModelSpec
 from .budget import Budget
-from .cache import CallCache, call_key
-from .prices import cost_usd, worst_case_usd
+from .cache import CallCache, request_key, request_params
+from .models import ModelSpec
+from .prices import LOCAL_PREFIX, cost_usd, worst_case_usd
 from .types import Backend, CallResult, Messages, RetryableError
 
 
@@ -27,6 +27,7 @@ class ClientStats:
     tokens_out: int = 0
     usd: float = 0.0
     seconds: float = 0.0    # summed call latency of paid calls
+    budget_overruns: int = 0  # calls that cost more than the worst case reserved for them (should stay 0)
     errors: dict[str, int] = field(default_factory=dict)  # every failed attempt, by reason
 
     def as_dict(self) -> dict[str, Any]:
@@ -44,7 +45,7 @@ class LLMClient:
         *,
         max_concurrency: int = 16,
         provider_concurrency: dict[str, int] | None = None,
-        timeout_s: float = 300.0,
+        timeout_s: float = 60.0,
         max_retries: int = 6,
         backoff_base_s: float = 0.5,
         backoff_max_s: float = 30.0,
@@ -84,6 +85,13 @@ class LLMClient:
             self._litellm = LiteLLMBackend()
         return self._litellm
 
+    def timeout_for(self, model: ModelSpec) -> float | None:
+        """The model's own timeout, else the client's; none for in-process local models unless set
+        (cancelling the wait would not stop llama.cpp's computation, only waste it)."""
+        if model.timeout_s is not None:
+            return model.timeout_s
+        return None if model.id.startswith(LOCAL_PREFIX) else self.timeout_s
+
     def _semaphore(self, model_id: str) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()
         if loop is not self._loop:  # asyncio primitives belong to one loop; pipe() runs a fresh one
@@ -100,8 +108,8 @@ class LLMClient:
 
     async def complete(self, model: ModelSpec, messages: Messages, *, temperature: float = 0.0,
                        max_tokens: int = 512, sample_index: int = 0) -> CallResult:
-        params = {**model.params, "temperature": temperature, "max_tokens": max_tokens}
-        key = call_key(model.id, messages, params, sample_index)
+        params = request_params(model, temperature, max_tokens)
+        key = request_key(model, messages, temperature, max_tokens, sample_index)
         if key in self._inflight:
             result = await asyncio.shield(self._inflight[key])
             self.stats.cache_hits += 1
@@ -112,7 +120,7 @@ class LLMClient:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            cached = await self._wait_for_other_worker(key)
+            cached = await self._wait_for_other_worker(key, self.timeout_for(model) or 600.0)
             result = cached or await self._paid_call(model, messages, params, sample_index, key)
             future.set_result(result)
             return result
@@ -124,11 +132,11 @@ class LLMClient:
             del self._inflight[key]
             self._release_claim(key)
 
-    async def _wait_for_other_worker(self, key: str) -> CallResult | None:
+    async def _wait_for_other_worker(self, key: str, timeout_s: float) -> CallResult | None:
         """With a shared cache, a call another process is already making is waited for, not repaid."""
         if self.cache is None or not self.cache.claims:
             return None
-        while not self.cache.claim(key, ttl_s=self.timeout_s * (self.max_retries + 1) + 60):
+        while not self.cache.claim(key, ttl_s=timeout_s * (self.max_retries + 1) + 60):
             await asyncio.sleep(0.2)
             if (row := self.cache.get(key)) is not None:
                 self.stats.cache_hits += 1
@@ -144,16 +152,18 @@ class LLMClient:
         async with self._semaphore(model.id):
             held = 0.0
             if self.budget is not None:
-                chars = sum(len(m.get("content", "")) for m in messages)
-                held = await self._reserve(worst_case_usd(model, chars, params["max_tokens"]))
+                held = await self._reserve(worst_case_usd(model, messages, params["max_tokens"]))
             try:
-                completion, latency = await self._with_retries(model, messages, params, sample_index)
+                sent = {**model.call_params(), "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
+                completion, latency = await self._with_retries(model, messages, sent, sample_index)
             except BaseException:
                 if self.budget is not None:
                     self.budget.settle(held, 0.0)
                 raise
             usd = cost_usd(model, completion)
             if self.budget is not None:
+                if usd > held + 1e-12:  # the bound failed (a provider billing past max_tokens?): say so
+                    self.stats.budget_overruns += 1
                 self.budget.settle(held, usd)
         result = CallResult(completion.text, completion.tokens_in, completion.tokens_out, usd, latency, False, key)
         self.stats.calls += 1
@@ -180,14 +190,15 @@ class LLMClient:
 
     async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int):
         backend, model_id = self._backend(model), model.id
+        timeout = self.timeout_for(model)
         last = ""
         for attempt in range(self.max_retries + 1):
             start = time.perf_counter()
             try:
-                completion = await asyncio.wait_for(backend.complete(model_id, messages, params, sample_index), self.timeout_s)
+                completion = await asyncio.wait_for(backend.complete(model_id, messages, params, sample_index), timeout)
                 return completion, time.perf_counter() - start
             except asyncio.TimeoutError:
-                last, retry_after = f"timed out after {self.timeout_s:g}s", None
+                last, retry_after = f"timed out after {timeout:g}s", None  # a held request: retry it
             except RetryableError as exc:
                 last, retry_after = str(exc), exc.retry_after
             self.stats.record_error("timeout" if last.startswith("timed out") else last.split(":")[0])

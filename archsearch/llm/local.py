@@ -88,10 +88,11 @@ def local_slots() -> int:
 class LocalModels:
     """Loaded llama.cpp servers, one per model name, created on first use."""
 
-    def __init__(self, slots: int | None = None, threads: int | None = None, ctx_per_slot: int = 2048) -> None:
+    def __init__(self, slots: int | None = None, threads: int | None = None, ctx_per_slot: int | None = None) -> None:
         self.slots = slots or local_slots()
         self.threads = threads or int(os.environ.get("ARCHSEARCH_LOCAL_THREADS", str(os.cpu_count() or 2)))
-        self.ctx_per_slot = ctx_per_slot
+        # fuse prompts carry 8 candidates and their critiques: 4,096 tokens per slot holds them
+        self.ctx_per_slot = ctx_per_slot or int(os.environ.get("ARCHSEARCH_LOCAL_CTX", "4096"))
         self._servers: dict[str, Any] = {}
         self._lock = threading.Lock()
 

@@ -3,7 +3,7 @@ provider's (litellm's price map) figure."""
 
 from __future__ import annotations
 
-from ..spec import ModelSpec
+from .models import ModelSpec
 from .types import Completion
 
 LOCAL_PREFIX = "local/"
@@ -18,9 +18,20 @@ def cost_usd(model: ModelSpec, completion: Completion) -> float:
     return completion.provider_cost_usd or 0.0
 
 
-def worst_case_usd(model: ModelSpec, prompt_chars: int, max_tokens: int) -> float | None:
-    """Upper estimate before a call, for budgets; None when the price is unknown here."""
+TEMPLATE_TOKENS_PER_MESSAGE = 16   # role markers and separators a chat template adds (OpenAI: 3-4)
+TEMPLATE_TOKENS_PER_CALL = 256     # a default system prompt some templates inject, and the reply's priming
+
+
+def prompt_token_bound(messages: list[dict[str, str]]) -> int:
+    """An upper bound on a prompt's tokens: byte-level BPE tokenisers never use more tokens than
+    UTF-8 bytes (digits, CJK, emoji and code included), plus what a chat template adds."""
+    return (sum(len(str(m.get("content", "")).encode("utf-8")) for m in messages)
+            + TEMPLATE_TOKENS_PER_MESSAGE * len(messages) + TEMPLATE_TOKENS_PER_CALL)
+
+
+def worst_case_usd(model: ModelSpec, messages: list[dict[str, str]], max_tokens: int) -> float | None:
+    """The most a call can cost, for budgets: the prompt's token bound and ``max_tokens`` out at the
+    model's price; None when the price is unknown here."""
     if model.price is None:
         return 0.0 if model.id.startswith(LOCAL_PREFIX) else None
-    tokens_in = prompt_chars / 2  # generous: real tokenisers give ~4 chars per token
-    return (tokens_in * model.price.input_per_mtok + max_tokens * model.price.output_per_mtok) / 1e6
+    return (prompt_token_bound(messages) * model.price.input_per_mtok + max_tokens * model.price.output_per_mtok) / 1e6

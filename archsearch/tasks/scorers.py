@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from ..sandbox import SandboxLimits, run_python_memo
+from ..programs import check_hidden, fill
+from ..sandbox import SandboxLimits
 from ..validation import Strict
 
 if TYPE_CHECKING:
@@ -70,18 +71,11 @@ class PythonTests(Strict):
     timeout_s: float = Field(10.0, gt=0, le=600)
     memory_mb: int = Field(1024, ge=64)
 
-    def build(self, answer: str, tests: str, record: Record) -> str:
-        fields = {**record.fields, "answer": answer}
-        program = self.program.format_map(_Lenient(fields))
-        call = self.call.format_map(_Lenient(fields))
-        return f"{program}\n\n{tests}\n\n{call}\n"
-
     async def score(self, answer: str | None, record: Record, client: LLMClient | None = None, memo: dict | None = None) -> float:
         if not answer:
             return 0.0
-        code = self.build(answer, str(record.reference), record)
-        result = await run_python_memo(code, SandboxLimits(timeout_s=self.timeout_s, memory_mb=self.memory_mb), memo)
-        return float(result.passed)
+        limits = SandboxLimits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
+        return float(await check_hidden(self.program, record.fields, answer, str(record.reference), self.call, limits, memo))
 
 
 class LLMJudge(Strict):
@@ -99,21 +93,12 @@ class LLMJudge(Strict):
             return 0.0
         if client is None:
             raise ValueError("the llm_judge scorer needs an LLM client")
-        from ..spec import ModelSpec
+        from ..llm.models import ModelSpec
 
-        text = self.prompt.format_map(
-            _Lenient({**record.fields, "question": record.text, "reference": record.reference, "answer": answer})
-        )
+        text = fill(self.prompt, **{**record.fields, "question": record.text, "reference": record.reference, "answer": answer})
         result = await client.complete(ModelSpec(id=self.model), [{"role": "user", "content": text}],
                                        temperature=0.0, max_tokens=8, sample_index=0)
         return float(bool(re.match(r"\s*yes", result.text, re.IGNORECASE)))
-
-
-class _Lenient(dict):
-    """``str.format_map`` helper that leaves unknown ``{names}`` (e.g. code braces) untouched."""
-
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
 
 
 SCORERS = {cls.model_fields["kind"].default: cls for cls in (Exact, Numeric, Choice, PythonTests, LLMJudge)}

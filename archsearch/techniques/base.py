@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ClassVar, Literal
 
 from ..llm.client import LLMClient
+from ..programs import fill  # noqa: F401  (re-exported: techniques fill their prompts with it)
 from ..llm.types import CallResult, Messages
-from ..spec import ModelSpec
+from ..llm.models import ModelSpec
 from ..tasks.task import Question
 from ..validation import Strict
 
@@ -34,6 +35,7 @@ class Candidate:
     critique: str | None = None
     verdicts: tuple[tuple[str, bool], ...] = ()
     tests_passed: float | None = None
+    behaviour: tuple[str, ...] | None = None  # values on the visible tests' inputs (a code vote's key)
     score: float | None = None
 
     def with_(self, **changes: Any) -> Candidate:
@@ -47,6 +49,7 @@ class Candidate:
 class LayerTrace:
     index: int
     kind: str
+    step: int = 0            # layers with the same step ran concurrently
     calls: int = 0
     cache_hits: int = 0
     tokens_in: int = 0
@@ -70,6 +73,14 @@ class LayerContext:
     sandbox_slots: asyncio.Semaphore
     label: str = field(default="")
     sandbox_memo: dict | None = None
+    drawn: dict[str, int] = field(default_factory=dict)  # per question: samples already drawn, by generator
+
+    def next_samples(self, generator: str, n: int) -> range:
+        """Sample indices for ``n`` more samples of one generator on this question: a second layer
+        with the same generator continues where the first stopped instead of repeating it."""
+        start = self.drawn.get(generator, 0)
+        self.drawn[generator] = start + n
+        return range(start, start + n)
 
     async def complete(self, model: str, messages: Messages, *, temperature: float = 0.0,
                        max_tokens: int = 512, sample_index: int = 0) -> CallResult:
@@ -98,6 +109,8 @@ class Technique(ABC):
 
     kind: ClassVar[str]
     Params: ClassVar[type[Strict]]
+    appends_only: ClassVar[bool] = False  # never reads the candidates, only adds to them: consecutive
+                                          # such layers run concurrently, as one step
 
     def __init__(self, params: Strict) -> None:
         self.params = params
@@ -132,10 +145,3 @@ def apply_none_passed(policy: NonePassedPolicy, passing: list[Candidate], all_: 
 def timed() -> Callable[[], float]:
     start = time.perf_counter()
     return lambda: time.perf_counter() - start
-
-
-def fill(template: str, **values: str) -> str:
-    """Replace ``{name}`` placeholders literally, so braces inside code or answers are safe."""
-    for name, value in values.items():
-        template = template.replace("{" + name + "}", value)
-    return template

@@ -13,10 +13,11 @@ from .base import Candidate, LayerContext, Technique, fill
 class CritiqueParams(Strict):
     model: str
     temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(256, ge=1, le=100_000)
+    max_tokens: int = Field(160, ge=1, le=100_000)
     template: str = (
         "Question:\n{question}\n\nCandidate answer:\n{candidate}\n\n"
-        "Briefly list the strengths and weaknesses of this answer. Point out any error."
+        "Review this answer in at most three sentences: list its strengths and weaknesses and point out "
+        "any error. Do not write a new answer."
     )
 
 

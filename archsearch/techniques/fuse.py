@@ -1,4 +1,5 @@
-"""``fuse``: a model reads all candidates (and critiques) and writes ``n_out`` new answers."""
+"""``fuse``: a model reads all candidates (and critiques) and writes ``n_out`` new answers (one at
+temperature 0, where more would be copies)."""
 
 from __future__ import annotations
 
@@ -38,4 +39,5 @@ class Fuse(Technique):
                                         max_tokens=p.max_tokens, sample_index=i)
             return ctx.candidate(result, p.model, self.kind, i)
 
-        return list(await asyncio.gather(*(one(i) for i in range(p.n_out))))
+        outputs = p.n_out if p.temperature > 0 else 1  # greedy decoding gives n_out identical answers: pay once
+        return list(await asyncio.gather(*(one(i) for i in range(outputs))))

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from ..llm.cache import request_key
+from ..llm.models import ModelSpec
 from ..validation import Strict
 from .base import Candidate, LayerContext, Technique, fill
 
@@ -52,6 +55,7 @@ class GenerateParams(Strict):
 class Generate(Technique):
     kind = "generate"
     Params = GenerateParams
+    appends_only = True
 
     def messages(self, question_text: str, sample_index: int) -> list[dict[str, str]]:
         p = self.params
@@ -61,6 +65,11 @@ class Generate(Technique):
         user = fill(p.template, question=question_text)
         return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
 
+    def sample_key(self, model: ModelSpec, question_text: str, sample_index: int) -> str:
+        """The cache key of sample ``sample_index`` of this generator for a question."""
+        p = self.params
+        return request_key(model, self.messages(question_text, sample_index), p.temperature, p.max_tokens, sample_index)
+
     async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         p = self.params
 
@@ -69,4 +78,7 @@ class Generate(Technique):
                                         max_tokens=p.max_tokens, sample_index=i)
             return ctx.candidate(result, p.model, self.kind, i)
 
-        return candidates + list(await asyncio.gather(*(one(i) for i in range(p.n))))
+        identity = json.dumps([ctx.models[p.model].model_dump(exclude={"price"}), p.model_dump(exclude={"n", "model"})],
+                              sort_keys=True)
+        indices = ctx.next_samples(identity, p.n)  # taken before any await: deterministic under concurrency
+        return candidates + list(await asyncio.gather(*(one(i) for i in indices)))

@@ -14,20 +14,35 @@ class RankParams(Strict):
     model: str
     keep: int = Field(1, ge=1, le=1000)
     temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(128, ge=1, le=100_000)
+    max_tokens: int = Field(64, ge=1, le=100_000)
     template: str = (
         "Question:\n{question}\n\nCandidate answers:\n{candidates}\n\n"
-        "Rank the candidates from best to worst. Reply with the ranking only, e.g. [2] > [1] > [3]."
+        "Rank the candidates from the most to the least likely to be correct. "
+        "Reply with the ranking only, in the form [2] > [1] > [3]."
     )
 
 
-def parse_ranking(text: str, n: int) -> list[int]:
-    """0-based order from ``[2] > [1]``; unnamed candidates follow in their original order."""
+_ITEM = r"\[\s*(\d+)\s*\]"
+_CHAIN = re.compile(rf"{_ITEM}(?:\s*>\s*{_ITEM})+|(?<![\w\[])(\d+)(?:\s*>\s*(\d+))+(?![\w\]])")
+
+
+def parse_ranking(text: str, n: int) -> list[int] | None:
+    """0-based order from a ranking such as ``[2] > [1] > [3]`` (or ``2 > 1 > 3``); a reply that is
+    only bracketed numbers (``[2]``, or ``[2], [1]``) counts too. Numbers in prose do not: without a
+    ranking the answer is None. Unnamed candidates follow in their original order."""
+    chain = _CHAIN.search(text)
+    if chain:
+        named = [int(x) for x in re.findall(r"\d+", chain[0])]
+    elif re.fullmatch(rf"\s*(?:{_ITEM}[\s,;>]*)+[.]?\s*", text):
+        named = [int(x) for x in re.findall(_ITEM, text)]
+    else:
+        return None
     order: list[int] = []
-    for m in re.findall(r"\[?(\d+)\]?", text):
-        i = int(m) - 1
-        if 0 <= i < n and i not in order:
-            order.append(i)
+    for number in named:
+        if 1 <= number <= n and number - 1 not in order:
+            order.append(number - 1)
+    if not order:
+        return None
     return order + [i for i in range(n) if i not in order]
 
 
@@ -43,4 +58,6 @@ class Rank(Technique):
         result = await ctx.complete(p.model, [{"role": "user", "content": prompt}],
                                     temperature=p.temperature, max_tokens=p.max_tokens)
         order = parse_ranking(result.text, len(candidates))
+        if order is None:  # no ranking in the reply: keep the original order, unscored
+            return candidates[: p.keep]
         return [candidates[i].with_(score=float(len(order) - r)) for r, i in enumerate(order)][: p.keep]

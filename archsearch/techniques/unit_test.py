@@ -6,19 +6,16 @@ by a model. Unlike Archon, whose unit tests are judged by an LLM, these are exec
 
 from __future__ import annotations
 
-import ast
 import asyncio
-import json
 import re
 from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ..sandbox import SandboxLimits, run_python_memo
+from ..programs import check_visible, split_tests
+from ..sandbox import SandboxLimits
 from ..validation import Strict
 from .base import Candidate, LayerContext, NonePassedPolicy, Technique, apply_none_passed, fill
-
-_MARK = "ARCHSEARCH_TESTS"
 
 
 class UnitTestParams(Strict):
@@ -43,31 +40,6 @@ class UnitTestParams(Strict):
         return self
 
 
-def split_tests(code: str) -> tuple[str, list[str]]:
-    """(setup, tests): top-level asserts are tests, everything else is setup they may need."""
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return "", []
-    setup = [ast.unparse(n) for n in tree.body if not isinstance(n, ast.Assert)]
-    tests = [ast.unparse(n) for n in tree.body if isinstance(n, ast.Assert)]
-    return "\n".join(setup), tests
-
-
-def harness(program: str, setup: str, tests: list[str]) -> str:
-    return (f"{program}\n\n{setup}\n\n__p = 0\nfor __t in {json.dumps(tests)}:\n    try:\n"
-            f"        exec(__t, globals())\n        __p += 1\n    except BaseException:\n        pass\n"
-            f"print({_MARK!r}, __p, {len(tests)})\n")
-
-
-def parse_harness(stdout: str) -> float | None:
-    found = re.findall(rf"{_MARK} (\d+) (\d+)", stdout)
-    if not found:
-        return None
-    passed, total = map(int, found[-1])
-    return passed / total if total else None
-
-
 class UnitTest(Technique):
     kind = "test"
     Params = UnitTestParams
@@ -82,24 +54,21 @@ class UnitTest(Technique):
         lines = (body[0] if body else result.text).splitlines()
         return "\n".join(ln.strip() for ln in lines if ln.strip().startswith("assert"))[:20_000]
 
-    async def run(self, ctx: LayerContext, question, c: Candidate, setup: str, tests: list[str]) -> Candidate:
+    async def run(self, ctx: LayerContext, question, c: Candidate, tests: str) -> Candidate:
         p = self.params
         if not c.answer:
             return c.with_(tests_passed=0.0)
-        fields = {k: str(v) for k, v in question.fields.items()}
-        program = fill(p.program, **fields, answer=c.answer)
         async with ctx.sandbox_slots:
-            result = await run_python_memo(harness(program, setup, tests),
-                                           SandboxLimits(timeout_s=p.timeout_s, memory_mb=p.memory_mb), ctx.sandbox_memo)
-        rate = parse_harness(result.stdout) if result.passed else 0.0
-        return c.with_(tests_passed=rate or 0.0)
+            check = await check_visible(p.program, question.fields, c.answer, tests,
+                                        SandboxLimits(timeout_s=p.timeout_s, memory_mb=p.memory_mb), ctx.sandbox_memo)
+        return c.with_(tests_passed=check.rate if check else 0.0, behaviour=check.behaviour if check else None)
 
     async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         p = self.params
-        setup, tests = split_tests(await self.tests_for(ctx, question))
-        if not tests or not candidates:
+        tests = await self.tests_for(ctx, question)
+        if not split_tests(tests)[1] or not candidates:
             return candidates  # nothing to test against: the layer is a no-op, visibly (tests_passed None)
-        tested = list(await asyncio.gather(*(self.run(ctx, question, c, setup, tests) for c in candidates)))
+        tested = list(await asyncio.gather(*(self.run(ctx, question, c, tests) for c in candidates)))
         tested = [c.with_(verdicts=c.verdicts + ((ctx.label, c.tests_passed == 1.0),)) for c in tested]
         if p.keep == "best":
             top = max(c.tests_passed or 0.0 for c in tested)

@@ -17,11 +17,11 @@ _VERDICT = re.compile(r"verdict\s*[:\-]?\s*\**\s*(correct|incorrect)", re.IGNORE
 class VerifyParams(Strict):
     model: str
     temperature: float = Field(0.0, ge=0, le=2)
-    max_tokens: int = Field(256, ge=1, le=100_000)
+    max_tokens: int = Field(192, ge=1, le=100_000)
     on_none_passed: NonePassedPolicy = "keep_all"
     template: str = (
         "Question:\n{question}\n\nProposed answer:\n{candidate}\n\n"
-        "Is the proposed answer correct? Reason briefly, then end with exactly "
+        "Is the proposed answer correct? Reason in at most three sentences, then end with exactly "
         "'Verdict: correct' or 'Verdict: incorrect'."
     )
 

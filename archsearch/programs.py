@@ -1,0 +1,83 @@
+"""Checking candidate programs: the one recipe the hidden-test scorer, the ``test`` layer, the
+behaviour ``vote`` and the surrogate's observer all share, so they can never disagree.
+
+A candidate answer becomes a program through the task's template (HumanEval: ``{prompt}\\n{answer}``).
+Visible tests are assert statements; their left-hand sides (``f(x)`` of ``assert f(x) == y``) are
+the probes whose values say how a program behaves, so two programs that differ in text but return
+the same values count as one answer in a vote (the AlphaCode / CodeT clustering idea).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .sandbox import ProgramRun, SandboxLimits, run_program_memo
+
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def fill(template: str, **values: Any) -> str:
+    """Replace the ``{name}`` placeholders that ``values`` names, in one pass: other braces (code,
+    JSON) and braces inside the values stay exactly as they are."""
+    return _PLACEHOLDER.sub(lambda m: str(values[m[1]]) if m[1] in values else m[0], template)
+
+
+def candidate_program(template: str, fields: dict[str, Any], answer: str) -> str:
+    return fill(template, **{**fields, "answer": answer})
+
+
+def split_tests(code: str) -> tuple[str, list[str]]:
+    """(setup, tests): top-level asserts are tests, everything else is setup they may need."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return "", []
+    setup = [ast.unparse(n) for n in tree.body if not isinstance(n, ast.Assert)]
+    tests = [ast.unparse(n) for n in tree.body if isinstance(n, ast.Assert)]
+    return "\n".join(setup), tests
+
+
+def probe_of(test: str) -> str:
+    """The expression whose value a test checks: ``f(x)`` for ``assert f(x) == y``, else the test's condition."""
+    node = ast.parse(test).body[0]
+    assert isinstance(node, ast.Assert)
+    cond = node.test
+    if isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq):
+        return ast.unparse(cond.left)
+    return ast.unparse(cond)
+
+
+@dataclass(frozen=True)
+class VisibleCheck:
+    """A candidate run against a question's visible tests."""
+
+    rate: float                          # share of tests passed (0 if the run did not complete)
+    behaviour: tuple[str, ...] | None    # the probes' values; None when every probe raised
+    run: ProgramRun
+
+
+async def check_visible(template: str, fields: dict[str, Any], answer: str, visible_tests: str,
+                        limits: SandboxLimits | None, memo: dict | None) -> VisibleCheck | None:
+    """Run one answer against visible tests; None when there are no tests to run."""
+    setup, tests = split_tests(visible_tests)
+    if not tests:
+        return None
+    program = candidate_program(template, fields, answer)
+    if setup:
+        program = f"{program}\n\n{setup}"
+    run = await run_program_memo(program, tests, [probe_of(t) for t in tests], limits, memo)
+    behaviour = run.outputs if run.completed and any(not o.startswith("!") for o in run.outputs) else None
+    return VisibleCheck(run.pass_rate, behaviour, run)
+
+
+async def check_hidden(template: str, fields: dict[str, Any], answer: str, tests: str, call: str,
+                       limits: SandboxLimits | None, memo: dict | None) -> bool:
+    """The hidden-test verdict: the test block and its call ran to the end without raising."""
+    program = candidate_program(template, fields, answer)
+    block = f"{tests}\n\n{fill(call, **fields)}\n"
+    run = await run_program_memo(program, [block], (), limits, memo)
+    return run.ok
