@@ -1,18 +1,52 @@
 #!/usr/bin/env bash
-# Records the real local-model sample pools the shipped examples replay (resumable: the call cache
-# skips what is already recorded). CPU-hours on 2 cores; run it niced in the background:
-#   nohup bash experiments/record_pools.sh > record.log 2>&1 &
+# Records the real local-model pools the shipped examples replay. Resumable: the call cache skips
+# what is already recorded, so a stopped run loses at most the calls in flight. CPU-hours on 2 cores;
+# run it niced in the background, some sections or all (in this order):
+#   nohup bash experiments/record_pools.sh [base] [extra] [layered] [layered-gsm8k] > record.log 2>&1 &
+# ARCHSEARCH_LOCAL_THREADS must not exceed the free cores (llama.cpp collapses when oversubscribed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ev() { nice -n 10 archsearch evaluate "$@"; }
-for split in search test; do
-  ev experiments/humaneval-local/baseline.yaml --task experiments/humaneval-local/task.yaml --split $split
-  ev experiments/humaneval-local/pools/qwen-t08-direct.yaml --task experiments/humaneval-local/task.yaml --split $split --concurrency 4
+HE=experiments/humaneval-local
+AR=experiments/humaneval-archon
+GS=experiments/gsm8k-local
+
+base() {  # greedy + 8 samples at T=0.8 on the first search and test splits; SmolLM2 on search
+  for split in search test; do
+    ev $HE/baseline.yaml --task $AR/task.yaml --split $split
+    ev $HE/pools/qwen-t08-direct.yaml --task $AR/task.yaml --split $split --concurrency 4
+  done
+  ev $GS/baseline.yaml --task $GS/task.yaml --split all --limit 40
+  ev $GS/pools/qwen-t08-cot.yaml --task $GS/task.yaml --split all --limit 40 --concurrency 5
+  ev $HE/pools/smollm2-greedy.yaml --task $AR/task.yaml --split search
+  ev $HE/pools/smollm2-t08-direct.yaml --task $AR/task.yaml --split search --concurrency 6
+}
+
+extra() {  # the same settings on every other question, so each example has three splits
+  ev $HE/baseline.yaml --task $HE/task.yaml --split all --concurrency 4
+  ev $HE/pools/qwen-t08-direct.yaml --task $HE/task.yaml --split all --concurrency 4
+  ev $GS/baseline.yaml --task $GS/task.yaml --split all --concurrency 5
+  ev $GS/pools/qwen-t08-cot.yaml --task $GS/task.yaml --split all --concurrency 5
+}
+
+layered() {  # judges, rankers, critics and fusers over the HumanEval pool (experiments/humaneval-archon)
+  for pool in verify-coder rank4 rank8 fuse4 fuse8 smol-samples verify-coder-greedy verify-smol \
+              verify-smol-greedy verify-of-smol-by-coder verify-of-smol-by-smol critique-fuse4 fuse4-smol; do
+    ev $AR/pools/$pool.yaml --task $AR/task.yaml --split all --concurrency 4
+  done
+}
+
+layered-gsm8k() {  # the LLM judge and the fuser over the GSM8K chain-of-thought pool
+  for pool in verify-coder verify-coder-greedy fuse4; do
+    ev $GS/pools/$pool.yaml --task $GS/task.yaml --split all --concurrency 4
+  done
+}
+
+[ $# -gt 0 ] || set -- base extra layered layered-gsm8k
+for section in "$@"; do
+  case "$section" in
+    base|extra|layered|layered-gsm8k) echo "== $section $(date -u +%FT%TZ)"; "$section" ;;
+    *) echo "usage: $0 [base] [extra] [layered] [layered-gsm8k]" >&2; exit 2 ;;
+  esac
 done
-for split in search test; do
-  ev experiments/gsm8k-local/baseline.yaml --task experiments/gsm8k-local/task.yaml --split $split
-  ev experiments/gsm8k-local/pools/qwen-t08-cot.yaml --task experiments/gsm8k-local/task.yaml --split $split --concurrency 5
-done
-# The weak member for the sampler benchmark's two-model space (spaces/sampling-members.yaml): search split.
-ev experiments/humaneval-local/pools/smollm2-greedy.yaml --task experiments/humaneval-local/task.yaml --split search
-ev experiments/humaneval-local/pools/smollm2-t08-direct.yaml --task experiments/humaneval-local/task.yaml --split search --concurrency 6
+echo "== done $(date -u +%FT%TZ)"
