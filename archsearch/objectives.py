@@ -40,11 +40,15 @@ class SearchBudget(Strict):
 
 
 class Halving(Strict):
-    """Successive halving: score a new pipeline on ``first_rung`` questions first; promote it to the
-    full search split only if it is not clearly dominated there."""
+    """Successive halving: a new pipeline is scored on ``first_rung`` questions, then on
+    ``reduction_factor`` times as many, and so on up to the whole search split. At each rung Optuna's
+    SuccessiveHalvingPruner ranks it by accuracy; it is stopped only if the pruner says so AND a
+    finished pipeline beats it there by more than ``margin`` at no more calls (a cheap pipeline
+    that is less accurate can still be on the front)."""
 
     first_rung: int = Field(10, ge=1)
-    margin: float = Field(0.1, ge=0, le=1, description="accuracy slack before a rung-0 point counts as dominated")
+    reduction_factor: int = Field(2, ge=2, le=10)
+    margin: float = Field(0.1, ge=0, le=1, description="accuracy slack before a rung point counts as dominated")
 
 
 class Objective(Strict):
@@ -69,12 +73,19 @@ class Objective(Strict):
     def values(self, measured: Measured) -> list[float]:
         return [float(getattr(measured, m.name)) for m in self.metrics]
 
-    def feasible(self, measured: Measured) -> bool:
+    def violations(self, measured: Measured) -> dict[str, float]:
+        """Per constraint, by how much it is exceeded (Optuna's convention: <= 0 is feasible)."""
+        out = {}
         for name, bound in self.constraints.items():
-            value = getattr(measured, name)
-            if bound.max is not None and value > bound.max or bound.min is not None and value < bound.min:
-                return False
-        return True
+            value = float(getattr(measured, name))
+            if bound.max is not None:
+                out[f"{name}<={bound.max:g}"] = value - bound.max
+            if bound.min is not None:
+                out[f"{name}>={bound.min:g}"] = bound.min - value
+        return out
+
+    def feasible(self, measured: Measured) -> bool:
+        return all(v <= 0 for v in self.violations(measured).values())
 
 
 def load_objective(path: str | Path) -> Objective:

@@ -124,8 +124,10 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     console.print(front_table(search, chosen.number if chosen else None))
     plot_front(search, out / "front.png")
     failures = [{"trial": t.number, "state": t.state.name, "failure": t.user_attrs.get("failure"),
-                 "failed_questions": t.user_attrs.get("failed_questions", [])}
-                for t in search.study.trials if t.user_attrs.get("failure") or t.user_attrs.get("failed_questions")]
+                 "failed_questions": t.user_attrs.get("failed_questions", []),
+                 "retried_questions": t.user_attrs.get("retried_questions", [])}
+                for t in search.study.trials if t.user_attrs.get("failure") or t.user_attrs.get("failed_questions")
+                or t.user_attrs.get("retried_questions")]
     if failures or client.stats.failures:
         console.print(f"[yellow]{client.stats.failures} calls failed after every retry "
                       f"(attempt errors: {client.stats.errors}); {len(failures)} trials had failures — see report.json")

@@ -7,6 +7,7 @@ import asyncio
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -49,11 +50,13 @@ class TrialOutcome:
     state: str
     spec: PipelineSpec | None
     search: Measured | None
-    rung0: Measured | None = None
+    rung: Measured | None = None   # the last rung reached (a pruned trial's score)
     reason: str = ""
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """Constraints reach every sampler as Trial.set_constraint values (Optuna 5's replacement for
+    constraints_func): the samplers and ``study.best_trials`` see the feasible front."""
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
     if name == "random":
@@ -63,16 +66,34 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise ArchsearchError(f"unknown sampler {name!r} (expected one of: surrogate, tpe, random, nsga2)")
 
 
+class _RungView:
+    """What Optuna's SuccessiveHalvingPruner reads of a study, for a multi-objective one: the
+    pruner ranks trials by their first objective (accuracy) at each rung."""
+
+    def __init__(self, study: optuna.Study, direction: optuna.study.StudyDirection) -> None:
+        self._study, self.direction, self._storage = study, direction, study._storage
+
+    def get_trials(self, deepcopy: bool = False, states=None):
+        return self._study.get_trials(deepcopy=deepcopy, states=states)
+
+
 def open_study(settings: SearchSettings, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+    """Create or load the study; its metric names are the objective's, for Optuna's tools."""
     storage: Any = settings.storage
     if storage.startswith(("sqlite:", "postgresql", "mysql")):
         storage = _rdb_storage(storage)
     elif storage.endswith(".log") or storage.startswith("journal:"):
         path = storage.removeprefix("journal:")
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
-    return optuna.create_study(storage=storage, study_name=settings.study_name, load_if_exists=True,
-                               directions=settings.objective.directions,
-                               sampler=sampler or make_sampler(settings.sampler, settings.seed))
+    study = optuna.create_study(storage=storage, study_name=settings.study_name, load_if_exists=True,
+                                directions=settings.objective.directions,
+                                sampler=sampler or make_sampler(settings.sampler, settings.seed))
+    names = [m.name for m in settings.objective.metrics]
+    if study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
+    return study
 
 
 def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
@@ -118,6 +139,12 @@ def measured_from_attrs(attrs: dict, key: str) -> Measured | None:
     return Measured.model_validate(raw) if raw else None
 
 
+def last_rung(trial) -> Measured | None:
+    """What a trial measured on the largest rung it reached (a pruned trial's score)."""
+    rungs = trial.user_attrs.get("rungs") or {}
+    return Measured.model_validate(rungs[max(rungs, key=int)]) if rungs else None
+
+
 class Search:
     """One worker of a search. Several workers may share a storage (see the README, Scaling out)."""
 
@@ -130,6 +157,8 @@ class Search:
         self.records = settings.task.split("search")
         self.study: optuna.Study | None = None
         self.sampler = None
+        h = settings.objective.halving
+        self.pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=h.first_rung, reduction_factor=h.reduction_factor)
         self.stopped: str = ""
 
     # -- evaluation --------------------------------------------------------------------------
@@ -143,14 +172,62 @@ class Search:
         finally:
             await self.client.release_loop()
 
-    def _promising(self, rung0: Measured) -> bool:
-        """Not dominated, by more than the margin, by a finished trial's rung-0 score at no more calls."""
+    def rung_sizes(self) -> list[int]:
+        """Questions scored at each rung: first_rung, times reduction_factor, ..., the whole split."""
+        h, total = self.settings.objective.halving, len(self.records)
+        sizes, size = [], h.first_rung
+        while size < total:
+            sizes.append(size)
+            size *= h.reduction_factor
+        return sizes + [total]
+
+    def _dominated(self, size: int, m: Measured) -> bool:
+        """A finished trial beat this one at the same rung by more than the margin, at no more calls."""
         margin = self.settings.objective.halving.margin
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-            other = measured_from_attrs(t.user_attrs, "rung0")
-            if other and other.accuracy > rung0.accuracy + margin and other.calls_per_question <= rung0.calls_per_question:
-                return False
-        return True
+            other = (t.user_attrs.get("rungs") or {}).get(str(size))
+            if other and other["accuracy"] > m.accuracy + margin and other["calls_per_question"] <= m.calls_per_question:
+                return True
+        return False
+
+    def _should_prune(self, trial: optuna.Trial, size: int, m: Measured) -> bool:
+        frozen = self.study._storage.get_trial(trial._trial_id)
+        view = _RungView(self.study, self.study.directions[0])
+        return self.pruner.prune(view, frozen) and self._dominated(size, m)
+
+    def _evaluate_in_rungs(self, trial: optuna.Trial, spec: PipelineSpec) -> tuple[EvalReport, bool]:
+        """Score on growing rungs; each rung's accuracy is the trial's intermediate value at step =
+        questions scored, so Optuna's tools (optuna-dashboard) show the halving."""
+        report, done, rungs = EvalReport("search"), 0, {}
+        sizes = self.rung_sizes()
+        for size in sizes:
+            report.outcomes += self.evaluate(spec, self.records[done:size], "search").outcomes
+            done = size
+            if not report.scored:
+                continue
+            m = report.measured()
+            rungs[str(size)] = m.model_dump()
+            trial.set_user_attr("rungs", rungs)
+            # Trial.report refuses multi-objective studies; the storage API records the same value
+            self.study._storage.set_trial_intermediate_value(trial._trial_id, size, m.accuracy)
+            if size < sizes[-1] and self._should_prune(trial, size, m):
+                return report, True
+        return report, False
+
+    def _retry_failed(self, spec: PipelineSpec, report: EvalReport) -> EvalReport:
+        """Questions lost to provider failures get one more try at the end of the trial (the cache
+        makes the calls that did succeed free)."""
+        failed = {o.id for o in report.failures}
+        if not failed:
+            return report
+        again = self.evaluate(spec, [r for r in self.records if r.id in failed], "search")
+        redone = {o.id: o for o in again.outcomes}
+        return EvalReport(report.split, [redone.get(o.id, o) for o in report.outcomes])
+
+    def _set_constraints(self, trial: optuna.Trial, measured: Measured | None, unscored: int) -> None:
+        for name, value in (self.settings.objective.violations(measured) if measured else {}).items():
+            trial.set_constraint(name, value)
+        trial.set_constraint("unscored_questions", float(unscored))
 
     def _known(self) -> dict[str, Any]:
         known = {}
@@ -173,25 +250,28 @@ class Search:
         trial.set_user_attr("spec", dump_spec(spec))
         previous = self._known().get(fp)
         if previous is not None:  # the same pipeline again: reuse its result, spend nothing
-            for key in ("rung0", "search"):
+            for key in ("rungs", "search", "unscored", "failed_questions"):
                 if key in previous.user_attrs:
                     trial.set_user_attr(key, previous.user_attrs[key])
             trial.set_user_attr("duplicate_of", previous.number)
+            for name, value in previous.constraints.items():
+                if not name.isdigit():
+                    trial.set_constraint(name, value)
             if previous.state == TrialState.COMPLETE:
                 study.tell(trial, previous.values)
                 return TrialOutcome(trial.number, "COMPLETE", spec, measured_from_attrs(previous.user_attrs, "search"))
             study.tell(trial, state=TrialState.PRUNED)
-            return TrialOutcome(trial.number, "PRUNED", spec, None, measured_from_attrs(previous.user_attrs, "rung0"))
+            return TrialOutcome(trial.number, "PRUNED", spec, None, last_rung(previous))
         try:
-            first = self.records[: s.objective.halving.first_rung]
-            rung0_report = self.evaluate(spec, first, "search")
-            self._record_failures(trial, rung0_report)
-            rung0 = rung0_report.measured()
-            trial.set_user_attr("rung0", rung0.model_dump())
-            if len(first) < len(self.records) and not self._promising(rung0):
+            report, pruned = self._evaluate_in_rungs(trial, spec)
+            if pruned:
+                self._record_failures(trial, report)
+                self._set_constraints(trial, report.measured() if report.scored else None, len(report.failures))
                 study.tell(trial, state=TrialState.PRUNED)
-                return TrialOutcome(trial.number, "PRUNED", spec, None, rung0)
-            report = self.evaluate(spec, self.records, "search")
+                return TrialOutcome(trial.number, "PRUNED", spec, None, report.measured())
+            if report.failures:
+                trial.set_user_attr("retried_questions", [f"{o.id}: {o.error}" for o in report.failures][:50])
+                report = self._retry_failed(spec, report)
         except BudgetExhausted as exc:
             trial.set_user_attr("failure", f"budget: {exc}")
             study.tell(trial, state=TrialState.FAIL)
@@ -203,8 +283,10 @@ class Search:
             return TrialOutcome(trial.number, "FAIL", spec, None, reason="every question failed")
         measured = report.measured()
         trial.set_user_attr("search", measured.model_dump())
+        trial.set_user_attr("unscored", len(report.failures))  # incomplete: infeasible, never on the front
+        self._set_constraints(trial, measured, len(report.failures))
         study.tell(trial, s.objective.values(measured))
-        return TrialOutcome(trial.number, "COMPLETE", spec, measured, rung0)
+        return TrialOutcome(trial.number, "COMPLETE", spec, measured, last_rung(study._storage.get_trial(trial._trial_id)))
 
     @staticmethod
     def _record_failures(trial, report: EvalReport) -> None:

@@ -145,7 +145,7 @@ def test_cli_budget_holds_at_concurrency_32_and_still_reports(fault_server, tmp_
 
     from conftest import http_experiment, run_cli
 
-    exp = http_experiment(tmp_path / "exp", fault_server, trials=200, price_per_mtok=1000.0)
+    exp = http_experiment(tmp_path / "exp", fault_server, trials=200, price_per_mtok=700.0)
     out = run_cli("optimize", str(exp), "--budget-usd", "0.50", "--concurrency", "32")
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads((exp / "out" / "report.json").read_text())

@@ -18,8 +18,8 @@ def cost_usd(model: ModelSpec, completion: Completion) -> float:
     return completion.provider_cost_usd or 0.0
 
 
-TEMPLATE_TOKENS_PER_MESSAGE = 16   # role markers and separators a chat template adds (OpenAI: 3-4)
-TEMPLATE_TOKENS_PER_CALL = 256     # a default system prompt some templates inject, and the reply's priming
+TEMPLATE_TOKENS_PER_MESSAGE = 8    # role markers and separators a chat template adds (OpenAI: 3-4, ChatML: 5)
+TEMPLATE_TOKENS_PER_CALL = 96     # a default system prompt some templates inject (Qwen: ~20 tokens), the reply priming
 
 
 def prompt_token_bound(messages: list[dict[str, str]]) -> int:

@@ -1,0 +1,135 @@
+"""How the search ranks what it measured: the feasible front (Optuna constraints), successive
+halving as Optuna intermediate values, and questions lost to provider failures."""
+
+import re
+
+import optuna
+
+from archsearch.llm import Budget, CallCache, LLMClient, RetryableError
+from archsearch.objectives import load_objective
+from archsearch.search import Search, SearchSettings
+from archsearch.space import SearchSpace
+from archsearch.tasks import Task
+
+SPACE = """
+name: rules
+models:
+  strong: {id: fake/strong, price: {input_per_mtok: 100, output_per_mtok: 300}}
+  lucky: {id: fake/lucky, price: {input_per_mtok: 100, output_per_mtok: 300}}
+  flaky: {id: fake/flaky, price: {input_per_mtok: 100, output_per_mtok: 300}}
+layers:
+  - kind: generate
+    params: {model: {choice: [strong, lucky, flaky]}, n: 1, temperature: 0.8}
+"""
+FIRST_EIGHT = {f"q{i}" for i in range(8)}
+
+
+def _truth(messages):
+    a, b = re.search(r"What is (\d+) \+ (\d+)\?", messages[-1]["content"]).groups()
+    return int(a) + int(b)
+
+
+class Rules:
+    """strong: always right; lucky: right on the first 8 search questions only; flaky: right, but its
+    call for the question "What is 4 + 5?" fails (``fail_times`` times, or always)."""
+
+    def __init__(self, fail_times: int | None):
+        self.fail_times, self.flaky_seen = fail_times, 0
+        self.first_eight: set[int] = set()
+
+    slow: dict = {}
+
+    async def complete(self, model_id, messages, params, sample_index=0):
+        import asyncio
+
+        await asyncio.sleep(self.slow.get(model_id, 0.0))
+        truth = _truth(messages)
+        if model_id == "fake/flaky" and truth == 9:
+            self.flaky_seen += 1
+            if self.fail_times is None or self.flaky_seen <= self.fail_times:
+                raise RetryableError("HTTP 503")
+        right = model_id != "fake/lucky" or messages[-1]["content"] in self.first_eight
+        from archsearch.llm.types import Completion
+
+        return Completion(f"The answer is {truth if right else truth + 1}.", 5, 5)
+
+
+def _search(fixtures, tmp_path, backend, objective_text):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    (tmp_path / "objective.yaml").write_text(objective_text)
+    task = Task(fixtures / "toy" / "task.yaml")
+    backend.first_eight = {r.text for r in task.split("search") if r.id in FIRST_EIGHT}
+    client = LLMClient(backend, CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}"), max_retries=0)
+    s = SearchSettings(task=task, space=SearchSpace(tmp_path / "space.yaml"),
+                       objective=load_objective(tmp_path / "objective.yaml"), trials=3,
+                       storage=f"sqlite:///{tmp_path / 'study.sqlite'}", study_name="rules", out_dir=tmp_path,
+                       budget=Budget())
+    return Search(s, client)
+
+
+OBJECTIVE = """
+name: rules
+metrics: [{name: accuracy, direction: maximize}, {name: usd_per_question, direction: minimize}]
+halving: {first_rung: 8, reduction_factor: 2, margin: 0.1}
+"""
+
+
+def _run(search, order):
+    from archsearch.search import open_study
+
+    search.study = open_study(search.settings)
+    for model in order:
+        search.study.enqueue_trial({"0.model": model})
+    search.settings.trials = len(order)
+    search.run()
+    return {search.spec_of(t).layers[0].params["model"]: t for t in search.study.trials}
+
+
+def test_halving_reports_each_rung_as_an_intermediate_value(fixtures, tmp_path):
+    search = _search(fixtures, tmp_path, Rules(fail_times=0), OBJECTIVE)
+    assert search.rung_sizes() == [8, 16, 24]
+    trials = _run(search, ["strong", "lucky"])
+    study = optuna.load_study(study_name="rules", storage=f"sqlite:///{tmp_path / 'study.sqlite'}")
+    assert study.metric_names == ["accuracy", "usd_per_question"]
+    lucky = study.trials[trials["lucky"].number]
+    assert lucky.state == optuna.trial.TrialState.PRUNED
+    assert lucky.intermediate_values == {8: 1.0, 16: 0.5}        # two rungs, then stopped
+    strong = study.trials[trials["strong"].number]
+    assert strong.intermediate_values == {8: 1.0, 16: 1.0, 24: 1.0}
+
+
+def test_a_feasible_pipeline_dominated_by_an_infeasible_one_is_on_the_front(fixtures, tmp_path):
+    # strong is right everywhere at the same price as lucky (right on 8 of 24), but too slow for the
+    # latency constraint: filtering after taking the front (the old way) leaves nothing to choose
+    constrained = OBJECTIVE.replace("first_rung: 8", "first_rung: 24") + "constraints: {latency_p50_s: {max: 0.03}}\n"
+    backend = Rules(fail_times=0)
+    backend.slow = {"fake/strong": 0.06}
+    search = _search(fixtures, tmp_path, backend, constrained)
+    trials = _run(search, ["strong", "lucky"])
+    strong, lucky = trials["strong"], trials["lucky"]
+    assert strong.values[0] > lucky.values[0] and strong.values[1] <= lucky.values[1]   # strong dominates
+    assert strong.constraints["latency_p50_s<=0.03"] > 0 >= lucky.constraints["latency_p50_s<=0.03"]
+    assert [t.number for t in search.front()] == [lucky.number]
+    assert search.choose().number == lucky.number
+
+
+def test_a_question_lost_to_failures_is_retried_at_the_end_of_the_trial(fixtures, tmp_path):
+    backend = Rules(fail_times=1)   # fails once, answers on the retry
+    search = _search(fixtures, tmp_path, backend, OBJECTIVE)
+    trials = _run(search, ["flaky"])
+    t = trials["flaky"]
+    assert t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs["unscored"] == 0
+    assert t.user_attrs["search"]["questions"] == 24 and backend.flaky_seen == 2
+
+
+def test_an_incomplete_trial_is_never_ranked_above_a_complete_one(fixtures, tmp_path):
+    backend = Rules(fail_times=None)   # flaky never answers "What is 4 + 5?": 23 of 24 scored, all right
+    search = _search(fixtures, tmp_path, backend, OBJECTIVE)
+    trials = _run(search, ["flaky", "lucky", "strong"])
+    flaky = trials["flaky"]
+    assert flaky.user_attrs["unscored"] == 1 and flaky.user_attrs["search"]["questions"] == 23
+    assert flaky.constraints["unscored_questions"] == 1.0
+    front = search.front()
+    assert flaky.number not in {t.number for t in front}
+    assert search.choose().number == trials["strong"].number
+    assert backend.flaky_seen == 2   # the lost question was tried again at the end of the trial
