@@ -26,17 +26,34 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     pipe = Pipeline(spec, _client(args.cache, args.concurrency))
+    detail = args.trace is not None
     if args.question is not None:
-        result = pipe(args.question)
-        print(result.answer if result.answer is not None else "(abstained)")
-        t = result.trace
+        rows = [{"id": None, "question": args.question}]
+        results = [pipe(args.question, detail=detail)]
+        print(results[0].answer if results[0].answer is not None else "(abstained)")
+        t = results[0].trace
         print(f"[{t.calls} calls, {t.cache_hits} cache hits, ${t.usd:.6f}, {t.seconds:.1f}s]", file=sys.stderr)
-        return 0
-    rows = _read_jsonl(Path(args.input))
-    results = pipe.batch([{k: v for k, v in r.items()} for r in rows], concurrency=args.concurrency)
-    for row, result in zip(rows, results):
-        print(json.dumps({"id": row.get("id"), "answer": result.answer, "calls": result.trace.calls,
-                          "cache_hits": result.trace.cache_hits, "usd": result.trace.usd}))
+    else:
+        rows = _read_jsonl(Path(args.input))
+        results = pipe.batch([{k: v for k, v in r.items()} for r in rows], concurrency=args.concurrency, detail=detail)
+        for row, result in zip(rows, results):
+            print(json.dumps({"id": row.get("id"), "answer": result.answer, "calls": result.trace.calls,
+                              "cache_hits": result.trace.cache_hits, "usd": result.trace.usd}))
+    if detail:
+        with open(args.trace, "w", encoding="utf-8") as fh:
+            for row, result in zip(rows, results):
+                fh.write(json.dumps({"id": row.get("id"), "answer": result.answer, **result.trace.as_dict()}) + "\n")
+        print(f"wrote the trace of {len(results)} questions to {args.trace}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .pipeline import Pipeline
+    from .serve import serve
+    from .spec import load_spec
+
+    pipe = Pipeline(load_spec(args.spec), _client(args.cache, args.concurrency))
+    serve(pipe, args.host, args.port, args.max_concurrent)
     return 0
 
 
@@ -124,7 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--input", help="JSONL file, one record of template fields per line")
     run.add_argument("--cache", help="SQLAlchemy URL of a call cache, e.g. sqlite:///calls.sqlite")
     run.add_argument("--concurrency", type=int, default=16)
+    run.add_argument("--trace", help="write each question's layer-by-layer trace to this JSONL file")
     run.set_defaults(func=cmd_run)
+
+    srv = sub.add_parser("serve", help="serve a frozen pipeline as an OpenAI-compatible chat endpoint")
+    srv.add_argument("spec")
+    srv.add_argument("--host", default="127.0.0.1")
+    srv.add_argument("--port", type=int, default=8000)
+    srv.add_argument("--max-concurrent", type=int, default=64, help="questions in flight before answering 429")
+    srv.add_argument("--cache", help="call cache URL: repeated questions cost nothing")
+    srv.add_argument("--concurrency", type=int, default=64, help="model calls in flight")
+    srv.set_defaults(func=cmd_serve)
 
     ev = sub.add_parser("evaluate", help="score a spec on a task split")
     ev.add_argument("spec")

@@ -13,8 +13,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def validate_kind(options: dict[str, type[M]], data: Any, file: str, prefix: tuple) -> M:
-    if isinstance(data, str):
-        data = {"kind": data}
+    if isinstance(data, str):  # shorthand: a kind's name, or your own "module:function"
+        data = {"kind": "python", "function": data} if ":" in data else {"kind": data}
     if not isinstance(data, dict):
         raise SpecError(file, format_path(prefix), f"expected a mapping with 'kind', but got {type(data).__name__}")
     kind = data.get("kind")

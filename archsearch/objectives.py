@@ -58,6 +58,8 @@ class Objective(Strict):
     select: Selection = Field(default_factory=Selection)
     budget: SearchBudget = Field(default_factory=SearchBudget)
     halving: Halving = Field(default_factory=Halving)
+    call_timeout_s: float = Field(60.0, gt=0, le=3600, description="per-call timeout for models that set none; "
+                                  "a held request counts as a retryable failure")
 
     @model_validator(mode="after")
     def _distinct(self):

@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--out", help="output folder (default: the experiment's out/)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (joblib, loky)")
+    p.add_argument("--cluster", help="run the --workers on a Dask cluster: its scheduler address (tcp://host:8786)")
     p.add_argument("--fp-cost", type=float, default=1.0,
                    help="cost of returning a wrong answer the verifier accepted, in units of a right one (for the optimal-samples advice)")
     p.set_defaults(func=cmd_optimize)
@@ -61,7 +62,8 @@ def build(args: argparse.Namespace):
                               storage=args.storage or f"sqlite:///{(out / 'study.sqlite').resolve()}", study_name=study,
                               out_dir=out, sampler=args.sampler, seed=cfg.seed if args.seed is None else args.seed,
                               concurrency=args.concurrency, budget=budget, wall_minutes=objective.budget.wall_minutes)
-    client = LLMClient(cache=cache, max_concurrency=args.concurrency, provider_concurrency={"local": local_slots()})
+    client = LLMClient(cache=cache, max_concurrency=args.concurrency, provider_concurrency={"local": local_slots()},
+                       timeout_s=objective.call_timeout_s)
     return exp, settings, client, cache_url
 
 
@@ -74,6 +76,23 @@ def run_worker(args: argparse.Namespace, index: int) -> dict:
     search = Search(settings, client)
     outcomes = search.run()
     return {"worker": index, "trials": [o.number for o in outcomes], "stats": client.stats.as_dict(), "stopped": search.stopped}
+
+
+def _run_workers(args: argparse.Namespace, settings, console) -> list[dict]:
+    """``--workers N`` processes through joblib: loky on this machine, or a Dask cluster's workers
+    (``--cluster``, or any joblib.parallel_config(backend=...) active around this call)."""
+    from joblib import Parallel, delayed, parallel_config
+
+    jobs = (delayed(run_worker)(args, i) for i in range(args.workers))
+    if args.cluster:
+        from dask.distributed import Client
+
+        with Client(args.cluster) as client, parallel_config(backend="dask"):
+            console.print(f"starting {args.workers} workers on the Dask cluster {client.scheduler.address} "
+                          f"sharing {settings.storage}")
+            return Parallel(n_jobs=args.workers)(jobs)
+    console.print(f"starting {args.workers} worker processes (joblib) on {settings.storage}")
+    return Parallel(n_jobs=args.workers)(jobs)
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -101,10 +120,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     search = Search(settings, client)
     if args.workers > 1:
-        from joblib import Parallel, delayed
-
-        console.print(f"starting {args.workers} worker processes (joblib loky) on {settings.storage}")
-        results = Parallel(n_jobs=args.workers, backend="loky")(delayed(run_worker)(args, i) for i in range(args.workers))
+        results = _run_workers(args, settings, console)
         for r in results:
             console.print(f"worker {r['worker']}: {len(r['trials'])} trials, {r['stats']['calls']} paid calls, "
                           f"{r['stats']['cache_hits']} cache hits" + (f", stopped: {r['stopped']}" if r["stopped"] else ""))

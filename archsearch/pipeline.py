@@ -56,8 +56,8 @@ class Trace:
         return sum(steps.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"seconds": self.seconds, "latency_s": self.latency_s, "calls": self.calls, "cache_hits": self.cache_hits, "usd": self.usd, "cost_usd": self.cost_usd,
-                "layers": [asdict(t) for t in self.layers]}
+        return {"seconds": self.seconds, "latency_s": self.latency_s, "calls": self.calls, "cache_hits": self.cache_hits,
+                "usd": self.usd, "cost_usd": self.cost_usd, "layers": [asdict(t) for t in self.layers]}
 
 
 @dataclass
@@ -66,6 +66,13 @@ class Result:
     text: str | None              # that candidate's full text
     candidates: list[Candidate] = field(default_factory=list)
     trace: Trace = field(default_factory=lambda: Trace([]))
+
+
+def _describe(c: Candidate) -> dict[str, Any]:
+    return {"id": c.cid, "parents": list(c.parents), "model": c.model, "source": c.source,
+            "sample_index": c.sample_index, "answer": c.answer, "text": c.text, "critique": c.critique,
+            "verdicts": {label: ok for label, ok in c.verdicts}, "tests_passed": c.tests_passed, "score": c.score,
+            "tokens_in": c.tokens_in, "tokens_out": c.tokens_out, "cost_usd": c.cost_usd, "latency_s": c.latency_s}
 
 
 def build_techniques(spec: PipelineSpec) -> list[Technique]:
@@ -89,6 +96,11 @@ class Pipeline:
         self.extract = spec.extractor()
         self._fields = [f for _, f, _, _ in string.Formatter().parse(spec.task.template) if f]
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    @property
+    def fields(self) -> list[str]:
+        """The record fields the task template needs."""
+        return sorted(set(self._fields))
 
     def question(self, q: str | dict[str, Any] | Question) -> Question:
         if isinstance(q, Question):
@@ -116,39 +128,47 @@ class Pipeline:
                 steps.append([i])
         return steps
 
-    async def acall(self, question: str | dict[str, Any] | Question) -> Result:
+    async def acall(self, question: str | dict[str, Any] | Question, detail: bool = False) -> Result:
+        """Answer one question. ``detail`` keeps each layer's inputs and outputs in the trace (which
+        candidates fed each output, verdicts, critiques): why the pipeline answered what it did."""
         q = self.question(question)
         candidates: list[Candidate] = []
         traces: list[LayerTrace] = []
         drawn: dict[str, int] = {}
         start = time.perf_counter()
         for step, indices in enumerate(self.steps()):
-            inputs = candidates
-
-            async def run(i: int) -> list[Candidate]:
-                technique = self.techniques[i]
-                trace = LayerTrace(index=i, kind=technique.kind, step=step, candidates_in=len(inputs) if len(indices) == 1 else 0)
-                ctx = LayerContext(self.client, self.spec.models, self.extract, trace, self._sandbox_semaphore(),
-                                   label=f"{i}:{technique.kind}", sandbox_memo=self.sandbox_memo, drawn=drawn)
-                layer_start = time.perf_counter()
-                out = await technique.apply(ctx, q, inputs if len(indices) == 1 else [])
-                trace.seconds = time.perf_counter() - layer_start
-                trace.candidates_out = len(out)
-                traces.append(trace)
-                return out
-
             if len(indices) == 1:
-                candidates = await run(indices[0])
+                candidates = await self._layer(indices[0], step, q, candidates, candidates, drawn, traces, detail)
             else:  # generators of one step add their candidates, in layer order, to what came before
-                added = await asyncio.gather(*(run(i) for i in indices))
-                candidates = inputs + [c for out in added for c in out]
+                added = await asyncio.gather(*(self._layer(i, step, q, [], candidates, drawn, traces, detail)
+                                               for i in indices))
+                candidates = candidates + [c for out in added for c in out]
         traces.sort(key=lambda t: t.index)
         best = candidates[0] if candidates else None
         return Result(best.answer if best else None, best.text if best else None, candidates,
                       Trace(traces, time.perf_counter() - start))
 
-    def __call__(self, question: str | dict[str, Any] | Question) -> Result:
-        return _run(self._then_release(self.acall(question)))
+    async def _layer(self, i: int, step: int, q: Question, inputs: list[Candidate], before: list[Candidate],
+                     drawn: dict[str, int], traces: list[LayerTrace], detail: bool) -> list[Candidate]:
+        """Run layer ``i`` on ``inputs`` (a generator of a concurrent step gets none; ``before`` is
+        what the step started from), giving its new candidates their ids."""
+        technique = self.techniques[i]
+        trace = LayerTrace(index=i, kind=technique.kind, step=step, candidates_in=len(inputs))
+        ctx = LayerContext(self.client, self.spec.models, self.extract, trace, self._sandbox_semaphore(),
+                           label=f"{i}:{technique.kind}", sandbox_memo=self.sandbox_memo, drawn=drawn)
+        start = time.perf_counter()
+        out = await technique.apply(ctx, q, inputs)
+        trace.seconds = time.perf_counter() - start
+        out = [c if c.cid else c.with_(cid=f"{i}.{k}") for k, c in enumerate(out)]
+        trace.candidates_out = len(out)
+        if detail:
+            trace.inputs = [c.cid for c in inputs] if inputs is before else []
+            trace.outputs = [_describe(c) for c in out]
+        traces.append(trace)
+        return out
+
+    def __call__(self, question: str | dict[str, Any] | Question, detail: bool = False) -> Result:
+        return _run(self._then_release(self.acall(question, detail)))
 
     async def _then_release(self, coro):
         try:
@@ -156,17 +176,19 @@ class Pipeline:
         finally:
             await self.client.release_loop()
 
-    async def abatch(self, questions: Iterable[str | dict[str, Any] | Question], concurrency: int = 64) -> list[Result]:
+    async def abatch(self, questions: Iterable[str | dict[str, Any] | Question], concurrency: int = 64,
+                     detail: bool = False) -> list[Result]:
         gate = asyncio.Semaphore(concurrency)
 
         async def one(q):
             async with gate:
-                return await self.acall(q)
+                return await self.acall(q, detail)
 
         return list(await asyncio.gather(*(one(q) for q in questions)))
 
-    def batch(self, questions: Iterable[str | dict[str, Any] | Question], concurrency: int = 64) -> list[Result]:
-        return _run(self._then_release(self.abatch(questions, concurrency)))
+    def batch(self, questions: Iterable[str | dict[str, Any] | Question], concurrency: int = 64,
+              detail: bool = False) -> list[Result]:
+        return _run(self._then_release(self.abatch(questions, concurrency, detail)))
 
 
 def _run(coro):

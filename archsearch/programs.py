@@ -16,7 +16,6 @@ from typing import Any
 
 from .sandbox import ProgramRun, SandboxLimits, run_program_memo
 
-
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 

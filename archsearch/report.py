@@ -128,7 +128,7 @@ def export(search: Search, trial, test_measured: Measured | None, path: Path,
         "metrics": metrics,
         "provenance": Provenance(archsearch_version=__version__, study=search.settings.study_name, trial=trial.number,
                                  data_hash=search.settings.task.data_hash(records),
-                                 created=dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
+                                 created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
                                  task_file=os.path.relpath(search.settings.task.path.resolve(), path.resolve().parent)),
     })
     save_spec(frozen, path)

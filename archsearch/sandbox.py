@@ -140,7 +140,7 @@ async def run_program(program: str, tests: Sequence[str] = (), probes: Sequence[
             timed_out = False
             try:
                 out, err = await asyncio.wait_for(proc.communicate(payload + b"\n"), limits.timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 timed_out = True
                 _kill_group(proc.pid)
                 await proc.wait()

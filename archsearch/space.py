@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 from pydantic import Field, model_validator
 
 from .errors import SpecError, format_path
+from .llm.models import ModelSpec
 from .spec import SCHEMA_VERSION, PipelineSpec, parse_spec
 from .tasks.scorers import PythonTests
 from .tasks.task import Task
@@ -95,6 +96,8 @@ class SearchSpace:
         self.path = Path(path)
         self.file = str(self.path)
         cfg = validate(_SpaceFile, read_yaml(self.path), self.file)
+        for name, model in cfg.models.items():  # e.g. a literal api_key is refused here, before anything runs
+            validate(ModelSpec, model, self.file, ("models", name))
         self.name, self.description, self.models, self.entries = cfg.name, cfg.description, cfg.models, cfg.layers
         self._check(self.entries, ("layers",))
 

@@ -8,16 +8,17 @@ validates all of it; ``dump_spec(load_spec(x))`` is deterministic and round-trip
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field
 
 from .errors import SpecError
-from .llm.models import ModelSpec, Price  # noqa: F401  (part of the spec's public API)
 from .kinds import validate_kind
+from .llm.models import ModelSpec, Price  # noqa: F401  (part of the spec's public API)
 from .registry import known_kinds, technique_class
 from .tasks.extractors import EXTRACTORS
 from .tasks.scorers import SCORERS
+from .tasks.user_code import add_search_path
 from .validation import Strict, validate
 from .yamlio import dump_yaml, read_yaml, read_yaml_text
 
@@ -105,7 +106,10 @@ def _normalise_layer(i: int, layer: LayerSpec, spec: PipelineSpec, file: str) ->
 
 
 def load_spec(path: str | Path) -> PipelineSpec:
-    return parse_spec(read_yaml(path), str(path))
+    spec = parse_spec(read_yaml(path), str(path))
+    if "python" in (spec.task.extractor.get("kind"), (spec.task.scorer or {}).get("kind")):
+        add_search_path(Path(path).parent)  # your own "module:function" beside the spec
+    return spec
 
 
 def loads_spec(text: str, file: str = "<string>") -> PipelineSpec:

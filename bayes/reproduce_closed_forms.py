@@ -14,7 +14,8 @@ def main() -> None:
         rows.append((f"voting, easy .6 at .85 / hard at .35: F({k})", voting_mixture([0.6, 0.4], [0.85, 0.35], k), want))
     peak = max(range(1, 60, 2), key=lambda k: voting_mixture([0.6, 0.4], [0.85, 0.35], k))
     rows.append(("voting: k at the peak", float(peak), 5.0))
-    rows.append(("first accepted of 1e6 -> ceiling (p=.5, c=.9, f=.2)", first_accepted_of_k(0.5, 0.9, 0.2, 1e6), 0.9 * 0.5 / (0.9 * 0.5 + 0.2 * 0.5)))
+    rows.append(("first accepted of 1e6 -> ceiling (p=.5, c=.9, f=.2)", first_accepted_of_k(0.5, 0.9, 0.2, 1e6),
+                 0.9 * 0.5 / (0.9 * 0.5 + 0.2 * 0.5)))
     width = max(len(r[0]) for r in rows)
     for name, got, want in rows:
         print(f"{name:<{width}}  got {got:.4f}  target {want:.3f}  {'ok' if abs(got - want) <= 0.01 else 'MISS'}")

@@ -108,7 +108,7 @@ def judge_predictions(draws: np.ndarray, measured: np.ndarray, rng: np.random.Ge
 
 
 def pipeline_shape_of(row, sampler):
-    for params, fp, shape in sampler.candidates():
+    for _, fp, shape in sampler.candidates():
         if fp == row.fingerprint:
             return shape
     raise KeyError(row.fingerprint)
@@ -200,7 +200,8 @@ def main() -> None:
     else:
         result = {"best": best, "target": best - 0.01, "pool_calls": len(set().union(*(r.keys for r in rows)))}
         for name in args.samplers.split(","):
-            runs = [run_sampler(name, rows, task, records, cache, memo, s, args.max_trials, best - 0.01, Path(args.space)) for s in range(args.seeds)]
+            runs = [run_sampler(name, rows, task, records, cache, memo, s, args.max_trials, best - 0.01, Path(args.space))
+                    for s in range(args.seeds)]
             result[name] = {"median_calls": statistics.median(r["calls"] for r in runs),
                             "median_trials": statistics.median(r["trials"] for r in runs),
                             "reached": sum(r["reached"] for r in runs), "runs": runs}

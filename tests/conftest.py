@@ -70,3 +70,26 @@ def http_experiment(folder: Path, port: int, trials: int, price_per_mtok: float 
     (folder / "experiment.yaml").write_text(
         f"task: task.yaml\nspace: space.yaml\nobjective: {ROOT / 'objectives/default.yaml'}\ntrials: {trials}\n")
     return folder
+
+
+@pytest.fixture
+def latency_server():
+    """A well-behaved OpenAI-compatible loopback server answering after 10 ms, run in a thread."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    from archsearch.testing.fixed_latency_server import make_app
+
+    loop = asyncio.new_event_loop()
+    runner = web.AppRunner(make_app(0.01))
+    loop.run_until_complete(runner.setup())
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    loop.run_until_complete(site.start())
+    port = site._server.sockets[0].getsockname()[1]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    yield port
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)

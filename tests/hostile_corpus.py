@@ -32,7 +32,8 @@ HOSTILE = {
         "    try:\n        found |= set(re.findall(rb'[0-9a-f]{32}', open(path, 'rb').read()))\n    except OSError:\n        pass\n"
         "found |= set(re.findall('[0-9a-f]{32}', ' '.join(sys.argv) + ' '.join(os.environ.values())))\n"
         "for s in found:\n    s = s.decode() if isinstance(s, bytes) else s\n"
-        "    for fd in range(3, 64):\n        try:\n            os.write(fd, json.dumps({'secret': s, 'loaded': True, 'passed': [True], 'outputs': ['5']}).encode())\n"
+        "    for fd in range(3, 64):\n        try:\n"
+        "            os.write(fd, json.dumps({'secret': s, 'loaded': True, 'passed': [True], 'outputs': ['5']}).encode())\n"
         "        except OSError:\n            pass\nos._exit(0)\n"),
     "reads stdin for the payload": WRONG + (
         "import sys, os\ndata = sys.stdin.read()\nprint(data)\nos._exit(0)\n"),

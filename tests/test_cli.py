@@ -1,7 +1,6 @@
 """CLI: bad input gives one line on stderr and exit code 2, never a traceback."""
 
 import pytest
-
 from conftest import run_cli
 
 GOOD_SPEC = "experiments/gsm8k-local/baseline.yaml"
@@ -38,7 +37,7 @@ def test_malformed_spec_on_the_cli(tmp_path, text, expect):
     ("name: t\ndata: data.jsonl\ntemplate: '{question}'\nextractor: last_number\nscorer: {kind: numeric, abs_tol: -1}\n",
      "scorer.abs_tol: Input should be greater than or equal to 0"),
     ("name: t\ndata: missing.jsonl\ntemplate: '{question}'\nextractor: last_number\nscorer: numeric\n",
-     "data: cannot read data file"),
+     "data: cannot read data"),
     ("name: t\ndata: data.jsonl\ntemplate: '{nope}'\nextractor: last_number\nscorer: numeric\n",
      "field 'nope' is not in the record"),
 ])

@@ -1,7 +1,8 @@
 """The search on a toy task with deterministic fake models: front, export, reuse, budget, spaces."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archsearch.llm import Budget, CallCache, LLMClient
 from archsearch.objectives import load_objective
@@ -174,3 +175,28 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     ids = [g.model.id for g in search.sampler._generators]
     strong, weak = ids.index("fake/strong"), ids.index("fake/weak")
     assert (post.theta[:, strong] > post.theta[:, weak]).mean() > 0.95  # it learnt which model is better
+
+
+def test_optimize_workers_on_a_dask_cluster(latency_server, tmp_path):
+    """`--workers 2 --cluster ADDRESS`: two Dask worker processes run one study over real HTTP; no
+    call is paid twice (the model server saw exactly as many requests as the cache holds)."""
+    import json
+    import sqlite3
+    import urllib.request
+
+    from conftest import http_experiment, run_cli
+    from dask.distributed import LocalCluster
+
+    exp = http_experiment(tmp_path / "exp", latency_server, trials=10)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        out = run_cli("optimize", str(exp), "--workers", "2", "--cluster", cluster.scheduler_address,
+                      "--concurrency", "8")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Dask cluster" in out.stderr
+    db = sqlite3.connect(exp / "out" / "study.sqlite")
+    studies = db.execute("select count(*) from studies").fetchone()[0]
+    pids = {r[0] for r in db.execute("select value_json from trial_user_attributes where key = 'pid'")}
+    assert studies == 1 and len(pids) == 2   # one study, trials from both Dask workers
+    served = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{latency_server}/stats").read())["n"]
+    rows = sqlite3.connect(exp / "calls.sqlite").execute("select count(*) from archsearch_llm_calls").fetchone()[0]
+    assert served == rows > 0                 # every paid call once: none paid twice

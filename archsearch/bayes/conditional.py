@@ -5,9 +5,10 @@ samples the search already bought are known exactly (their correctness, visible-
 answer); only the rest are uncertain. So the score of a pipeline not yet evaluated is simulated
 per posterior draw: known samples are replayed, missing ones are drawn from the model (correct with
 the cell's accuracy p, a draw from Beta(mu phi + y, (1 - mu) phi + n - y) given what it showed;
-accepted with the verifier's TPR/FPR), and the pipeline's own rules (keep passing / best, the none-passed policy, plurality vote with ties to the earliest, first
-survivor) pick the answer. A pipeline whose samples are all known gets a point mass at its
-measured score; the closed forms in ``predict.py`` are the same model without the conditioning.
+accepted with the verifier's TPR/FPR), and the pipeline's own rules (keep passing / best, the
+none-passed policy, plurality vote with ties to the earliest, first survivor) pick the answer.
+A pipeline whose samples are all known gets a point mass at its measured score; the closed forms in
+``predict.py`` are the same model without the conditioning.
 
 Votes need to know when two samples give the same answer. Wrong answers almost never coincide
 (1 of 337 pairs in the HumanEval pool); correct ones sometimes do (57 of 484 pairs) — far from the
@@ -65,7 +66,7 @@ class KnownSamples:
     pairs: np.ndarray       # [G, Q] pairs of known correct samples
 
     @classmethod
-    def from_judged(cls, judged: list[list[list[Judged]]], testable: np.ndarray) -> "KnownSamples":
+    def from_judged(cls, judged: list[list[list[Judged]]], testable: np.ndarray) -> KnownSamples:
         G, Q = len(judged), len(judged[0]) if judged else 0
         M = max([len(cell) for cells in judged for cell in cells] + [1])
         m = np.zeros((G, Q), int)

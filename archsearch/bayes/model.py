@@ -29,7 +29,6 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-
 SETTINGS_SCALE = 0.75   # logits: how far temperature / prompt style typically move one model's ability
 
 

@@ -55,16 +55,16 @@ class Shape:
 
 def pipeline_shape(spec: PipelineSpec) -> Shape | None:
     layers = spec.layers
-    if not layers or layers[0].kind != "generate" or any(l.kind not in ("generate", "test", "vote") for l in layers) \
-            or sum(l.kind == "generate" for l in layers) != 1:
+    if not layers or layers[0].kind != "generate" or any(x.kind not in ("generate", "test", "vote") for x in layers) \
+            or sum(x.kind == "generate" for x in layers) != 1:
         return None
     gp = GenerateParams.model_validate(layers[0].params)
-    test = next((l for l in layers if l.kind == "test"), None)
+    test = next((x for x in layers if x.kind == "test"), None)
     if test is not None and test.params.get("source") != "task":
         return None
     best = test is not None and test.params.get("keep") == "best"
     policy = KEEP_ALL if test is None or best else POLICY[test.params.get("on_none_passed", "keep_all")]
-    vote = next((l for l in layers if l.kind == "vote"), None)
+    vote = next((x for x in layers if x.kind == "vote"), None)
     return Shape(Generator(spec.models[gp.model], gp), gp.n, test is not None, policy, vote is not None, best,
                  vote is not None and vote.params.get("by") == "behaviour")
 

@@ -2,7 +2,8 @@
 
 Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict every
 pipeline the space can make (replaying the samples already bought, drawing the rest:
-conditional.py), and propose the unevaluated one that most improves the hypervolume of the front (observed points plus that candidate's predicted point). It starts (``startup="probe"``)
+conditional.py), and propose the unevaluated one that most improves the hypervolume of the front
+(observed points plus that candidate's predicted point). It starts (``startup="probe"``)
 by running the cheapest pipeline of each model not yet sampled (one sample per question, from the
 setting whose pool the larger pipelines reuse), then plans from the posterior straight away; with
 ``startup="tpe"`` it defers to TPE for the first ``min_trials`` trials instead. Spaces with layers
@@ -22,9 +23,9 @@ from ..llm.cache import CallCache
 from ..objectives import Objective
 from ..space import SearchSpace, enumerate_space, spec_fingerprint
 from ..tasks.task import Record, Task
+from .conditional import simulate_scores
 from .model import Shapes, Surrogate
 from .observe import Observer, features, model_index, pipeline_shape
-from .conditional import simulate_scores
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
@@ -133,7 +134,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         reference = reference + 0.1 * np.abs(reference) + 1e-3
         base = compute_hypervolume(observed, reference)
         best, best_gain = None, 0.0
-        for i, (params, fp, _) in enumerate(self._candidates):
+        for i, (_, fp, _) in enumerate(self._candidates):
             if fp in evaluated:
                 continue
             gain = compute_hypervolume(np.vstack([observed, predicted[i]]), reference) - base

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import BudgetBusy, LLMCallError
 from .budget import Budget
 from .cache import CallCache, request_key, request_params
-from .models import ModelSpec
+from .models import ModelSpec, is_secret_param
 from .prices import LOCAL_PREFIX, cost_usd, worst_case_usd
 from .types import Backend, CallResult, Messages, RetryableError
 
@@ -154,8 +154,11 @@ class LLMClient:
             if self.budget is not None:
                 held = await self._reserve(worst_case_usd(model, messages, params["max_tokens"]))
             try:
-                sent = {**model.call_params(), "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
-                completion, latency = await self._with_retries(model, messages, sent, sample_index)
+                resolved = model.call_params()
+                secrets = {str(resolved[k]): str(ref) for k, ref in model.params.items()
+                           if is_secret_param(k) and resolved[k] != ref}
+                sent = {**resolved, "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
+                completion, latency = await self._with_retries(model, messages, sent, sample_index, secrets)
             except BaseException:
                 if self.budget is not None:
                     self.budget.settle(held, 0.0)
@@ -188,7 +191,16 @@ class LLMClient:
             except BudgetBusy:
                 await asyncio.sleep(0.01 + self._rng.random() * 0.02)
 
-    async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int):
+    async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int,
+                            secrets: dict[str, str] | None = None):
+        """Call with retries; a provider that echoes a resolved secret in an error gets it replaced by
+        its os.environ/NAME reference before the message goes anywhere."""
+        try:
+            return await self._attempts(model, messages, params, sample_index)
+        except LLMCallError as exc:
+            raise LLMCallError(model.id, _scrub(exc.reason, secrets)) from None
+
+    async def _attempts(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int):
         backend, model_id = self._backend(model), model.id
         timeout = self.timeout_for(model)
         last = ""
@@ -197,7 +209,7 @@ class LLMClient:
             try:
                 completion = await asyncio.wait_for(backend.complete(model_id, messages, params, sample_index), timeout)
                 return completion, time.perf_counter() - start
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 last, retry_after = f"timed out after {timeout:g}s", None  # a held request: retry it
             except RetryableError as exc:
                 last, retry_after = str(exc), exc.retry_after
@@ -210,6 +222,13 @@ class LLMClient:
             await asyncio.sleep(delay)
         self.stats.failures += 1
         raise LLMCallError(model_id, f"{last} (after {self.max_retries + 1} attempts)")
+
+
+def _scrub(text: str, secrets: dict[str, str] | None) -> str:
+    for value, ref in (secrets or {}).items():
+        if value:
+            text = text.replace(value, ref)
+    return text
 
 
 def _from_row(row: dict[str, Any], key: str) -> CallResult:

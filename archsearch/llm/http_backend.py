@@ -3,7 +3,8 @@
 litellm costs 4-6 ms of CPU per call (measured on 2 cores, benchmarks/runtime_overhead.py); at
 thousands of calls per minute that, not the model, bounds throughput. Models whose spec says
 ``transport: http`` skip it and are posted straight to ``{api_base}/chat/completions``. The API key
-is read from the environment variable named by ``api_key_env`` and never stored.
+is ``params.api_key`` (an ``os.environ/NAME`` reference, resolved by the client at call time), else
+the environment variable named by ``api_key_env``, else OPENAI_API_KEY; it is never stored.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from ..errors import LLMCallError
 from .types import Completion, Messages, RetryableError
 
-_TRANSPORT_KEYS = ("api_base", "api_key_env")
+_TRANSPORT_KEYS = ("api_base", "api_key_env", "api_key")
 
 
 class HTTPBackend:
@@ -42,7 +43,7 @@ class HTTPBackend:
         base = params.get("api_base")
         if not base:
             raise LLMCallError(model_id, "transport 'http' needs params.api_base")
-        key = os.environ.get(params.get("api_key_env") or "OPENAI_API_KEY", "")
+        key = params.get("api_key") or os.environ.get(params.get("api_key_env") or "OPENAI_API_KEY", "")
         body = {k: v for k, v in params.items() if k not in _TRANSPORT_KEYS}
         body.update(model=model_id.split("/", 1)[-1], messages=messages)
         headers = {"Authorization": f"Bearer {key}"} if key else {}

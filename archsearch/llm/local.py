@@ -11,12 +11,13 @@ import asyncio
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from importlib.resources import files
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import ArchsearchError
 

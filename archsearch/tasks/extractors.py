@@ -6,6 +6,7 @@ import re
 from typing import Literal
 
 from ..validation import Strict
+from .user_code import PythonExtractor
 
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
@@ -97,4 +98,5 @@ class WholeText(Strict):
         return text.strip() or None
 
 
-EXTRACTORS = {cls.model_fields["kind"].default: cls for cls in (LastNumber, Boxed, ChoiceLetter, FencedCode, Regex, WholeText)}
+EXTRACTORS = {cls.model_fields["kind"].default: cls
+              for cls in (LastNumber, Boxed, ChoiceLetter, FencedCode, Regex, WholeText, PythonExtractor)}

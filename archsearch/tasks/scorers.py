@@ -11,6 +11,7 @@ from pydantic import Field
 from ..programs import check_hidden, fill
 from ..sandbox import SandboxLimits
 from ..validation import Strict
+from .user_code import PythonScorer
 
 if TYPE_CHECKING:
     from ..llm.client import LLMClient
@@ -101,4 +102,4 @@ class LLMJudge(Strict):
         return float(bool(re.match(r"\s*yes", result.text, re.IGNORECASE)))
 
 
-SCORERS = {cls.model_fields["kind"].default: cls for cls in (Exact, Numeric, Choice, PythonTests, LLMJudge)}
+SCORERS = {cls.model_fields["kind"].default: cls for cls in (Exact, Numeric, Choice, PythonTests, LLMJudge, PythonScorer)}

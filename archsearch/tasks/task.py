@@ -17,6 +17,7 @@ from ..validation import Strict, validate
 from ..yamlio import read_yaml
 from .extractors import EXTRACTORS
 from .scorers import SCORERS
+from .user_code import add_search_path
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,16 @@ class Task:
         self.config = cfg
         self.name = cfg.name
         self.template = cfg.template
+        add_search_path(self.path.parent)  # for "module:function" extractors and scorers beside the task
         self.extractor = validate_kind(EXTRACTORS, cfg.extractor, file, ("extractor",))
         self.scorer = validate_kind(SCORERS, cfg.scorer, file, ("scorer",))
         self.data_path = (self.path.parent / cfg.data).resolve()
-        if not self.data_path.is_file():
-            raise SpecError(file, "data", f"cannot read data file {str(self.data_path)!r} (no such file)")
+        if not self.data_path.exists():
+            raise SpecError(file, "data", f"cannot read data {str(self.data_path)!r} (no such file or folder)")
+        if self.data_path.is_dir() and not any((self.data_path / name).exists()
+                                               for name in ("dataset_dict.json", "state.json")):
+            raise SpecError(file, "data", f"{str(self.data_path)!r} is a folder but not one written by Hugging Face "
+                                          "datasets' save_to_disk (expected JSONL, CSV, Parquet or such a folder)")
         self.cache_url = f"sqlite:///{(self.path.parent / cfg.cache).resolve()}" if cfg.cache else None
         self.records = _read_records(self.data_path, cfg)
 
@@ -101,10 +107,42 @@ def render(template: str, fields: dict[str, Any], file: str = "template") -> str
         raise SpecError(file, "template", f"bad template: {exc}") from None
 
 
+def _read_parquet(path: Path) -> list[dict]:
+    try:
+        import pyarrow.parquet as pq
+    except ModuleNotFoundError:
+        raise SpecError(str(path), "", "reading Parquet needs pyarrow (pip install pyarrow)") from None
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises many kinds for a bad file
+        raise SpecError(str(path), "", f"not a readable Parquet file ({type(exc).__name__})") from None
+
+
+def _read_hf_folder(path: Path) -> list[dict]:
+    """A folder written by Hugging Face ``datasets`` (``save_to_disk``); a DatasetDict's split names
+    become the records' ``split`` unless they have one."""
+    try:
+        import datasets
+    except ModuleNotFoundError:
+        raise SpecError(str(path), "", "a folder of data needs the Hugging Face datasets package "
+                                       "(pip install datasets) and must be written by save_to_disk") from None
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as exc:
+        raise SpecError(str(path), "", f"not a datasets folder written by save_to_disk ({exc})") from None
+    if isinstance(loaded, datasets.DatasetDict):
+        return [{"split": name, **row} for name, part in loaded.items() for row in part]
+    return list(loaded)
+
+
 def _read_records(path: Path, cfg: _TaskFile) -> list[Record]:
     file = str(path)
     try:
-        if path.suffix == ".csv":
+        if path.is_dir():
+            rows = _read_hf_folder(path)
+        elif path.suffix == ".parquet":
+            rows = _read_parquet(path)
+        elif path.suffix == ".csv":
             with path.open(newline="", encoding="utf-8") as fh:
                 rows = list(csv.DictReader(fh))
         else:

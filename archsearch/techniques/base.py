@@ -6,13 +6,14 @@ import asyncio
 import dataclasses
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from ..llm.client import LLMClient
-from ..programs import fill  # noqa: F401  (re-exported: techniques fill their prompts with it)
-from ..llm.types import CallResult, Messages
 from ..llm.models import ModelSpec
+from ..llm.types import CallResult, Messages
+from ..programs import fill  # noqa: F401  (re-exported: techniques fill their prompts with it)
 from ..tasks.task import Question
 from ..validation import Strict
 
@@ -37,6 +38,8 @@ class Candidate:
     tests_passed: float | None = None
     behaviour: tuple[str, ...] | None = None  # values on the visible tests' inputs (a code vote's key)
     score: float | None = None
+    cid: str = ""                    # "layer.k", set by the pipeline when the candidate first appears
+    parents: tuple[str, ...] = ()    # the candidates it was made from (fuse: its inputs; vote: its cluster)
 
     def with_(self, **changes: Any) -> Candidate:
         return dataclasses.replace(self, **changes)
@@ -59,6 +62,8 @@ class LayerTrace:
     seconds: float = 0.0
     candidates_in: int = 0
     candidates_out: int = 0
+    inputs: list[str] | None = None          # with detail: the input candidates' ids
+    outputs: list[dict] | None = None        # with detail: each output candidate, what fed it and what was learnt
     slowest_call_s: float = 0.0  # recorded latency, also for cache hits: the replay-time latency estimate
 
 

@@ -37,7 +37,7 @@ class Fuse(Technique):
         async def one(i: int) -> Candidate:
             result = await ctx.complete(p.model, messages, temperature=p.temperature,
                                         max_tokens=p.max_tokens, sample_index=i)
-            return ctx.candidate(result, p.model, self.kind, i)
+            return ctx.candidate(result, p.model, self.kind, i).with_(parents=tuple(c.cid for c in candidates))
 
         outputs = p.n_out if p.temperature > 0 else 1  # greedy decoding gives n_out identical answers: pay once
         return list(await asyncio.gather(*(one(i) for i in range(outputs))))

@@ -81,5 +81,6 @@ class Vote(Technique):
         winner = plurality(keys, [self.weight(c) for c in candidates])
         if winner is None:
             return []
-        total = sum(self.weight(c) for c, k in zip(candidates, keys) if k == keys[winner])
-        return [candidates[winner].with_(score=total)]
+        cluster = [c for c, k in zip(candidates, keys) if k == keys[winner]]
+        return [candidates[winner].with_(score=sum(self.weight(c) for c in cluster),
+                                         parents=tuple(c.cid for c in cluster))]
