@@ -15,7 +15,7 @@ DEFAULT_EXPERIMENT = "experiments/humaneval-local"
 
 class ExperimentFile(Strict):
     task: str = "task.yaml"
-    space: str = "../../spaces/default.yaml"
+    space: str = "../../spaces/sampling.yaml"
     objective: str = "../../objectives/default.yaml"
     trials: int = Field(30, ge=1, le=100_000)
     seed: int = 0

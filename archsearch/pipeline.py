@@ -18,6 +18,7 @@ from .errors import ArchsearchError
 from .llm.cache import CallCache
 from .llm.client import LLMClient
 from .registry import technique_class
+from .sequential import until_accepted, until_settled
 from .spec import PipelineSpec, load_spec
 from .tasks.task import Question, render
 from .techniques.base import Candidate, LayerContext, LayerTrace, Technique
@@ -49,11 +50,14 @@ class Trace:
     def latency_s(self) -> float:
         """Wall time, or for replayed (cached) calls the latency they had when first made: steps run
         one after another; the layers of a step (consecutive generators) and the calls within a
-        layer run concurrently."""
+        layer run concurrently -- except in a sequential step, whose calls run one after another."""
         steps: dict[int, float] = {}
+        serial: dict[int, float] = {}
         for t in self.layers:
             steps[t.step] = max(steps.get(t.step, 0.0), t.seconds, t.slowest_call_s)
-        return sum(steps.values())
+            if t.sequential:
+                serial[t.step] = serial.get(t.step, 0.0) + t.calls_s
+        return sum(max(steps[s], serial.get(s, 0.0)) for s in steps)
 
     def as_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "latency_s": self.latency_s, "calls": self.calls, "cache_hits": self.cache_hits,
@@ -66,6 +70,10 @@ class Result:
     text: str | None              # that candidate's full text
     candidates: list[Candidate] = field(default_factory=list)
     trace: Trace = field(default_factory=lambda: Trace([]))
+
+
+def _stops_early(technique: Technique) -> bool:
+    return getattr(technique.params, "stop", "never") != "never"
 
 
 def _describe(c: Candidate) -> dict[str, Any]:
@@ -119,10 +127,16 @@ class Pipeline:
         return self._slots[1]
 
     def steps(self) -> list[list[int]]:
-        """Layer indices grouped into steps: consecutive layers that only append run as one."""
+        """Layer indices grouped into steps: consecutive generators run as one concurrent step; a
+        generator that stops early (``stop: accepted | settled``) and the layer that decides when
+        form one sequential step."""
         steps: list[list[int]] = []
         for i, technique in enumerate(self.techniques):
-            if steps and technique.appends_only and self.techniques[steps[-1][-1]].appends_only:
+            prev = self.techniques[steps[-1][-1]] if steps else None
+            if prev is not None and _stops_early(self.techniques[steps[-1][0]]) and len(steps[-1]) == 1:
+                steps[-1].append(i)
+            elif prev is not None and technique.appends_only and prev.appends_only and not _stops_early(technique) \
+                    and not _stops_early(self.techniques[steps[-1][0]]):
                 steps[-1].append(i)
             else:
                 steps.append([i])
@@ -137,7 +151,9 @@ class Pipeline:
         drawn: dict[str, int] = {}
         start = time.perf_counter()
         for step, indices in enumerate(self.steps()):
-            if len(indices) == 1:
+            if _stops_early(self.techniques[indices[0]]):
+                candidates = await self._sequential(indices, step, q, candidates, drawn, traces, detail)
+            elif len(indices) == 1:
                 candidates = await self._layer(indices[0], step, q, candidates, candidates, drawn, traces, detail)
             else:  # generators of one step add their candidates, in layer order, to what came before
                 added = await asyncio.gather(*(self._layer(i, step, q, [], candidates, drawn, traces, detail)
@@ -165,6 +181,27 @@ class Pipeline:
             trace.inputs = [c.cid for c in inputs] if inputs is before else []
             trace.outputs = [_describe(c) for c in out]
         traces.append(trace)
+        return out
+
+    async def _sequential(self, indices: list[int], step: int, q: Question, before: list[Candidate],
+                          drawn: dict[str, int], traces: list[LayerTrace], detail: bool) -> list[Candidate]:
+        gen, partner = (self.techniques[i] for i in indices)
+        gtrace, ptrace = (LayerTrace(index=i, kind=self.techniques[i].kind, step=step, sequential=True)
+                          for i in indices)
+        gctx, pctx = (LayerContext(self.client, self.spec.models, self.extract, t, self._sandbox_semaphore(),
+                                   label=f"{t.index}:{t.kind}", sandbox_memo=self.sandbox_memo, drawn=drawn)
+                      for t in (gtrace, ptrace))
+        start = time.perf_counter()
+        runner = until_accepted if gen.params.stop == "accepted" else until_settled
+        out = await runner(gen, partner, gctx, pctx, q, before)
+        out = [c if c.cid else c.with_(cid=f"{indices[1]}.{k}") for k, c in enumerate(out)]
+        gtrace.seconds = ptrace.seconds = time.perf_counter() - start
+        gtrace.candidates_in, gtrace.candidates_out = len(before), gtrace.cache_hits + gtrace.calls + len(before)
+        ptrace.candidates_in, ptrace.candidates_out = gtrace.candidates_out, len(out)
+        if detail:
+            gtrace.inputs, gtrace.outputs = [c.cid for c in before], []
+            ptrace.inputs, ptrace.outputs = [], [_describe(c) for c in out]
+        traces.extend([gtrace, ptrace])
         return out
 
     def __call__(self, question: str | dict[str, Any] | Question, detail: bool = False) -> Result:

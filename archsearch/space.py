@@ -1,8 +1,8 @@
 """Search spaces (``spaces/*.yaml``): which layers may appear, in what order, with what ranges.
 
 Entries of ``layers`` are run in order and are either a layer template
-``{kind, params, optional?, requires?}`` or a block ``{group: name, layers: [...], min_enabled?}`` or
-``{repeat: {min, max}, layers: [...]}``. A param value is a literal or one of
+``{kind, params, optional?, requires?}`` or a block ``{group: name, layers: [...], optional?, top_k?}``,
+``{repeat: {min, max}, layers: [...]}`` or ``{one_of: {name: [layers...], ...}}`` (exactly one branch). A param value is a literal or one of
 ``{choice: [...]}``, ``{int: [low, high], log?}``, ``{float: [low, high], log?}``; the param ``combo``
 takes ``{choice: [{...}, ...]}`` and merges the chosen mapping into the params (for settings that
 only make sense together, e.g. n=1 with temperature 0).
@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from .errors import SpecError, format_path
 from .llm.models import ModelSpec
-from .spec import SCHEMA_VERSION, PipelineSpec, parse_spec
+from .spec import EARLY_STOP_PARTNERS, SCHEMA_VERSION, PipelineSpec, parse_spec
 from .tasks.scorers import PythonTests
 from .tasks.task import Task
 from .validation import Strict, validate
@@ -72,6 +72,13 @@ class _Block(Strict):
     layers: list[Any] = Field(min_length=1)
 
 
+class _Choice(Strict):
+    """``{one_of: {name: [layers...], ...}, group?}``: exactly one of several alternative layer lists."""
+
+    group: str | None = None
+    one_of: dict[str, list[Any]] = Field(min_length=1)
+
+
 class _Template(Strict):
     kind: str
     params: dict[str, Any] = Field(default_factory=dict)
@@ -105,6 +112,13 @@ class SearchSpace:
     def _check(self, entries: list, path: tuple) -> None:
         for i, entry in enumerate(entries):
             where = path + (i,)
+            if isinstance(entry, dict) and "one_of" in entry:
+                choice = validate(_Choice, entry, self.file, where)
+                for branch, layers in choice.one_of.items():
+                    if not isinstance(layers, list) or not layers:
+                        raise SpecError(self.file, format_path(where + ("one_of", branch)), "expected a non-empty list of layers")
+                    self._check(layers, where + ("one_of", branch))
+                continue
             if isinstance(entry, dict) and "layers" in entry:
                 block = validate(_Block, entry, self.file, where)
                 if block.top_k is not None and block.top_k.min < 1:
@@ -149,6 +163,10 @@ class SearchSpace:
         out: list[dict] = []
         for i, entry in enumerate(entries):
             name = f"{prefix}{entry.get('group', i)}"
+            if "one_of" in entry:
+                branch = s.suggest_categorical(f"{name}.branch", list(entry["one_of"]))
+                out.extend(self._layers(s, entry["one_of"][branch], f"{name}.{branch}.", task))
+                continue
             if "layers" in entry:
                 if entry.get("optional") and not s.suggest_categorical(f"{name}.enabled", [True, False]):
                     continue
@@ -178,7 +196,7 @@ class SearchSpace:
         return out
 
     def build(self, s: Suggester, task: Task | None = None) -> PipelineSpec:
-        layers = self._layers(s, self.entries, "", task)
+        layers = _early_stops_with_partners(self._layers(s, self.entries, "", task))
         used = {p["params"].get("model") for p in layers} - {None}
         models = {k: v for k, v in self.models.items() if k in used} or dict(list(self.models.items())[:1])
         signature = {"template": "{question}", "extractor": {"kind": "text"}}
@@ -189,6 +207,20 @@ class SearchSpace:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
         body["name"] = f"{self.name}-{digest}"
         return parse_spec(body, f"{self.file} (drawn pipeline)")
+
+
+def _early_stops_with_partners(layers: list[dict]) -> list[dict]:
+    """A drawn ``stop: accepted | settled`` applies only where the layer that decides when follows
+    the generator (and n > 1); elsewhere the generator draws all n, as ``stop: never``."""
+    out = []
+    for i, layer in enumerate(layers):
+        params = layer["params"]
+        stop = params.get("stop", "never") if layer["kind"] == "generate" else "never"
+        after = layers[i + 1]["kind"] if i + 1 < len(layers) else None
+        if stop != "never" and (after not in EARLY_STOP_PARTNERS[stop] or params.get("n", 1) <= 1):
+            layer = {**layer, "params": {k: v for k, v in params.items() if k not in ("stop", "confidence")}}
+        out.append(layer)
+    return out
 
 
 class _Enumerator:

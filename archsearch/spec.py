@@ -89,7 +89,24 @@ def parse_spec(data: Any, file: str) -> PipelineSpec:
         else validate_kind(SCORERS, spec.task.scorer, file, ("task", "scorer")).model_dump(),
     })
     layers = [_normalise_layer(i, layer, spec, file) for i, layer in enumerate(spec.layers)]
+    _check_early_stops(layers, file)
     return spec.model_copy(update={"task": task, "layers": layers})
+
+
+EARLY_STOP_PARTNERS = {"accepted": ("test", "verify"), "settled": ("vote",)}
+
+
+def _check_early_stops(layers: list[LayerSpec], file: str) -> None:
+    """A generator that stops early needs the layer that decides when right after it."""
+    for i, layer in enumerate(layers):
+        stop = layer.params.get("stop", "never") if layer.kind == "generate" else "never"
+        if stop == "never":
+            continue
+        wanted = EARLY_STOP_PARTNERS[stop]
+        after = layers[i + 1].kind if i + 1 < len(layers) else None
+        if after not in wanted:
+            raise SpecError(file, f"layers[{i}].params.stop", f"{stop!r} needs a {' or '.join(wanted)} layer right after "
+                                                               f"it, but got {after or 'nothing'}")
 
 
 def _normalise_layer(i: int, layer: LayerSpec, spec: PipelineSpec, file: str) -> LayerSpec:

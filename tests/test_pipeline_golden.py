@@ -24,7 +24,7 @@ QUESTIONS = [
 
 def _snapshot(result) -> dict:
     trace = result.trace.as_dict()
-    layers = [{k: v for k, v in layer.items() if k not in ("seconds", "slowest_call_s")} for layer in trace["layers"]]
+    layers = [{k: v for k, v in layer.items() if k not in ("seconds", "slowest_call_s", "calls_s")} for layer in trace["layers"]]
     snap = {"answer": result.answer, "text": result.text,
             "candidates": [{k: v for k, v in asdict(c).items() if k != "latency_s"} for c in result.candidates],
             "calls": trace["calls"], "cache_hits": trace["cache_hits"], "usd": round(trace["usd"], 12),

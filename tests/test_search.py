@@ -69,7 +69,7 @@ def test_dollar_budget_holds_under_concurrency(fixtures, tmp_path):
     assert search.finished() < 200
 
 
-SPACES = ["spaces/sampling.yaml", "spaces/sampling-cot.yaml", "spaces/archon.yaml", "spaces/default.yaml",
+SPACES = ["spaces/sampling.yaml", "spaces/sampling-cot.yaml", "spaces/archon.yaml", "spaces/sampling-members.yaml",
           "tests/fixtures/toy/space.yaml"]
 TASKS = ["experiments/humaneval-local/task.yaml", "experiments/gsm8k-local/task.yaml"]
 

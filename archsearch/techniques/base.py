@@ -65,6 +65,8 @@ class LayerTrace:
     inputs: list[str] | None = None          # with detail: the input candidates' ids
     outputs: list[dict] | None = None        # with detail: each output candidate, what fed it and what was learnt
     slowest_call_s: float = 0.0  # recorded latency, also for cache hits: the replay-time latency estimate
+    calls_s: float = 0.0         # summed recorded latency of the layer's calls
+    sequential: bool = False     # its calls ran one after another (a generator that stops early)
 
 
 @dataclass
@@ -101,6 +103,7 @@ class LayerContext:
         t.tokens_in += result.tokens_in
         t.tokens_out += result.tokens_out
         t.slowest_call_s = max(t.slowest_call_s, result.latency_s)
+        t.calls_s += result.latency_s
         return result
 
     def candidate(self, result: CallResult, model: str, source: str, sample_index: int) -> Candidate:
@@ -123,6 +126,28 @@ class Technique(ABC):
     @abstractmethod
     async def apply(self, ctx: LayerContext, question: Question, candidates: list[Candidate]) -> list[Candidate]:
         """Return the new candidate list."""
+
+
+class Filter(Technique):
+    """A layer that judges each candidate (a verdict under its label) and keeps the accepted ones,
+    with an explicit policy for "nothing passed". Judging and keeping are separate so a sequential
+    generator can judge one sample at a time and stop at the first accepted one."""
+
+    @abstractmethod
+    async def judge(self, ctx: LayerContext, question: Question, candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates with this layer's verdict attached."""
+
+    @abstractmethod
+    def keep(self, ctx: LayerContext, judged: list[Candidate]) -> list[Candidate]:
+        """What survives, given every candidate judged."""
+
+    def accepted(self, ctx: LayerContext, c: Candidate) -> bool:
+        """A candidate this layer would keep on its own; without a verdict (nothing to check), yes."""
+        verdict = c.passed(ctx.label)
+        return verdict is None or verdict
+
+    async def apply(self, ctx: LayerContext, question: Question, candidates: list[Candidate]) -> list[Candidate]:
+        return self.keep(ctx, await self.judge(ctx, question, candidates))
 
 
 def numbered(candidates: list[Candidate], with_critique: bool = True) -> str:

@@ -25,12 +25,14 @@ class Critique(Technique):
     kind = "critique"
     Params = CritiqueParams
 
+    def messages(self, question_text: str, candidate_text: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": fill(self.params.template, question=question_text, candidate=candidate_text)}]
+
     async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         p = self.params
 
         async def one(c: Candidate) -> Candidate:
-            prompt = fill(p.template, question=question.text, candidate=c.text)
-            result = await ctx.complete(p.model, [{"role": "user", "content": prompt}],
+            result = await ctx.complete(p.model, self.messages(question.text, c.text),
                                         temperature=p.temperature, max_tokens=p.max_tokens)
             return c.with_(critique=result.text.strip())
 

@@ -27,17 +27,23 @@ class Fuse(Technique):
     kind = "fuse"
     Params = FuseParams
 
+    def messages(self, question_text: str, candidates: list[Candidate]) -> list[dict[str, str]]:
+        return [{"role": "user", "content": fill(self.params.template, question=question_text,
+                                                 candidates=numbered(candidates))}]
+
+    def outputs(self) -> int:
+        """Calls per question: n_out, or one at temperature 0 (more would be copies)."""
+        return self.params.n_out if self.params.temperature > 0 else 1
+
     async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         p = self.params
         if not candidates:
             return candidates
-        prompt = fill(p.template, question=question.text, candidates=numbered(candidates))
-        messages = [{"role": "user", "content": prompt}]
+        messages = self.messages(question.text, candidates)
 
         async def one(i: int) -> Candidate:
             result = await ctx.complete(p.model, messages, temperature=p.temperature,
                                         max_tokens=p.max_tokens, sample_index=i)
             return ctx.candidate(result, p.model, self.kind, i).with_(parents=tuple(c.cid for c in candidates))
 
-        outputs = p.n_out if p.temperature > 0 else 1  # greedy decoding gives n_out identical answers: pay once
-        return list(await asyncio.gather(*(one(i) for i in range(outputs))))
+        return list(await asyncio.gather(*(one(i) for i in range(self.outputs()))))

@@ -37,6 +37,10 @@ class GenerateParams(Strict):
     system: str = ""
     template: str = ""
     personas: list[str] = Field(default_factory=list)
+    stop: Literal["never", "accepted", "settled"] = Field(
+        "never", description="draw one sample at a time and stop at the first the next layer (test or verify) "
+                             "accepts, or once the next layer's vote is settled; at most n either way")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="for stop: settled, P(leader beats runner-up)")
 
     @model_validator(mode="before")
     @classmethod
@@ -70,15 +74,20 @@ class Generate(Technique):
         p = self.params
         return request_key(model, self.messages(question_text, sample_index), p.temperature, p.max_tokens, sample_index)
 
-    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
+    async def sample(self, ctx: LayerContext, question, i: int) -> Candidate:
         p = self.params
+        result = await ctx.complete(p.model, self.messages(question.text, i), temperature=p.temperature,
+                                    max_tokens=p.max_tokens, sample_index=i)
+        return ctx.candidate(result, p.model, self.kind, i)
 
-        async def one(i: int) -> Candidate:
-            result = await ctx.complete(p.model, self.messages(question.text, i), temperature=p.temperature,
-                                        max_tokens=p.max_tokens, sample_index=i)
-            return ctx.candidate(result, p.model, self.kind, i)
+    def indices(self, ctx: LayerContext) -> range:
+        """This layer's sample indices for the question: a second layer with the same generator
+        continues where the first stopped. Taken before any await: deterministic under concurrency."""
+        p = self.params
+        identity = json.dumps([ctx.models[p.model].model_dump(exclude={"price"}),
+                               p.model_dump(exclude={"n", "model", "stop", "confidence"})], sort_keys=True)
+        return ctx.next_samples(identity, p.n)
 
-        identity = json.dumps([ctx.models[p.model].model_dump(exclude={"price"}), p.model_dump(exclude={"n", "model"})],
-                              sort_keys=True)
-        indices = ctx.next_samples(identity, p.n)  # taken before any await: deterministic under concurrency
-        return candidates + list(await asyncio.gather(*(one(i) for i in indices)))
+    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
+        indices = self.indices(ctx)
+        return candidates + list(await asyncio.gather(*(self.sample(ctx, question, i) for i in indices)))

@@ -50,14 +50,21 @@ class Rank(Technique):
     kind = "rank"
     Params = RankParams
 
+    def messages(self, question_text: str, candidates: list[Candidate]) -> list[dict[str, str]]:
+        return [{"role": "user", "content": fill(self.params.template, question=question_text,
+                                                 candidates=numbered(candidates))}]
+
+    def order(self, reply: str, candidates: list[Candidate]) -> list[Candidate]:
+        """The candidates as the ranker's reply orders them, scored; unranked when it gave no ranking."""
+        order = parse_ranking(reply, len(candidates))
+        if order is None:
+            return list(candidates)
+        return [candidates[i].with_(score=float(len(order) - r)) for r, i in enumerate(order)]
+
     async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         p = self.params
         if len(candidates) <= 1:
             return candidates
-        prompt = fill(p.template, question=question.text, candidates=numbered(candidates))
-        result = await ctx.complete(p.model, [{"role": "user", "content": prompt}],
+        result = await ctx.complete(p.model, self.messages(question.text, candidates),
                                     temperature=p.temperature, max_tokens=p.max_tokens)
-        order = parse_ranking(result.text, len(candidates))
-        if order is None:  # no ranking in the reply: keep the original order, unscored
-            return candidates[: p.keep]
-        return [candidates[i].with_(score=float(len(order) - r)) for r, i in enumerate(order)][: p.keep]
+        return self.order(result.text, candidates)[: p.keep]

@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from ..programs import check_visible, split_tests
 from ..sandbox import SandboxLimits
 from ..validation import Strict
-from .base import Candidate, LayerContext, NonePassedPolicy, Technique, apply_none_passed, fill
+from .base import Candidate, Filter, LayerContext, NonePassedPolicy, apply_none_passed, fill
 
 
 class UnitTestParams(Strict):
@@ -40,7 +40,7 @@ class UnitTestParams(Strict):
         return self
 
 
-class UnitTest(Technique):
+class UnitTest(Filter):
     kind = "test"
     Params = UnitTestParams
 
@@ -63,14 +63,17 @@ class UnitTest(Technique):
                                         SandboxLimits(timeout_s=p.timeout_s, memory_mb=p.memory_mb), ctx.sandbox_memo)
         return c.with_(tests_passed=check.rate if check else 0.0, behaviour=check.behaviour if check else None)
 
-    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
-        p = self.params
+    async def judge(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         tests = await self.tests_for(ctx, question)
         if not split_tests(tests)[1] or not candidates:
             return candidates  # nothing to test against: the layer is a no-op, visibly (tests_passed None)
         tested = list(await asyncio.gather(*(self.run(ctx, question, c, tests) for c in candidates)))
-        tested = [c.with_(verdicts=c.verdicts + ((ctx.label, c.tests_passed == 1.0),)) for c in tested]
-        if p.keep == "best":
-            top = max(c.tests_passed or 0.0 for c in tested)
-            return [c for c in tested if (c.tests_passed or 0.0) == top]
-        return apply_none_passed(p.on_none_passed, [c for c in tested if c.tests_passed == 1.0], tested)
+        return [c.with_(verdicts=c.verdicts + ((ctx.label, c.tests_passed == 1.0),)) for c in tested]
+
+    def keep(self, ctx: LayerContext, judged: list[Candidate]) -> list[Candidate]:
+        if not judged or judged[0].passed(ctx.label) is None:
+            return judged  # not tested
+        if self.params.keep == "best":
+            top = max(c.tests_passed or 0.0 for c in judged)
+            return [c for c in judged if (c.tests_passed or 0.0) == top]
+        return apply_none_passed(self.params.on_none_passed, [c for c in judged if c.tests_passed == 1.0], judged)

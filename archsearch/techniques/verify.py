@@ -9,7 +9,7 @@ import re
 from pydantic import Field
 
 from ..validation import Strict
-from .base import Candidate, LayerContext, NonePassedPolicy, Technique, apply_none_passed, fill
+from .base import Candidate, Filter, LayerContext, NonePassedPolicy, apply_none_passed, fill
 
 _VERDICT = re.compile(r"verdict\s*[:\-]?\s*\**\s*(correct|incorrect)", re.IGNORECASE)
 
@@ -31,18 +31,22 @@ def parse_verdict(text: str) -> bool:
     return bool(found) and found[-1].lower() == "correct"
 
 
-class Verify(Technique):
+class Verify(Filter):
     kind = "verify"
     Params = VerifyParams
 
-    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
+    def messages(self, question_text: str, candidate_text: str) -> list[dict[str, str]]:
+        return [{"role": "user", "content": fill(self.params.template, question=question_text, candidate=candidate_text)}]
+
+    async def judge(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         p = self.params
 
         async def one(c: Candidate) -> Candidate:
-            prompt = fill(p.template, question=question.text, candidate=c.text)
-            result = await ctx.complete(p.model, [{"role": "user", "content": prompt}],
-                                        temperature=p.temperature, max_tokens=p.max_tokens)
+            result = await ctx.complete(p.model, self.messages(question.text, c.text), temperature=p.temperature,
+                                        max_tokens=p.max_tokens)
             return c.with_(verdicts=c.verdicts + ((ctx.label, parse_verdict(result.text)),))
 
-        judged = list(await asyncio.gather(*(one(c) for c in candidates)))
-        return apply_none_passed(p.on_none_passed, [c for c in judged if c.passed(ctx.label)], judged)
+        return list(await asyncio.gather(*(one(c) for c in candidates)))
+
+    def keep(self, ctx: LayerContext, judged: list[Candidate]) -> list[Candidate]:
+        return apply_none_passed(self.params.on_none_passed, [c for c in judged if c.passed(ctx.label)], judged)

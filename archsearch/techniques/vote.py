@@ -9,6 +9,8 @@ differently agree; where a question has no visible tests it falls back to the te
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from math import comb
 from typing import Literal
 
 from pydantic import Field
@@ -30,6 +32,13 @@ class VoteParams(Strict):
 
 def normalise(answer: str | None) -> str | None:
     return None if answer is None else " ".join(answer.split())
+
+
+def beta_lead(v1: int, v2: int) -> float:
+    """P(p1 > p2) when the leader has v1 votes and the runner-up v2, under a uniform prior on their
+    split: 1 - I_{1/2}(v1 + 1, v2 + 1) = P(Binomial(v1 + v2 + 1, 1/2) <= v1), exact for integers."""
+    n = v1 + v2 + 1
+    return sum(comb(n, k) for k in range(v1 + 1)) / 2 ** n
 
 
 def plurality(keys: list, weights: list[float]) -> int | None:
@@ -74,10 +83,27 @@ class Vote(Technique):
         found = list(await asyncio.gather(*(one(c) for c in candidates)))
         return found if any(b is not None for b in found) else None
 
-    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
+    async def keys(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list:
+        """What the vote compares, per candidate (None: no vote while others have one)."""
         keys = [normalise(c.answer) for c in candidates]
         if self.params.by == "behaviour":
             keys = await self.behaviours(ctx, question, candidates) or keys
+        return keys
+
+    async def settled(self, ctx: LayerContext, question, candidates: list[Candidate], remaining: int,
+                      confidence: float) -> bool:
+        """Stop drawing: the runner-up cannot catch up with the samples left, or the leader's lead is
+        sure at ``confidence`` (P(p1 > p2) under Beta(v1 + 1, v2 + 1), Adaptive-Consistency's rule)."""
+        keys = await self.keys(ctx, question, candidates)
+        counted = [k for k in keys if k is not None] or keys
+        tally = sorted(Counter(counted).values(), reverse=True) + [0, 0]
+        v1, v2 = tally[0], tally[1]
+        if v1 > v2 + remaining:
+            return True
+        return beta_lead(v1, v2) >= confidence
+
+    async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
+        keys = await self.keys(ctx, question, candidates)
         winner = plurality(keys, [self.weight(c) for c in candidates])
         if winner is None:
             return []

@@ -1,0 +1,38 @@
+"""Adaptive compute: a generator that draws one sample at a time and stops as soon as it can.
+
+``stop: accepted`` -- stop at the first sample the next layer (test or verify) accepts (the fLaws
+"resample until accepted" strategy); if none of the n is accepted, that layer's none-passed policy
+decides over all of them. ``stop: settled`` -- stop once the next layer's vote cannot change or its
+leader is sure at the configured confidence (Adaptive-Consistency). Sample i is the same cached
+object as in a fixed-n pipeline, so a replayed search evaluates these for free, and calls, tokens
+and latency are what was actually spent: the samples and their checks run one after another.
+"""
+
+from __future__ import annotations
+
+from .techniques.base import Candidate, Filter, LayerContext
+from .techniques.generate import Generate
+from .techniques.vote import Vote
+
+
+async def until_accepted(gen: Generate, filt: Filter, gctx: LayerContext, fctx: LayerContext, question,
+                         before: list[Candidate]) -> list[Candidate]:
+    judged: list[Candidate] = []
+    for k, i in enumerate(gen.indices(gctx)):
+        sample = (await gen.sample(gctx, question, i)).with_(cid=f"{gctx.trace.index}.{k}")
+        [checked] = await filt.judge(fctx, question, [sample])
+        judged.append(checked)
+        if filt.accepted(fctx, checked):
+            return before + [checked]
+    return filt.keep(fctx, before + judged)
+
+
+async def until_settled(gen: Generate, vote: Vote, gctx: LayerContext, vctx: LayerContext, question,
+                        before: list[Candidate]) -> list[Candidate]:
+    drawn: list[Candidate] = []
+    indices = gen.indices(gctx)
+    for k, i in enumerate(indices):
+        drawn.append((await gen.sample(gctx, question, i)).with_(cid=f"{gctx.trace.index}.{k}"))
+        if await vote.settled(vctx, question, before + drawn, len(indices) - k - 1, gen.params.confidence):
+            break
+    return await vote.apply(vctx, question, before + drawn)

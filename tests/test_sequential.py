@@ -1,0 +1,92 @@
+"""Generators that stop early: at the first sample the next layer accepts, or once the vote is
+settled. Calls and latency are what was spent; sample i is the same cached object as ever."""
+
+import asyncio
+
+import pytest
+
+from archsearch.errors import SpecError
+from archsearch.llm import CallCache, LLMClient
+from archsearch.llm.types import Completion
+from archsearch.pipeline import Pipeline
+from archsearch.spec import loads_spec
+from archsearch.techniques.vote import beta_lead
+
+
+class Script:
+    """Sample i answers ANSWERS[i]; every call takes 0.05 s; the judge accepts answers >= 10."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    async def complete(self, model_id, messages, params, sample_index=0):
+        await asyncio.sleep(0.05)
+        prompt = messages[-1]["content"]
+        if "Verdict" in prompt:
+            value = int(prompt.split("Proposed answer:")[1].split("The answer is ")[1].split(".")[0])
+            self.calls.append(("verify", value))
+            return Completion("Verdict: " + ("correct" if value >= 10 else "incorrect"), 3, 3)
+        self.calls.append(("sample", sample_index))
+        return Completion(f"The answer is {self.answers[sample_index]}.", 3, 3)
+
+
+def _spec(layers: str):
+    return loads_spec(f"""
+schema_version: 1
+name: seq
+task: {{template: "{{question}}", extractor: {{kind: last_number}}}}
+models: {{m: {{id: fake/m}}}}
+layers:
+{layers}
+""")
+
+
+GEN = "  - {{kind: generate, params: {{model: m, n: 6, temperature: 0.8, stop: {stop}}}}}\n"
+
+
+def test_until_accepted_stops_at_the_first_accepted_sample():
+    backend = Script([3, 4, 12, 13, 5, 6])
+    pipe = Pipeline(_spec(GEN.format(stop="accepted") + "  - {kind: verify, params: {model: m}}"), LLMClient(backend))
+    result = pipe("q")
+    assert result.answer == "12"
+    assert backend.calls == [("sample", 0), ("verify", 3), ("sample", 1), ("verify", 4), ("sample", 2), ("verify", 12)]
+    assert result.trace.calls == 6 and result.trace.latency_s >= 6 * 0.05  # one after another
+
+
+def test_until_accepted_applies_the_none_passed_policy_over_all_drawn():
+    for policy, expected, count in (("keep_all", "1", 6), ("fallback", "1", 1), ("abstain", None, 0)):
+        backend = Script([1, 2, 3, 4, 5, 6])
+        spec = _spec(GEN.format(stop="accepted") + f"  - {{kind: verify, params: {{model: m, on_none_passed: {policy}}}}}")
+        result = Pipeline(spec, LLMClient(backend)).__call__("q")
+        assert result.answer == expected and len(result.candidates) == count
+        assert sum(kind == "sample" for kind, _ in backend.calls) == 6
+
+
+def test_until_settled_stops_when_the_vote_cannot_change_or_is_sure():
+    backend = Script([7, 7, 7, 7, 9, 9])
+    spec = _spec(GEN.format(stop="settled") + "  - {kind: vote}")
+    result = Pipeline(spec, LLMClient(backend)).__call__("q")
+    assert result.answer == "7"
+    assert [i for kind, i in backend.calls] == [0, 1, 2, 3]  # 4 of 4 agree: P(lead) = 0.97 >= 0.95
+    backend = Script([7, 8, 9, 7, 7, 7])
+    result = Pipeline(spec, LLMClient(backend)).__call__("q")
+    assert result.answer == "7" and len(backend.calls) == 5  # 7,8,9,7,7: the runner-up cannot catch up with one left
+    assert beta_lead(4, 0) == pytest.approx(0.96875) and beta_lead(3, 1) == pytest.approx(0.8125)
+
+
+def test_sequential_samples_are_the_fixed_pipelines_samples(tmp_path):
+    cache = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    fixed = Pipeline(_spec(GEN.format(stop="never") + "  - {kind: vote}"), LLMClient(Script([7, 8, 9, 7, 7, 7]), CallCache(cache)))
+    fixed("q")
+    backend = Script([7, 8, 9, 7, 7, 7])
+    seq = Pipeline(_spec(GEN.format(stop="settled") + "  - {kind: vote}"), LLMClient(backend, CallCache(cache)))
+    result = seq("q")
+    assert result.trace.calls == 0 and result.trace.cache_hits == 5 and backend.calls == []  # stopped at 5, all replayed
+    assert result.trace.latency_s == pytest.approx(5 * 0.05, abs=0.03)  # the recorded latencies, one after another
+
+
+def test_a_generator_that_stops_early_needs_its_partner_layer():
+    with pytest.raises(SpecError, match=r"layers\[0\]\.params\.stop: 'accepted' needs a test or verify layer right after it"):
+        _spec(GEN.format(stop="accepted") + "  - {kind: vote}")
+    with pytest.raises(SpecError, match="'settled' needs a vote layer right after it, but got nothing"):
+        _spec(GEN.format(stop="settled"))
