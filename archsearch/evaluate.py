@@ -24,6 +24,7 @@ class QuestionOutcome:
     calls: int
     cache_hits: int
     error: str | None = None
+    tokens: int = 0     # in + out, over every call the answer took
 
 
 @dataclass
@@ -76,7 +77,9 @@ async def score_record(pipeline: Pipeline, task: Task, record: Record) -> Questi
     correct = (await task.scorer.score(result.answer, record, pipeline.client, pipeline.sandbox_memo)
                if result.answer is not None else 0.0)
     t = result.trace
-    return QuestionOutcome(record.id, result.answer, bool(correct), t.cost_usd, t.latency_s, t.calls, t.cache_hits)
+    tokens = sum(layer.tokens_in + layer.tokens_out for layer in t.layers)
+    return QuestionOutcome(record.id, result.answer, bool(correct), t.cost_usd, t.latency_s, t.calls, t.cache_hits,
+                           tokens=tokens)
 
 
 async def aevaluate(pipeline: Pipeline, task: Task, records: list[Record], split: str, *,

@@ -96,12 +96,12 @@ def _run_workers(args: argparse.Namespace, settings, console) -> list[dict]:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from .errors import BudgetExhausted
-    from .report import export, front_table, plot_front, visible_test_rates, write_json
+    from .conclude import conclude
+    from .report import export, front_table, plot_front, print_conclusion, summary, write_json
     from .search import Search, open_study
 
     exp, settings, client, cache_url = build(args)
-    task, space, objective, out, study = settings.task, settings.space, settings.objective, settings.out_dir, settings.study_name
+    space, objective, out, study = settings.space, settings.objective, settings.out_dir, settings.study_name
     console = Console(stderr=True)
     console.print(f"[bold]archsearch optimize[/] {exp.dir} — space {space.name}, objective {objective.name}, "
                   f"study {study}, cache {cache_url}")
@@ -135,101 +135,34 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     if not search.front():
         console.print("[red]no pipeline completed; nothing to report[/]")
         return 1
-    chosen = search.choose()
-    console = Console(width=max(Console().width, 150))
-    console.print(front_table(search, chosen.number if chosen else None))
-    plot_front(search, out / "front.png")
     failures = [{"trial": t.number, "state": t.state.name, "failure": t.user_attrs.get("failure"),
                  "failed_questions": t.user_attrs.get("failed_questions", []),
                  "retried_questions": t.user_attrs.get("retried_questions", [])}
                 for t in search.study.trials if t.user_attrs.get("failure") or t.user_attrs.get("failed_questions")
                 or t.user_attrs.get("retried_questions")]
+    report = {"study": study, "storage": settings.storage, "cache": cache_url, "stopped": search.stopped,
+              "failures": failures,
+              "front": [{"trial": t.number, "values": t.values, "search": t.user_attrs.get("search")} for t in search.front()]}
+    console.print("the posterior, the choice and the final split ...")
+    conclusion = conclude(search, args.fp_cost, settings.seed)
+    wide = Console(width=max(Console().width, 170))
+    wide.print(front_table(search, conclusion))
+    plot_front(search, out / "front.png")
     if failures or client.stats.failures:
         console.print(f"[yellow]{client.stats.failures} calls failed after every retry "
                       f"(attempt errors: {client.stats.errors}); {len(failures)} trials had failures — see report.json")
-    summary = {"study": study, "storage": settings.storage, "cache": cache_url, "stopped": search.stopped,
-               "client": client.stats.as_dict(), "failures": failures,
-               "front": [{"trial": t.number, "values": t.values, "search": t.user_attrs.get("search")} for t in search.front()]}
-    if chosen is None:
+    if conclusion is None:
         console.print("no Pareto pipeline meets the objective's constraints; nothing exported")
-        write_json(out / "report.json", summary)
+        write_json(out / "report.json", {**report, "client": client.stats.as_dict()})
         return 1
-    spec = search.spec_of(chosen)
-    extra = {}
-    rates = visible_test_rates(search, spec) if any(layer.kind == "test" for layer in spec.layers) else None
-    if rates:
-        extra = {"visible_tests_tpr": rates.tpr, "visible_tests_fpr": rates.fpr,
-                 "visible_tests_precision": rates.precision, "visible_tests_false_passes": float(rates.false_pos),
-                 "visible_tests_samples": float(rates.samples)}
-        console.print(f"visible tests as a verifier on {rates.samples} pooled samples: TPR {rates.tpr:.2f}, "
-                      f"FPR {rates.fpr:.2f}, precision {rates.precision:.2f} — {rates.false_pos} programs passed the "
-                      f"visible tests but fail the hidden ones")
-    extra.update(_bayes_report(search, chosen, spec, args.fp_cost, console))
     path = out / "pipeline.yaml"
-    try:
-        test_m = search.evaluate(spec, task.split("test"), "test").measured()
-    except BudgetExhausted as exc:  # the cap holds for the held-out check too: export, say so, stop
-        export(search, chosen, None, path, extra)
-        console.print(f"[yellow]held-out evaluation skipped: {exc}[/]; wrote {path} with its search score only. "
-                      f"Run `archsearch evaluate {path} --split test` when there is budget.")
-        summary.update(chosen=chosen.number, test=None, verifier=extra, client=client.stats.as_dict())
-        write_json(out / "report.json", summary)
-        return 0
-    export(search, chosen, test_m, path, extra)
-    console.print(f"chosen: trial {chosen.number} — search accuracy {chosen.user_attrs['search']['accuracy']:.3f}, "
-                  f"held-out test accuracy {test_m.accuracy:.3f} [{test_m.accuracy_low:.2f}, {test_m.accuracy_high:.2f}] "
-                  f"on {test_m.questions} questions")
+    if conclusion.advice is not None:
+        from .spec import save_spec
+
+        conclusion.advice_path = out / "resample-until-accepted.yaml"
+        save_spec(conclusion.advice, conclusion.advice_path)
+    print_conclusion(wide, conclusion)
+    export(search, conclusion, path)
     console.print(f"wrote {path}, {out / 'front.png'}, {out / 'report.json'}")
-    summary.update(chosen=chosen.number, test=test_m.model_dump(), verifier=extra, client=client.stats.as_dict())
-    write_json(out / "report.json", summary)
+    write_json(out / "report.json", {**report, **summary(conclusion), "client": client.stats.as_dict()})
     return 0
-
-
-def _bayes_report(search, chosen, spec, fp_cost: float, console) -> dict[str, float]:
-    """Posterior accuracy with 90% intervals beside the raw scores, and the verifier's rates."""
-    from rich.table import Table
-
-    from .bayes.sampler import SurrogateSampler
-    from .bayes.summary import believe, new_questions_belief, verifier_belief
-    from .report import describe
-
-    sampler = search.sampler
-    if sampler is None:
-        sampler = SurrogateSampler(search.settings.space, search.settings.task, search.records, search.settings.objective,
-                                   search.client.cache, search.sandbox_memo, seed=search.settings.seed)
-    front = search.front()
-    beliefs = believe(sampler, [search.spec_of(t) for t in front])
-    if beliefs is None:
-        console.print("surrogate: this space has layers the model does not cover; no posterior intervals")
-        return {}
-    post = sampler.last_posterior
-    table = Table(title=f"Posterior accuracy (NumPyro, {post.method}, {post.seconds:.1f}s"
-                        + (f"; {'; '.join(post.warnings)}" if post.warnings else "") + ")")
-    for col in ("trial", "pipeline", "search score", "posterior mean [90% interval]"):
-        table.add_column(col)
-    for i, t in enumerate(front):
-        b = beliefs[i]
-        table.add_row(str(t.number), describe(search.spec_of(t)), f"{t.user_attrs['search']['accuracy']:.3f}",
-                      f"{b.mean:.3f} [{b.low:.3f}, {b.high:.3f}]")
-    console.print(table)
-    chosen_belief = beliefs[[t.number for t in front].index(chosen.number)]
-    extra = {"posterior_accuracy": chosen_belief.mean, "posterior_accuracy_low90": chosen_belief.low,
-             "posterior_accuracy_high90": chosen_belief.high}
-    fresh = new_questions_belief(sampler, spec, len(search.settings.task.split("test")))
-    if fresh is not None:
-        console.print(f"expected on {len(search.settings.task.split('test'))} new questions (the held-out split): "
-                      f"{fresh.mean:.3f} [{fresh.low:.3f}, {fresh.high:.3f}] (90%)")
-        extra.update({"predicted_heldout_accuracy": fresh.mean, "predicted_heldout_low90": fresh.low,
-                      "predicted_heldout_high90": fresh.high})
-    v = verifier_belief(sampler, spec, fp_cost)
-    if v is not None:
-        console.print(f"verifier (visible tests), posterior: TPR {v.tpr[0]:.2f} [{v.tpr[1]:.2f}, {v.tpr[2]:.2f}], "
-                      f"FPR {v.fpr[0]:.2f} [{v.fpr[1]:.2f}, {v.fpr[2]:.2f}]; resampling until accepted tops out at "
-                      f"{v.ceiling[0]:.3f} [{v.ceiling[1]:.3f}, {v.ceiling[2]:.3f}]; with a false positive costing "
-                      f"{fp_cost:g}x a right answer, the best number of samples is {v.best_k}")
-        extra.update({"verifier_tpr": v.tpr[0], "verifier_tpr_low90": v.tpr[1], "verifier_tpr_high90": v.tpr[2],
-                      "verifier_fpr": v.fpr[0], "verifier_fpr_low90": v.fpr[1], "verifier_fpr_high90": v.fpr[2],
-                      "resampling_ceiling": v.ceiling[0], "resampling_ceiling_low90": v.ceiling[1],
-                      "resampling_ceiling_high90": v.ceiling[2], "optimal_samples": float(v.best_k),
-                      "fp_cost": fp_cost})
-    return extra

@@ -1,19 +1,20 @@
-"""What a search tells the user: the Pareto front (table and plot), the verifier's measured error
-rates, and the chosen pipeline frozen with its search and held-out scores."""
+"""What a search tells the user: the Pareto front with the posterior beside the raw scores and the
+chance of beating the baseline, each verifier's error rates, the chosen pipeline's final-split
+score against its prediction -- as tables, a plot, report.json and the frozen spec."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.table import Table
 
 from . import __version__
+from .conclude import Conclusion
 from .search import Search, measured_from_attrs
-from .spec import Measured, PipelineSpec, Provenance, save_spec
+from .spec import PipelineSpec, Provenance, save_spec
 
 
 def describe(spec: PipelineSpec) -> str:
@@ -21,30 +22,88 @@ def describe(spec: PipelineSpec) -> str:
     for layer in spec.layers:
         p = layer.params
         if layer.kind == "generate":
-            parts.append(f"generate {p['model']} n={p['n']} T={p['temperature']:g} {p['style']}")
+            stop = "" if p.get("stop", "never") == "never" else f" until {p['stop']}"
+            parts.append(f"generate {p['model']} n={p['n']} T={p['temperature']:g}{stop}")
         elif layer.kind == "test":
             policy = "" if p["keep"] == "best" else f", none passed: {p['on_none_passed']}"
             parts.append(f"test ({p['source']} tests, keep {p['keep']}{policy})")
+        elif layer.kind == "verify":
+            parts.append(f"verify {p['model']} (none passed: {p['on_none_passed']})")
         elif layer.kind == "vote":
-            parts.append("vote" + ("(weighted)" if p["weight_by"] != "none" else ""))
+            parts.append("vote" + (" by behaviour" if p.get("by") == "behaviour" else "")
+                         + (" (weighted)" if p["weight_by"] != "none" else ""))
         elif layer.kind in ("rank", "fuse"):
             parts.append(f"{layer.kind} {p['model']} " + (f"keep={p['keep']}" if layer.kind == "rank" else f"n_out={p['n_out']}"))
+        elif layer.kind == "critique":
+            parts.append(f"critique {p['model']}")
         else:
             parts.append(layer.kind)
     return " -> ".join(parts)
 
 
-def front_table(search: Search, chosen_number: int | None) -> Table:
-    table = Table(title="Pareto front (search split)")
-    for col in ("trial", "pipeline", "accuracy [95% CI]", "$/question", "latency p50", "calls/q"):
+def front_table(search: Search, conclusion: Conclusion | None) -> Table:
+    options = {o.trial: o for o in conclusion.choice.options} if conclusion else {}
+    chosen = conclusion.choice.chosen.trial if conclusion else None
+    baseline = conclusion.choice.baseline.trial if conclusion else None
+    table = Table(title="Pareto front (search split; the posterior is for new questions)")
+    for col in ("trial", "pipeline", "search accuracy [95% CI]", "posterior [90%]", "P(beats baseline)", "select",
+                "$/question", "latency p50", "calls/q", "scored"):
         table.add_column(col)
     for t in search.front():
         m = measured_from_attrs(t.user_attrs, "search")
-        mark = " *" if t.number == chosen_number else ""
-        table.add_row(f"{t.number}{mark}", describe(search.spec_of(t)),
-                      f"{m.accuracy:.3f} [{m.accuracy_low:.2f}, {m.accuracy_high:.2f}]",
-                      f"{m.usd_per_question:.5f}", f"{m.latency_p50_s:.1f}s", f"{m.calls_per_question:.1f}")
+        o = options.get(t.number)
+        mark = " *" if t.number == chosen else (" (baseline)" if t.number == baseline else "")
+        post = "" if o is None or o.accuracy is None else "{:.3f} [{:.3f}, {:.3f}]".format(*o.band())
+        beats = "baseline" if t.number == baseline else ("" if o is None or o.p_beats is None else f"{o.p_beats:.2f}")
+        select = "" if o is None or o.select is None else f"{o.select['value']:.3f}" + (" (revealed)" if o.select["revealed"] else "")
+        scored = f"{m.questions}/{m.questions + int(t.user_attrs.get('unscored', 0))}"
+        table.add_row(f"{t.number}{mark}", describe(search.spec_of(t)), f"{m.accuracy:.3f} [{m.accuracy_low:.2f}, {m.accuracy_high:.2f}]",
+                      post, beats, select, f"{m.usd_per_question:.5f}", f"{m.latency_p50_s:.1f}s", f"{m.calls_per_question:.1f}",
+                      scored)
     return table
+
+
+def verifier_table(conclusion: Conclusion) -> Table | None:
+    if not conclusion.verifiers:
+        return None
+    table = Table(title="Verifiers: true- and false-positive rates (posterior mean [90%])")
+    for col in ("verifier", "judging", "samples judged", "TPR", "FPR"):
+        table.add_column(col)
+    for row in conclusion.verifiers:
+        table.add_row(row.verifier, row.generator, str(row.judged), str(row.tpr), str(row.fpr))
+    return table
+
+
+def print_conclusion(console, conclusion: Conclusion) -> None:
+    """The posterior's part of the report: the surrogate, the verifiers, the resampling advice, the
+    choice and its final-split score against the prediction, and plain notes."""
+    c = conclusion
+    if c.evidence is None:
+        console.print(f"surrogate: this space has layers the model does not cover ({', '.join(c.uncovered) or 'none'}); "
+                      "no posterior, chosen on raw search scores")
+    else:
+        post = c.evidence.posterior
+        console.print(f"surrogate: NumPyro {post.method}, {post.seconds:.1f}s" + (f"; {'; '.join(post.warnings)}" if post.warnings else ""))
+        table = verifier_table(c)
+        if table is not None:
+            console.print(table)
+        if c.ceiling is not None:
+            k = c.ceiling
+            console.print(f"resampling until {k.verifier} accepts tops out at {k.ceiling}; with a false positive costing "
+                          f"{k.fp_cost:g}x a right answer, the best number of samples is {k.best_k}")
+        if c.advice is not None and c.advice_predicted is not None:
+            sim = c.advice_predicted
+            console.print(f"that pipeline, {describe(c.advice)}: predicted accuracy {sim.accuracy.mean():.3f} on new "
+                          f"questions at {sim.calls.mean():.1f} calls per question; written to {c.advice_path}")
+    chosen = c.choice.chosen
+    console.print(f"chosen: trial {chosen.trial} — {describe(chosen.spec)} — {c.choice.reason}")
+    if c.final is not None:
+        predicted = f" (predicted {c.predicted_final})" if c.predicted_final is not None else ""
+        base = f"; baseline {c.baseline_final.accuracy:.3f}" if c.baseline_final is not None else ""
+        console.print(f"{c.final_split} split: {c.final.accuracy:.3f} [{c.final.accuracy_low:.2f}, "
+                      f"{c.final.accuracy_high:.2f}] on {c.final.questions} questions{predicted}{base}")
+    for note in c.notes:
+        console.print(f"[bold yellow]note:[/] {note}")
 
 
 def plot_front(search: Search, path: Path) -> None:
@@ -60,7 +119,8 @@ def plot_front(search: Search, path: Path) -> None:
     for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         m = measured_from_attrs(t.user_attrs, "search")
         on = t.number in front
-        ax.errorbar(m.calls_per_question, m.accuracy, yerr=[[m.accuracy - m.accuracy_low], [m.accuracy_high - m.accuracy]],
+        yerr = [[max(0.0, m.accuracy - m.accuracy_low)], [max(0.0, m.accuracy_high - m.accuracy)]]
+        ax.errorbar(m.calls_per_question, m.accuracy, yerr=yerr,
                     fmt="o", color="C0" if on else "0.75", ecolor="C0" if on else "0.85", capsize=3, zorder=3 if on else 1)
         if on:
             labels.setdefault((m.calls_per_question, m.accuracy), []).append(str(t.number))
@@ -75,64 +135,76 @@ def plot_front(search: Search, path: Path) -> None:
     plt.close(fig)
 
 
-@dataclass
-class VerifierRates:
-    """The visible tests as a verifier, judged against the hidden tests (the fLaws setting)."""
-
-    samples: int
-    true_pos: int
-    false_pos: int
-    true_neg: int
-    false_neg: int
-
-    @property
-    def tpr(self) -> float:
-        return self.true_pos / max(1, self.true_pos + self.false_neg)
-
-    @property
-    def fpr(self) -> float:
-        return self.false_pos / max(1, self.false_pos + self.true_neg)
-
-    @property
-    def precision(self) -> float:
-        return self.true_pos / max(1, self.true_pos + self.false_pos)
-
-
-def visible_test_rates(search: Search, spec: PipelineSpec) -> VerifierRates | None:
-    """The visible tests judged against the hidden ones on every pooled sample of the spec's generator."""
-    from .bayes.observe import Observer, pipeline_shape
-
-    shape = pipeline_shape(spec)
-    if shape is None or search.client.cache is None:
-        return None
-    observer = Observer(search.settings.task, search.records, search.client.cache, search.sandbox_memo)
-    if not observer.verifiable:
-        return None
-    obs = observer.observe([shape.generator])
-    judged = obs.seen[:, 0]
-    n, y = obs.n[judged], obs.y[judged]
-    tp, fp = int(obs.tp[judged, 0].sum()), int(obs.fp[judged, 0].sum())
-    return VerifierRates(int(n.sum()), tp, fp, int((n - y).sum()) - fp, int(y.sum()) - tp)
+def extras(conclusion: Conclusion) -> dict[str, float]:
+    """The posterior's figures for the chosen pipeline, as the spec's metrics.search.extra."""
+    o, out = conclusion.choice.chosen, {}
+    if o.accuracy is not None:
+        mean, low, high = o.band()
+        out.update(posterior_accuracy=mean, posterior_accuracy_low90=low, posterior_accuracy_high90=high)
+    if o.p_beats is not None:
+        out["p_beats_baseline"] = o.p_beats
+    if o.select is not None:
+        out.update(select_answer=o.select["value"], select_measured=o.select["measured"],
+                   select_revealed=float(o.select["revealed"]))
+    if conclusion.predicted_final is not None:
+        p = conclusion.predicted_final
+        out.update(predicted_final_accuracy=p.mean, predicted_final_low90=p.low, predicted_final_high90=p.high)
+    for row in conclusion.verifiers:
+        name = row.verifier.replace(" ", "_").replace("/", "_")
+        out.setdefault(f"verifier_{name}_tpr", row.tpr.mean)
+        out.setdefault(f"verifier_{name}_fpr", row.fpr.mean)
+    if conclusion.ceiling is not None:
+        c = conclusion.ceiling
+        out.update(resampling_ceiling=c.ceiling.mean, resampling_ceiling_low90=c.ceiling.low,
+                   resampling_ceiling_high90=c.ceiling.high, optimal_samples=float(c.best_k), fp_cost=c.fp_cost)
+    return out
 
 
-def export(search: Search, trial, test_measured: Measured | None, path: Path,
-           extra: dict[str, float] | None = None) -> PipelineSpec:
-    spec = search.spec_of(trial)
-    metrics = {"search": measured_from_attrs(trial.user_attrs, "search")}
-    if extra:
-        metrics["search"] = metrics["search"].model_copy(update={"extra": extra})
-    if test_measured is not None:
-        metrics["test"] = test_measured
-    records = search.records
-    frozen = spec.model_copy(update={
+def export(search: Search, conclusion: Conclusion, path: Path) -> PipelineSpec:
+    o = conclusion.choice.chosen
+    metrics = {}
+    if o.search is not None:
+        metrics["search"] = o.search.model_copy(update={"extra": extras(conclusion)})
+    if conclusion.final is not None:
+        final = conclusion.final
+        if conclusion.baseline_final is not None:
+            final = final.model_copy(update={"extra": {"baseline_accuracy": conclusion.baseline_final.accuracy}})
+        metrics[conclusion.final_split] = final
+    frozen = o.spec.model_copy(update={
         "metrics": metrics,
-        "provenance": Provenance(archsearch_version=__version__, study=search.settings.study_name, trial=trial.number,
-                                 data_hash=search.settings.task.data_hash(records),
+        "provenance": Provenance(archsearch_version=__version__, study=search.settings.study_name, trial=o.trial,
+                                 data_hash=search.settings.task.data_hash(search.records),
                                  created=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
                                  task_file=os.path.relpath(search.settings.task.path.resolve(), path.resolve().parent)),
     })
     save_spec(frozen, path)
     return frozen
+
+
+def summary(conclusion: Conclusion) -> dict:
+    """The conclusion for report.json."""
+    def option(o):
+        out = {"trial": o.trial, "pipeline": describe(o.spec), "search": o.search.model_dump() if o.search else None,
+               "p_beats_baseline": o.p_beats, "predicted": o.predicted, "select": o.select}
+        if o.accuracy is not None:
+            out["posterior_new_questions"] = dict(zip(("mean", "low90", "high90"), o.band()))
+        return out
+
+    c = conclusion
+    return {"choice": {"chosen": option(c.choice.chosen), "baseline": option(c.choice.baseline), "reason": c.choice.reason,
+                       "by_posterior": c.choice.posterior},
+            "options": [option(o) for o in c.choice.options],
+            "surrogate": {"modelled": c.evidence is not None, "uncovered_layers": c.uncovered,
+                          "method": getattr(getattr(c.evidence, "posterior", None), "method", None)},
+            "verifiers": [{"verifier": r.verifier, "generator": r.generator, "judged": r.judged,
+                           "tpr": vars(r.tpr), "fpr": vars(r.fpr)} for r in c.verifiers],
+            "ceiling": None if c.ceiling is None else {"verifier": c.ceiling.verifier, **vars(c.ceiling.ceiling),
+                                                       "best_k": c.ceiling.best_k, "fp_cost": c.ceiling.fp_cost},
+            "final_split": c.final_split,
+            "predicted_final": None if c.predicted_final is None else vars(c.predicted_final),
+            "final": c.final.model_dump() if c.final else None,
+            "baseline_final": c.baseline_final.model_dump() if c.baseline_final else None,
+            "notes": c.notes}
 
 
 def write_json(path: Path, data: dict) -> None:

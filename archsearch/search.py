@@ -22,9 +22,10 @@ from .llm.budget import Budget
 from .llm.client import LLMClient
 from .objectives import Objective
 from .pipeline import Pipeline
-from .space import SearchSpace, spec_fingerprint
+from .space import SearchSpace, enumerate_space, spec_fingerprint
 from .spec import Measured, PipelineSpec, dump_spec, loads_spec
 from .tasks.task import Task
+from .tpe import RungAwareTPE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -59,7 +60,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """Constraints reach every sampler as Trial.set_constraint values (Optuna 5's replacement for
     constraints_func): the samplers and ``study.best_trials`` see the feasible front."""
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+        return RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=8)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
@@ -309,10 +310,24 @@ class Search:
     def finished(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
+    def _enqueue_baseline(self) -> None:
+        """The space's cheapest pipeline runs first: the baseline every choice must beat."""
+        from .selection import cheapest
+
+        pipelines = enumerate_space(self.settings.space, self.settings.task)
+        params, spec = pipelines[cheapest([s for _, s in pipelines])]
+        fp = spec_fingerprint(spec)
+        trials = self.study.get_trials(deepcopy=False)
+        if not any(t.user_attrs.get("fingerprint") == fp for t in trials) and not any(
+                t.state == TrialState.WAITING for t in trials):
+            self.study.enqueue_trial(params, skip_if_exists=True)
+
     def run(self) -> list[TrialOutcome]:
         s = self.settings
         self.study = open_study(s, self._surrogate_sampler() if s.sampler == "surrogate" else None)
         _fail_orphans(self.study)
+        if s.sampler != "surrogate":  # the surrogate sampler's probes start with it anyway
+            self._enqueue_baseline()
         self.client.budget = s.budget
         deadline = time.monotonic() + s.wall_minutes * 60 if s.wall_minutes else None
         outcomes = []
@@ -336,6 +351,8 @@ class Search:
         return sorted(first.values(), key=lambda t: -t.values[0])
 
     def choose(self) -> optuna.trial.FrozenTrial | None:
+        """The objective's rule on raw search scores among the feasible front (what the export falls
+        back to when the space has no posterior; conclude.py chooses by the posterior otherwise)."""
         obj = self.settings.objective
         feasible = [t for t in self.front() if obj.feasible(measured_from_attrs(t.user_attrs, "search"))]
         if not feasible:

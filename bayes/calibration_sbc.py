@@ -1,9 +1,10 @@
 """Recovery and calibration on simulated searches with known truth.
 
-For each seed: draw true abilities, question difficulties and verifier parameters, simulate what a
-search would observe (8 samples per question and generator, verdicts of 2 verifiers), fit the NumPyro
-model, and check whether the 90% posterior intervals contain the truth. Pooled over 20 seeds, the
-hit rate of a calibrated model is about 0.90.
+For each seed: draw true abilities, question difficulties, verifier rates per (verifier, generator),
+rankers' selection strengths and fusers' curves; simulate what a search would observe (8 samples
+per question and generator, verdicts of 2 verifiers, 2 rankers and 2 fusers on every question),
+fit the NumPyro model, and check whether the 90% posterior intervals contain the truth. Pooled
+over 20 seeds, the hit rate of a calibrated model is about 0.90.
 
     python bayes/calibration_sbc.py [--seeds 20]
 """
@@ -21,8 +22,8 @@ from archsearch.bayes.simulate import draw_truth, simulate
 
 
 def run(seeds: int = 20, questions: int = 40, generators: int = 3, verifiers: int = 2) -> dict:
-    surrogate = Surrogate(Shapes(questions=64, generators=8, verifiers=2, cells=512))
-    hits = {"theta": [], "tpr": [], "fpr": []}
+    surrogate = Surrogate(Shapes())
+    hits = {"theta": [], "tpr": [], "fpr": [], "rank_beta": [], "fuse_a": [], "fuse_b": [], "fuse_e": []}
     fit_seconds = []
     for seed in range(seeds):
         rng = np.random.default_rng(1000 + seed)
@@ -32,14 +33,17 @@ def run(seeds: int = 20, questions: int = 40, generators: int = 3, verifiers: in
 
         def inside(draws, value):
             lo, hi = np.percentile(draws, [5, 95], axis=0)
-            return list((lo <= value) & (value <= hi))
+            return list(np.ravel((lo <= value) & (value <= hi)))
 
         hits["theta"] += inside(post.theta, truth.theta)
-        hits["tpr"] += inside(post.tpr(), truth.tpr())
-        # FPR of each verifier for each generator (it depends on the generator's ability), averaged
-        # over the questions: per draw at that draw's ability vs the truth at the true ability
+        hits["tpr"] += inside(post.tpr(), truth.tpr())                 # per (verifier, generator)
+        # FPR of each verifier for each generator, averaged over the questions: per draw at that
+        # draw's ability and difficulties vs the truth at the true ones
         for g in range(generators):
-            hits["fpr"] += inside(post.fpr(post.theta[:, g]), truth.fpr(truth.theta[g]))
+            hits["fpr"] += inside(post.fpr(g), truth.fpr(g))
+        hits["rank_beta"] += inside(post.rank_beta, truth.rank_beta)
+        for k in ("a", "b", "e"):
+            hits[f"fuse_{k}"] += inside(post.fuse[k], truth.fuse[k])
     pooled = [h for v in hits.values() for h in v]
     return {"seeds": seeds, "coverage_90_pooled": float(np.mean(pooled)),
             **{f"coverage_90_{k}": float(np.mean(v)) for k, v in hits.items()},

@@ -1,24 +1,27 @@
 """Score every pipeline of a space on the search split from the recorded pool, without new calls.
 
-Shared by the sampler benchmark and the surrogate calibration: the table maps each pipeline's
-fingerprint to its measured accuracy and to the pool samples (call keys) it consumes.
+Shared by the sampler benchmark and the surrogate calibration: each row holds a pipeline's measured
+accuracy, calls, tokens and latency per question, and the call keys it consumed (every cache hit
+of its real evaluation: samples, verdicts, critiques, rankings, fusions). Tables are cached as JSON
+under benchmarks/results/ (delete the file to rebuild).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from archsearch.bayes.observe import pipeline_shape
 from archsearch.errors import LLMCallError
 from archsearch.evaluate import aevaluate
 from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
 from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint
+from archsearch.stats import percentile
 from archsearch.tasks import Task
-from archsearch.techniques.generate import Generate
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 class NoCalls:
@@ -29,7 +32,7 @@ class NoCalls:
 
 
 class FilteredCache:
-    """The cache as a search that has bought only ``allowed`` samples would see it."""
+    """The cache as a search that has bought only ``allowed`` calls would see it."""
 
     def __init__(self, cache: CallCache, allowed: set[str]) -> None:
         self.cache, self.allowed, self.claims = cache, allowed, False
@@ -38,45 +41,57 @@ class FilteredCache:
         return self.cache.get(key) if key in self.allowed else None
 
 
+class RecordingCache:
+    """The cache, noting every key it answered: the calls a pipeline consumed."""
+
+    def __init__(self, cache: CallCache) -> None:
+        self.cache, self.hits, self.claims = cache, set(), False
+
+    def get(self, key: str):
+        row = self.cache.get(key)
+        if row is not None:
+            self.hits.add(key)
+        return row
+
+
 @dataclass
 class Row:
     params: dict
     fingerprint: str
     accuracy: float
     calls_per_question: float
+    tokens_per_question: float
+    latency_p50_s: float
     keys: frozenset[str]
     complete: bool
 
 
-def sample_keys(spec, task: Task, records) -> frozenset[str]:
-    shape = pipeline_shape(spec)
-    gen = shape.generator
-    technique = Generate(gen.params)
-    return frozenset(technique.sample_key(gen.model, task.question(r).text, i) for r in records for i in range(shape.n))
-
-
-def build_table(experiment: Path, space_path: Path, out: Path | None = None) -> tuple[list[Row], Task, list, CallCache, dict]:
+def build_table(experiment: Path, space_path: Path, split: str = "search") -> tuple[list[Row], Task, list, CallCache, dict]:
     task = Task(experiment / "task.yaml")
-    records = task.split("search")
-    space = SearchSpace(space_path)
+    records = task.split(split)
     cache = CallCache(task.cache_url)
     memo: dict = {}
-    client = LLMClient(NoCalls(), cache, max_retries=0)
+    out = RESULTS / f"{experiment.name}-{space_path.stem}-{split}-table.json"
+    if out.exists():
+        rows = [Row(**{**r, "keys": frozenset(r["keys"])}) for r in json.loads(out.read_text())]
+        return rows, task, records, cache, memo
     rows = []
+    for params, spec in enumerate_space(SearchSpace(space_path), task):
+        recording = RecordingCache(cache)
+        client = LLMClient(NoCalls(), recording, max_retries=0)
 
-    async def score(spec):
-        pipe = Pipeline(spec, client, sandbox_memo=memo)
-        try:
-            return await aevaluate(pipe, task, records, "search", concurrency=40)
-        finally:
-            await client.release_loop()
+        async def score(spec=spec, client=client):
+            try:
+                return await aevaluate(Pipeline(spec, client, sandbox_memo=memo), task, records, split, concurrency=40)
+            finally:
+                await client.release_loop()
 
-    for params, spec in enumerate_space(space, task):
-        report = asyncio.run(score(spec))
+        report = asyncio.run(score())
         m = report.measured()
-        rows.append(Row(params, spec_fingerprint(spec), m.accuracy, m.calls_per_question,
-                        sample_keys(spec, task, records), complete=not report.failures))
-    if out:
-        out.write_text(json.dumps([{"fingerprint": r.fingerprint, "accuracy": r.accuracy, "params": r.params,
-                                    "calls": len(r.keys), "complete": r.complete} for r in rows], indent=1))
+        tokens = sum(o.tokens for o in report.scored) / max(1, len(report.scored))
+        rows.append(Row(params, spec_fingerprint(spec), m.accuracy, m.calls_per_question, tokens,
+                        percentile([o.seconds for o in report.scored], 50), frozenset(recording.hits),
+                        complete=not report.failures))
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps([{**asdict(r), "keys": sorted(r.keys)} for r in rows]))
     return rows, task, records, cache, memo

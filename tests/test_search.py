@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archsearch.conclude import conclude
 from archsearch.llm import Budget, CallCache, LLMClient
 from archsearch.objectives import load_objective
 from archsearch.report import export
@@ -35,12 +36,13 @@ def test_search_finds_a_front_and_exports_a_valid_spec(fixtures, tmp_path):
     assert front
     best = max(front, key=lambda t: t.values[0])
     assert best.values[0] >= 0.7  # the strong model (75% per sample) is found
-    chosen = search.choose()
-    test = search.evaluate(search.spec_of(chosen), search.settings.task.split("test"), "test").measured()
-    spec = export(search, chosen, test, tmp_path / "pipeline.yaml")
+    conclusion = conclude(search)
+    assert conclusion.evidence is not None and conclusion.choice.posterior
+    spec = export(search, conclusion, tmp_path / "pipeline.yaml")
     again = load_spec(tmp_path / "pipeline.yaml")
     assert again == spec and again.metrics["test"].questions == 16
-    assert again.provenance.trial == chosen.number and again.provenance.data_hash
+    assert again.provenance.trial == conclusion.choice.chosen.trial and again.provenance.data_hash
+    assert "p_beats_baseline" in again.metrics["search"].extra or conclusion.choice.chosen is conclusion.choice.baseline
     assert {o.state for o in outcomes} <= {"COMPLETE", "PRUNED"}
 
 
@@ -172,7 +174,7 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     planned = [entry["choice"] for entry in plans]
     assert all(fingerprints.count(fp) == 1 for fp in planned)  # never one already evaluated
     post = search.sampler.last_posterior
-    ids = [g.model.id for g in search.sampler._generators]
+    ids = [g.model.id for g in search.sampler.evidence.known.generators]
     strong, weak = ids.index("fake/strong"), ids.index("fake/weak")
     assert (post.theta[:, strong] > post.theta[:, weak]).mean() > 0.95  # it learnt which model is better
 

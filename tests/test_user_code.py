@@ -100,7 +100,7 @@ def test_optimize_on_a_csv_task_with_a_module_function_scorer(tmp_path, latency_
     exported = (exp / "out" / "pipeline.yaml").read_text()
     assert "function: scoring:score" in exported
     report = json.loads((exp / "out" / "report.json").read_text())
-    assert report["front"] and report["test"]["questions"] == 8
+    assert report["front"] and report["final"]["questions"] == 8 and report["final_split"] == "test"
 
 
 def test_a_technique_registered_through_the_entry_point_runs_in_a_spec(tmp_path, latency_server):

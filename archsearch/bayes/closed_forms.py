@@ -1,4 +1,4 @@
-"""Closed forms the surrogate must agree with (DESIGN.md §5; Brown et al. 2024 "Large Language
+"""Closed forms the surrogate must agree with (the targets listed in bayes/MODEL.md; Brown et al. 2024 "Large Language
 Monkeys"; Stroebl et al. 2024 "Inference Scaling fLaws"; Chen et al. 2021 pass@k)."""
 
 from __future__ import annotations

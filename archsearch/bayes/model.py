@@ -2,24 +2,23 @@
 
 generation   theta[g] = ability[model of g] + 0.75 * shift[g]   (settings of one model share its ability)
              mu[q, g] = sigmoid(theta[g] - b[q]),  b[q] = sigma_b * z[q]
-             p[q, g] ~ Beta(mu phi[g], (1 - mu) phi[g])   (marginalised:)
-             y[q,g] ~ BetaBinomial(mu phi[g], (1 - mu) phi[g], n[q,g])
-verifier     TPR c[v] = sigmoid(tau[v])                                   tp ~ Bin(y, c)
-             FPR f[v,q,g] = sigmoid(gamma[v] - lam[v] * (theta[g] - b[q])) fp ~ Bin(n - y, f)
+             y[q,g] ~ BetaBinomial(mu phi[g], (1 - mu) phi[g], n[q,g])      (per-cell accuracy p integrated out)
+verifiers    TPR c[v,g] = sigmoid(tau[v] + s_tau e[v,g])                          tp ~ Bin(y, c)
+             FPR f[v,g,q] = sigmoid(gamma[v] + s_gam e'[v,g] - lam[v] (theta[g] - b[q]))   fp ~ Bin(n - y, f)
+rankers      a ranker picks its top two by Plackett-Luce with utility beta[r] * correct + alpha[r] * [first]
+fusers       P(fused answer right) = sigmoid(a[f] + b[f] logit((m + 1/2) / (k + 1)) - d[f] b[q] + e[f] critiqued)
+             for k inputs of which m are right
 
-The per-cell accuracy p[q, g] lets a generator be much worse on some questions than the additive
-logit says (temperature 0.8 breaks some problems completely); phi[g] is how tightly cells follow
-the additive mean. p is integrated out (Beta-Binomial) in the fit and drawn from its conjugate
-posterior Beta(mu phi + y, (1 - mu) phi + n - y) when predicting. Every sample's correctness is
-known (the scorer ran), so there are no other discrete latents to marginalise. Arrays are padded
-to fixed shapes (``Shapes``) so refits reuse compiled code.
+Every sample's correctness is known (the scorer ran), so nothing discrete is left to marginalise.
+Arrays are padded to ``Shapes`` that grow by powers of two as the data grow, so a refit reuses
+compiled code until a dimension doubles.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import jax
 import jax.numpy as jnp
@@ -32,19 +31,45 @@ from numpyro.infer.autoguide import AutoNormal
 SETTINGS_SCALE = 0.75   # logits: how far temperature / prompt style typically move one model's ability
 
 
+def _grow(needed: int, floor: int) -> int:
+    size = floor
+    while size < needed:
+        size *= 2
+    return size
+
+
 @dataclass(frozen=True)
 class Shapes:
-    """Padded sizes; keep them fixed across refits so JAX compiles once."""
+    """Padded sizes; a refit with the same shapes reuses the compiled model."""
 
     questions: int = 64
     generators: int = 8
     verifiers: int = 2
     cells: int = 512
+    rank_obs: int = 8
+    rank_width: int = 8
+    rankers: int = 2
+    fuse_obs: int = 8
+    fusers: int = 2
+
+    @classmethod
+    def fitting(cls, obs: Observations, floor: Shapes | None = None) -> Shapes:
+        """The smallest shapes (powers of two above ``floor``) that hold ``obs``."""
+        floor = floor or cls()
+        needed = {"questions": obs.n_questions, "generators": obs.n_generators, "verifiers": obs.n_verifiers,
+                  "cells": len(obs.q), "rank_obs": len(obs.rank_r), "rank_width": obs.rank_y.shape[1],
+                  "rankers": obs.n_rankers, "fuse_obs": len(obs.fuse_f), "fusers": obs.n_fusers}
+        return cls(**{f.name: _grow(needed[f.name], getattr(floor, f.name)) for f in fields(cls)})
+
+
+def _empty(*shape, dtype=float) -> np.ndarray:
+    return np.zeros(shape, dtype)
 
 
 @dataclass
 class Observations:
-    """Per (question, generator) cell: n samples, y correct; per (cell, verifier): accepted counts."""
+    """Per (question, generator) cell: n samples, y correct; per (cell, verifier): accepted counts;
+    per rank call: the candidates' correctness and its top two; per fuse call: k inputs, m right."""
 
     q: np.ndarray          # [cells] question index
     g: np.ndarray          # [cells] generator index
@@ -59,28 +84,61 @@ class Observations:
     generator_names: list[str] = field(default_factory=list)
     verifier_names: list[str] = field(default_factory=list)
     generator_model: np.ndarray | None = None   # [generators] which model each generator samples (default: its own)
+    judged_n: np.ndarray | None = None  # [cells, verifiers] samples that verifier judged (default: all where seen)
+    judged_y: np.ndarray | None = None  # [cells, verifiers] of which correct
+    rank_r: np.ndarray = field(default_factory=lambda: _empty(0, dtype=int))        # [rank obs] ranker
+    rank_y: np.ndarray = field(default_factory=lambda: _empty(0, 2))                # [rank obs, width] correct
+    rank_valid: np.ndarray = field(default_factory=lambda: _empty(0, 2, dtype=bool))
+    rank_first: np.ndarray = field(default_factory=lambda: _empty(0, dtype=int))
+    rank_second: np.ndarray = field(default_factory=lambda: _empty(0, dtype=int))  # -1: only the top one kept
+    n_rankers: int = 0
+    fuse_f: np.ndarray = field(default_factory=lambda: _empty(0, dtype=int))
+    fuse_q: np.ndarray = field(default_factory=lambda: _empty(0, dtype=int))
+    fuse_k: np.ndarray = field(default_factory=lambda: _empty(0))
+    fuse_m: np.ndarray = field(default_factory=lambda: _empty(0))
+    fuse_crit: np.ndarray = field(default_factory=lambda: _empty(0))
+    fuse_y: np.ndarray = field(default_factory=lambda: _empty(0))
+    n_fusers: int = 0
 
     def padded(self, shapes: Shapes) -> dict[str, jnp.ndarray]:
-        c = len(self.q)
-        if c > shapes.cells or self.n_questions > shapes.questions or self.n_generators > shapes.generators \
-                or self.n_verifiers > shapes.verifiers:
+        if shapes != Shapes.fitting(self, shapes):
             raise ValueError(f"observations exceed the padded shapes {shapes}")
+        c, V = len(self.q), shapes.verifiers
 
-        def pad(a, fill=0):
+        def pad(a, size, fill=0, width=None):
             a = np.asarray(a)
-            width = [(0, shapes.cells - c)] + ([(0, shapes.verifiers - a.shape[1])] if a.ndim == 2 else [])
-            return jnp.asarray(np.pad(a, width, constant_values=fill))
+            spec = [(0, size - a.shape[0])] + ([(0, width - a.shape[1])] if width is not None else [])
+            return jnp.asarray(np.pad(a, spec, constant_values=fill))
 
-        mask = np.zeros(shapes.cells, bool)
-        mask[:c] = True
         model_of = np.arange(shapes.generators)
         if self.generator_model is not None:
             model_of[: self.n_generators] = self.generator_model
-        return {"model_of": jnp.asarray(model_of), "q": pad(self.q), "g": pad(self.g), "n": pad(self.n),
-                "y": pad(self.y), "tp": pad(self.tp), "fp": pad(self.fp), "seen": pad(self.seen).astype(bool), "mask": jnp.asarray(mask)}
+        R, W = shapes.rank_obs, shapes.rank_width
+        seen = np.asarray(self.seen, bool)
+        jn = self.judged_n if self.judged_n is not None else np.where(seen, np.asarray(self.n)[:, None], 0)
+        jy = self.judged_y if self.judged_y is not None else np.where(seen, np.asarray(self.y)[:, None], 0)
+        return {"model_of": jnp.asarray(model_of), "q": pad(self.q, shapes.cells), "g": pad(self.g, shapes.cells),
+                "n": pad(self.n, shapes.cells), "y": pad(self.y, shapes.cells), "tp": pad(self.tp, shapes.cells, width=V),
+                "fp": pad(self.fp, shapes.cells, width=V), "jn": pad(jn, shapes.cells, width=V),
+                "jy": pad(jy, shapes.cells, width=V), "seen": pad(seen, shapes.cells, width=V).astype(bool),
+                "mask": jnp.asarray(np.arange(shapes.cells) < c),
+                "rank_r": pad(self.rank_r, R), "rank_y": pad(self.rank_y, R, width=W),
+                "rank_valid": pad(self.rank_valid, R, width=W).astype(bool), "rank_first": pad(self.rank_first, R),
+                "rank_second": pad(self.rank_second, R, fill=-1), "rank_mask": jnp.asarray(np.arange(R) < len(self.rank_r)),
+                "fuse_f": pad(self.fuse_f, shapes.fuse_obs), "fuse_q": pad(self.fuse_q, shapes.fuse_obs),
+                "fuse_k": pad(self.fuse_k, shapes.fuse_obs, fill=1), "fuse_m": pad(self.fuse_m, shapes.fuse_obs),
+                "fuse_crit": pad(self.fuse_crit, shapes.fuse_obs), "fuse_y": pad(self.fuse_y, shapes.fuse_obs),
+                "fuse_mask": jnp.asarray(np.arange(shapes.fuse_obs) < len(self.fuse_f))}
 
 
-def model(model_of, q, g, n, y, tp, fp, seen, mask, shapes: Shapes):
+def fuse_share(m, k):
+    """logit((m + 1/2) / (k + 1)): the share of right inputs, kept off 0 and 1."""
+    share = (m + 0.5) / (k + 1.0)
+    return jnp.log(share) - jnp.log1p(-share)
+
+
+def model(model_of, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank_valid, rank_first, rank_second, rank_mask,
+          fuse_f, fuse_q, fuse_k, fuse_m, fuse_crit, fuse_y, fuse_mask, shapes: Shapes):
     sigma_b = numpyro.sample("sigma_b", dist.HalfNormal(2.0))
     with numpyro.plate("questions", shapes.questions):
         z = numpyro.sample("z", dist.Normal(0.0, 1.0))
@@ -94,16 +152,44 @@ def model(model_of, q, g, n, y, tp, fp, seen, mask, shapes: Shapes):
         tau = numpyro.sample("tau", dist.Normal(1.0, 1.5))
         gamma = numpyro.sample("gamma", dist.Normal(-1.0, 1.5))
         lam = numpyro.sample("lam", dist.Normal(0.0, 1.0))
+    s_tau = numpyro.sample("s_tau", dist.HalfNormal(0.7))
+    s_gam = numpyro.sample("s_gam", dist.HalfNormal(0.7))
+    with numpyro.plate("verifier_generator", shapes.verifiers * shapes.generators):
+        e_tau = numpyro.sample("e_tau", dist.Normal(0.0, 1.0))
+        e_gam = numpyro.sample("e_gam", dist.Normal(0.0, 1.0))
+    tau_vg = numpyro.deterministic("tau_vg", tau[:, None] + s_tau * e_tau.reshape(shapes.verifiers, shapes.generators))
+    gam_vg = numpyro.deterministic("gamma_vg", gamma[:, None] + s_gam * e_gam.reshape(shapes.verifiers, shapes.generators))
     skill = theta[g] - b[q]
     mu = jnp.clip(jax.nn.sigmoid(skill), 1e-6, 1 - 1e-6)
     phi = jnp.exp(log_phi)[g]
     with numpyro.plate("cells", shapes.cells):
         numpyro.sample("y", dist.BetaBinomial(mu * phi, (1 - mu) * phi, n).mask(mask), obs=y)
-    logit_f = gamma[None, :] - lam[None, :] * skill[:, None]
+    logit_c = tau_vg.T[g]                                          # [cells, verifiers]
+    logit_f = gam_vg.T[g] - lam[None, :] * skill[:, None]
     judged = seen & mask[:, None]
     with numpyro.plate("cells_v", shapes.cells, dim=-2), numpyro.plate("verifiers_v", shapes.verifiers, dim=-1):
-        numpyro.sample("tp", dist.Binomial(y[:, None], logits=jnp.broadcast_to(tau[None, :], judged.shape)).mask(judged), obs=tp)
-        numpyro.sample("fp", dist.Binomial((n - y)[:, None], logits=logit_f).mask(judged), obs=fp)
+        numpyro.sample("tp", dist.Binomial(jy, logits=logit_c).mask(judged), obs=tp)
+        numpyro.sample("fp", dist.Binomial(jn - jy, logits=logit_f).mask(judged), obs=fp)
+    with numpyro.plate("rankers", shapes.rankers):
+        rank_beta = numpyro.sample("rank_beta", dist.Normal(1.0, 1.5))
+        rank_alpha = numpyro.sample("rank_alpha", dist.Normal(0.0, 1.0))
+    first_slot = (jnp.arange(shapes.rank_width) == 0)[None, :]
+    util = rank_beta[rank_r][:, None] * rank_y + rank_alpha[rank_r][:, None] * first_slot
+    util = jnp.where(rank_valid, util, -1e9)
+    logp = jax.nn.log_softmax(util, axis=-1)
+    top = jnp.take_along_axis(logp, rank_first[:, None], axis=-1)[:, 0]
+    rest = jnp.where(jnp.arange(shapes.rank_width)[None, :] == rank_first[:, None], -1e9, util)
+    second = jnp.take_along_axis(jax.nn.log_softmax(rest, axis=-1), jnp.maximum(rank_second, 0)[:, None], axis=-1)[:, 0]
+    numpyro.factor("rank", jnp.sum(jnp.where(rank_mask, top + jnp.where(rank_second >= 0, second, 0.0), 0.0)))
+    with numpyro.plate("fusers", shapes.fusers):
+        fuse_a = numpyro.sample("fuse_a", dist.Normal(0.0, 1.5))
+        fuse_b = numpyro.sample("fuse_b", dist.Normal(1.0, 1.0))
+        fuse_d = numpyro.sample("fuse_d", dist.Normal(0.0, 1.0))
+        fuse_e = numpyro.sample("fuse_e", dist.Normal(0.0, 1.0))
+    logit_fuse = (fuse_a[fuse_f] + fuse_b[fuse_f] * fuse_share(fuse_m, fuse_k) - fuse_d[fuse_f] * b[fuse_q]
+                  + fuse_e[fuse_f] * fuse_crit)
+    with numpyro.plate("fuse_obs", shapes.fuse_obs):
+        numpyro.sample("fuse", dist.Bernoulli(logits=logit_fuse).mask(fuse_mask), obs=fuse_y)
 
 
 @dataclass
@@ -112,15 +198,18 @@ class Posterior:
 
     theta: np.ndarray   # [draws, generators]
     b: np.ndarray       # [draws, questions]
-    tau: np.ndarray     # [draws, verifiers]
-    gamma: np.ndarray
-    lam: np.ndarray
+    tau: np.ndarray     # [draws, verifiers, generators] logit TPR
+    gamma: np.ndarray   # [draws, verifiers, generators] FPR intercept
+    lam: np.ndarray     # [draws, verifiers] FPR slope in skill
     sigma_b: np.ndarray  # [draws] spread of question difficulty: what new questions look like
     phi: np.ndarray      # [draws, generators] how tightly a cell's accuracy follows theta - b
     cell_n: np.ndarray   # [generators, questions] samples observed per cell (what p is conditioned on)
     cell_y: np.ndarray   # [generators, questions] of which correct
     method: str
     seconds: float
+    rank_beta: np.ndarray = field(default_factory=lambda: np.zeros((1, 0)))    # [draws, rankers]
+    rank_alpha: np.ndarray = field(default_factory=lambda: np.zeros((1, 0)))
+    fuse: dict[str, np.ndarray] = field(default_factory=dict)                 # a, b, d, e: [draws, fusers]
     diagnostics: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -137,62 +226,72 @@ class Posterior:
         return rng.beta(mu * phi + y, (1 - mu) * phi + n - y)
 
     def tpr(self) -> np.ndarray:
+        """[draws, verifiers, generators]."""
         return 1 / (1 + np.exp(-self.tau))
 
-    def fpr(self, theta_g: np.ndarray | None = None) -> np.ndarray:
-        """FPR per draw and verifier, averaged over questions (for a generator if given)."""
-        theta_g = self.theta.mean(axis=1) if theta_g is None else theta_g
-        skill = theta_g[:, None] - self.b                       # [draws, questions]
-        logit = self.gamma[:, :, None] - self.lam[:, :, None] * skill[:, None, :]
-        return (1 / (1 + np.exp(-logit))).mean(axis=2)          # [draws, verifiers]
+    def fpr(self, g: int) -> np.ndarray:
+        """FPR per draw and verifier for generator g, averaged over the questions: [draws, verifiers]."""
+        skill = self.theta[:, g][:, None] - self.b                               # [D, Q]
+        logit = self.gamma[:, :, g][:, :, None] - self.lam[:, :, None] * skill[:, None, :]
+        return (1 / (1 + np.exp(-logit))).mean(axis=2)
 
 
 class Surrogate:
-    """Fits the model; NUTS while the data are small, SVI (AutoNormal) when large."""
+    """Fits the model; NUTS while the data are small, SVI (AutoNormal) when large. Shapes grow with
+    the data (powers of two above ``shapes``); compiled code is kept per shape."""
 
     def __init__(self, shapes: Shapes = Shapes(), nuts_max_cells: int = 400, num_warmup: int = 400,
-                 num_samples: int = 400, svi_steps: int = 3000, seed: int = 0) -> None:
-        self.shapes, self.nuts_max_cells = shapes, nuts_max_cells
+                 num_samples: int = 400, svi_steps: int = 3000, seed: int = 0, method: str | None = None,
+                 warm_steps: int = 800) -> None:
+        self.shapes, self.nuts_max_cells, self.method = shapes, nuts_max_cells, method
         self.num_warmup, self.num_samples, self.svi_steps, self.seed = num_warmup, num_samples, svi_steps, seed
-        self._mcmc: MCMC | None = None
-        self._model = functools.partial(model, shapes=shapes)  # static sizes closed over, arrays traced
+        self.warm_steps = warm_steps
+        self._mcmc: dict[Shapes, MCMC] = {}
+        self._svi_params: dict[Shapes, dict] = {}   # the last SVI solution per shape: the next fit starts there
+        self.last_shapes: Shapes | None = None
 
     def fit(self, obs: Observations, method: str | None = None) -> Posterior:
-        data = obs.padded(self.shapes)
-        method = method or ("nuts" if len(obs.q) <= self.nuts_max_cells else "svi")
+        shapes = Shapes.fitting(obs, self.shapes)
+        self.last_shapes = shapes
+        data = obs.padded(shapes)
+        method = method or self.method or ("nuts" if len(obs.q) <= self.nuts_max_cells else "svi")
         start = time.perf_counter()
         key = jax.random.PRNGKey(self.seed)
+        kernel = functools.partial(model, shapes=shapes)  # static sizes closed over, arrays traced
         if method == "nuts":
-            samples, diagnostics, warnings = self._nuts(key, data)
+            samples, diagnostics, warnings = self._nuts(key, data, shapes, kernel)
             if warnings:  # loud fallback: say so, then use SVI's answer
-                samples, _, _ = self._svi(key, data)
+                samples, _, _ = self._svi(key, data, kernel, shapes)
                 warnings.append("NUTS diagnostics were poor; fell back to SVI")
                 method = "svi (fallback)"
         else:
-            samples, diagnostics, warnings = self._svi(key, data)
+            samples, diagnostics, warnings = self._svi(key, data, kernel, shapes)
         Q, G, V = obs.n_questions, obs.n_generators, obs.n_verifiers
         cell_n, cell_y = np.zeros((G, Q)), np.zeros((G, Q))
         np.add.at(cell_n, (obs.g, obs.q), obs.n)
         np.add.at(cell_y, (obs.g, obs.q), obs.y)
-        return Posterior(theta=np.asarray(samples["theta"])[:, :G], b=np.asarray(samples["b"])[:, :Q],
-                         phi=np.exp(np.asarray(samples["log_phi"])[:, :G]), cell_n=cell_n, cell_y=cell_y,
-                         tau=np.asarray(samples["tau"])[:, :V], gamma=np.asarray(samples["gamma"])[:, :V],
-                         lam=np.asarray(samples["lam"])[:, :V], sigma_b=np.asarray(samples["sigma_b"]), method=method,
+        s = {k: np.asarray(v) for k, v in samples.items()}
+        R, F = obs.n_rankers, obs.n_fusers
+        return Posterior(theta=s["theta"][:, :G], b=s["b"][:, :Q], phi=np.exp(s["log_phi"][:, :G]), cell_n=cell_n,
+                         cell_y=cell_y, tau=s["tau_vg"][:, :V, :G], gamma=s["gamma_vg"][:, :V, :G], lam=s["lam"][:, :V],
+                         sigma_b=s["sigma_b"], rank_beta=s["rank_beta"][:, :R], rank_alpha=s["rank_alpha"][:, :R],
+                         fuse={k: s[f"fuse_{k}"][:, :F] for k in "abde"}, method=method,
                          seconds=time.perf_counter() - start, diagnostics=diagnostics, warnings=warnings)
 
-    def _nuts(self, key, data):
-        if self._mcmc is None:
-            self._mcmc = MCMC(NUTS(self._model), num_warmup=self.num_warmup, num_samples=self.num_samples,
-                              progress_bar=False, jit_model_args=True)
-        self._mcmc.run(key, **data)
-        samples = self._mcmc.get_samples()
+    def _nuts(self, key, data, shapes: Shapes, kernel):
+        if shapes not in self._mcmc:
+            self._mcmc[shapes] = MCMC(NUTS(kernel), num_warmup=self.num_warmup, num_samples=self.num_samples,
+                                      progress_bar=False, jit_model_args=True)
+        mcmc = self._mcmc[shapes]
+        mcmc.run(key, **data)
+        samples = mcmc.get_samples()
         from numpyro.diagnostics import summary
 
-        stats = summary(self._mcmc.get_samples(group_by_chain=True), prob=0.9)
+        stats = summary(mcmc.get_samples(group_by_chain=True), prob=0.9)
         watched = ["theta", "tau", "gamma", "sigma_b"]
         r_hat = max(float(np.nanmax(stats[k]["r_hat"])) for k in watched)
         n_eff = min(float(np.nanmin(stats[k]["n_eff"])) for k in watched)
-        divergences = int(np.sum(self._mcmc.get_extra_fields()["diverging"]))
+        divergences = int(np.sum(mcmc.get_extra_fields()["diverging"]))
         warnings = []
         if divergences > self.num_samples // 20:
             warnings.append(f"{divergences} divergent transitions")
@@ -200,12 +299,14 @@ class Surrogate:
             warnings.append(f"min ESS {n_eff:.0f} < 50")
         return samples, {"r_hat_max": r_hat, "ess_min": n_eff, "divergences": divergences}, warnings
 
-    def _svi(self, key, data):
-        guide = AutoNormal(self._model)
-        svi = SVI(self._model, guide, numpyro.optim.Adam(0.02), Trace_ELBO())
-        result = svi.run(key, self.svi_steps, **data, progress_bar=False)
+    def _svi(self, key, data, kernel, shapes: Shapes):
+        guide = AutoNormal(kernel)
+        svi = SVI(kernel, guide, numpyro.optim.Adam(0.02), Trace_ELBO())
+        warm = self._svi_params.get(shapes)
+        result = svi.run(key, self.warm_steps if warm else self.svi_steps, **data, progress_bar=False, init_params=warm)
+        self._svi_params[shapes] = result.params
         draws = Predictive(guide, params=result.params, num_samples=self.num_samples)(jax.random.fold_in(key, 1), **data)
-        draws["b"] = draws["sigma_b"][:, None] * draws["z"]
-        draws["theta"] = draws["model_ability"][:, data["model_of"]] + SETTINGS_SCALE * draws["shift"]
+        draws = Predictive(kernel, posterior_samples=draws, return_sites=["b", "theta", "tau_vg", "gamma_vg"])(
+            jax.random.fold_in(key, 2), **data) | draws
         final = float(np.mean(np.asarray(result.losses[-100:])))
         return draws, {"elbo_final": -final}, []

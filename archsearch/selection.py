@@ -1,0 +1,125 @@
+"""Choosing the pipeline to export so that the choice holds out of sample.
+
+1. Every feasible front pipeline gets the posterior of its accuracy on new questions (the replay
+   predictor on fresh difficulties, not the raw search score that won among many noisy ones) and
+   P(it beats the baseline), the baseline being the space's cheapest pipeline (greedy in the
+   shipped spaces), compared draw by draw.
+2. Pipelines that beat the baseline with probability >= ``min_beat`` are ranked by the objective's
+   rule on posterior means; the top few are re-scored on the select split through Thresholdout
+   (a reusable holdout) and the rule picks among those answers. When none beats the baseline
+   with that probability, the baseline is chosen and the report says so.
+3. The final split is touched once, at export, by the chosen pipeline (and the baseline, for the
+   comparison the report prints -- never for choosing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .objectives import Objective
+from .spec import Measured, PipelineSpec
+from .thresholdout import Thresholdout
+
+NEW_QUESTIONS = 512   # simulated questions per draw for a pipeline's accuracy on the task
+
+
+@dataclass
+class Option:
+    trial: int | None            # None: the baseline, when the search never ran it
+    fingerprint: str
+    spec: PipelineSpec
+    search: Measured | None
+    accuracy: np.ndarray | None = None     # [draws] posterior accuracy on new questions
+    p_beats: float | None = None
+    predicted: dict[str, float] = field(default_factory=dict)   # posterior means of the objective's metrics
+    select: dict | None = None             # the Thresholdout answer, when re-scored on the select split
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.accuracy)) if self.accuracy is not None else self.search.accuracy
+
+    def band(self) -> tuple[float, float, float]:
+        if self.accuracy is None:
+            return self.search.accuracy, self.search.accuracy_low, self.search.accuracy_high
+        return self.mean, float(np.percentile(self.accuracy, 5)), float(np.percentile(self.accuracy, 95))
+
+
+@dataclass
+class Choice:
+    options: list[Option]
+    baseline: Option
+    chosen: Option
+    reason: str
+    posterior: bool               # False: no model of this space, chosen on raw scores
+
+
+def rank_key(objective: Objective, option: Option, value: float | None = None):
+    """The objective's rule: the best ``maximize`` (or ``minimize``) metric, then the tie-break."""
+    sel = objective.select
+    name, sign = (sel.maximize, -1) if sel.maximize else (sel.minimize, 1)
+    m = option.predicted or (option.search.model_dump() if option.search else {})
+    head = value if (value is not None and name == "accuracy") else (option.mean if name == "accuracy" else m.get(name, 0.0))
+    return sign * head, m.get(sel.tie_break, 0.0)
+
+
+def posterior_options(evidence, options: list[Option], objective: Objective, rng: np.random.Generator) -> bool:
+    """Attach each option's posterior on new questions and P(beats the baseline = options[-1])."""
+    from .bayes.plan import plan_of
+
+    plans = [plan_of(o.spec) for o in options]
+    if evidence is None or evidence.posterior is None or any(p is None for p in plans):
+        return False
+    sim = evidence.on_new(plans, NEW_QUESTIONS, rng)
+    base = sim.accuracy[:, -1]
+    for i, option in enumerate(options):
+        option.accuracy = sim.accuracy[:, i]
+        option.p_beats = float(np.mean(sim.accuracy[:, i] > base))
+        option.predicted = {m: float(np.mean(sim.metric(m)[:, i])) for m in
+                            ("accuracy", "calls_per_question", "usd_per_question", "latency_p50_s", "latency_p95_s")}
+    options[-1].p_beats = None
+    return True
+
+
+def choose(options: list[Option], baseline: Option, objective: Objective, posterior: bool, rescore,
+           holdout: Thresholdout | None, min_beat: float = 0.9, top: int = 3) -> Choice:
+    """``rescore(option) -> accuracy on the select split`` (None when there is no select split)."""
+    if not posterior:
+        best = min([o for o in options if o.search is not None], key=lambda o: rank_key(objective, o))
+        return Choice(options, baseline, best, "no posterior for this space: the best raw search score", False)
+    contenders = [o for o in options if o is not baseline and (o.p_beats or 0.0) >= min_beat]
+    if not contenders:
+        return Choice(options, baseline, baseline, f"no pipeline beats the baseline with probability >= {min_beat:g}: "
+                                                    "the baseline, the cheapest, is chosen", True)
+    contenders.sort(key=lambda o: rank_key(objective, o))
+    if holdout is None:
+        return Choice(options, baseline, contenders[0], "the best posterior mean", True)
+    shortlist = contenders[:top]
+    for option in shortlist:
+        measured = rescore(option)
+        option.select = holdout.answer(option.fingerprint, option.mean, measured)
+        option.select["measured"] = measured
+    best = min(shortlist, key=lambda o: rank_key(objective, o, o.select["value"]))
+    return Choice(options, baseline, best, f"the best of the top {len(shortlist)} by posterior mean, re-scored on the "
+                                          "select split through Thresholdout", True)
+
+
+def cheapest(specs: list[PipelineSpec]) -> int:
+    """Index of the cheapest pipeline by the calls its layers make per question; on ties the one
+    with the fewest layers (greedy alone, not greedy plus a test of its one answer), then the first."""
+    def calls(spec: PipelineSpec) -> float:
+        total, candidates = 0.0, 0
+        for layer in spec.layers:
+            p = layer.params
+            if layer.kind == "generate":
+                total, candidates = total + p["n"], candidates + p["n"]
+            elif layer.kind in ("verify", "critique"):
+                total += candidates
+            elif layer.kind == "rank":
+                total, candidates = total + 1, min(candidates, p["keep"])
+            elif layer.kind == "fuse":
+                total, candidates = total + 1, 1
+        return total
+
+    return min(range(len(specs)), key=lambda i: (calls(specs[i]), len(specs[i].layers), i))

@@ -1,0 +1,175 @@
+"""Does the exported choice hold out of sample? Re-split the recorded questions many times.
+
+For each of ``--splits`` random re-splits of every recorded question into search / select / final
+(the experiment's split sizes), run a search on the search split (TPE on the default objective,
+``--trials`` trials, the baseline first, as `archsearch optimize` runs it; every pipeline's
+per-question outcomes come from one replay of the recorded pool, no new calls), then choose by:
+
+  (a) the new rule: posterior means on new questions, P(beats baseline) >= 0.9, the top 3
+      re-scored on the select split through Thresholdout (archsearch/selection.py);
+  (b) the maximum raw search score among the front (ties: fewer calls);
+  (c) greedy (the space's cheapest pipeline);
+  (d) the oracle: the best pipeline of the space on the final split;
+
+and score each on the final split. Prints mean final accuracies, paired differences with 90%
+intervals (t over re-splits), and how often rule (a)'s predicted 90% interval for its final score
+held the measured one.
+
+    python benchmarks/resplit.py [--experiment experiments/humaneval-local] [--space spaces/sampling.yaml]
+                                 [--splits 20] [--trials 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tabular import RESULTS, NoCalls  # noqa: E402
+
+from archsearch.bayes.evidence import Evidence  # noqa: E402
+from archsearch.bayes.plan import plan_of  # noqa: E402
+from archsearch.evaluate import aevaluate  # noqa: E402
+from archsearch.experiment import Experiment  # noqa: E402
+from archsearch.llm import CallCache, LLMClient  # noqa: E402
+from archsearch.objectives import load_objective  # noqa: E402
+from archsearch.pipeline import Pipeline  # noqa: E402
+from archsearch.selection import Option, cheapest, choose, posterior_options, rank_key  # noqa: E402
+from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint  # noqa: E402
+from archsearch.spec import Measured  # noqa: E402
+from archsearch.stats import percentile, wilson_interval  # noqa: E402
+from archsearch.tasks import Task  # noqa: E402
+from archsearch.thresholdout import Thresholdout  # noqa: E402
+from archsearch.tpe import RungAwareTPE  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def outcomes(task: Task, specs, cache: CallCache, memo: dict, name: str) -> dict[str, np.ndarray]:
+    """Per pipeline and question (all records): right?, calls, latency -- replayed from the pool."""
+    path = RESULTS / f"{name}-outcomes.npz"
+    if path.exists():
+        return dict(np.load(path))
+    records = task.records
+    client = LLMClient(NoCalls(), cache, max_retries=0)
+
+    async def run():
+        try:
+            return [await aevaluate(Pipeline(s, client, sandbox_memo=memo), task, records, "all", concurrency=40)
+                    for s in specs]
+        finally:
+            await client.release_loop()
+
+    reports = asyncio.run(run())
+    index = {r.id: i for i, r in enumerate(records)}
+    out = {k: np.zeros((len(specs), len(records))) for k in ("correct", "calls", "latency", "failed")}
+    for p, report in enumerate(reports):
+        for o in report.outcomes:
+            q = index[o.id]
+            out["correct"][p, q], out["calls"][p, q] = o.correct, o.calls + o.cache_hits
+            out["latency"][p, q], out["failed"][p, q] = o.seconds, o.error is not None
+    RESULTS.mkdir(exist_ok=True)
+    np.savez_compressed(path, **out)
+    return out
+
+
+def measured(table, p: int, questions: np.ndarray) -> Measured:
+    right = int(table["correct"][p, questions].sum())
+    low, high = wilson_interval(right, len(questions))
+    lat = list(table["latency"][p, questions])
+    return Measured(split="search", questions=len(questions), accuracy=right / len(questions), accuracy_low=low,
+                    accuracy_high=high, usd_per_question=0.0, latency_p50_s=percentile(lat, 50),
+                    latency_p95_s=percentile(lat, 95), calls_per_question=float(table["calls"][p, questions].mean()))
+
+
+def one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, trials) -> dict:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(task.records))
+    search_q, select_q = order[: sizes[0]], order[sizes[0]: sizes[0] + sizes[1]]
+    final_q = order[sizes[0] + sizes[1]:]
+    by_fp = {fp: i for i, fp in enumerate(fps)}
+    base = cheapest(specs)
+    study = optuna.create_study(directions=objective.directions, sampler=RungAwareTPE(seed=seed, multivariate=True,
+                                                                                      n_startup_trials=8))
+    study.enqueue_trial(enumerate_space(space, task)[base][0])
+    for _ in range(trials):
+        trial = study.ask()
+        p = by_fp[spec_fingerprint(space.build(trial, task))]
+        trial.set_user_attr("p", p)
+        study.tell(trial, objective.values(measured(table, p, search_q)))
+    front = {t.user_attrs["p"] for t in study.best_trials}
+    options = [Option(p, fps[p], specs[p], measured(table, p, search_q)) for p in sorted(front) if p != base]
+    baseline = Option(base, fps[base], specs[base], measured(table, base, search_q))
+    records = [task.records[i] for i in search_q]
+    evidence = Evidence(task, records, cache, memo, [plan_of(s) for s in specs])
+    evidence.refresh()
+    ordered = options + [baseline]
+    posterior = posterior_options(evidence, ordered, objective, rng)
+    rule_a = choose(ordered, baseline, objective, posterior,
+                    lambda o: measured(table, o.trial, select_q).accuracy, Thresholdout(seed=seed))
+    rule_b = min(options + [baseline], key=lambda o: (-o.search.accuracy, o.search.calls_per_question))
+    final_acc = table["correct"][:, final_q].mean(axis=1)
+    chosen = rule_a.chosen.trial
+    predicted = evidence.on_new([plan_of(specs[chosen])], len(final_q), rng).accuracy[:, 0]
+    lo, hi = np.percentile(predicted, [5, 95])
+    return {"seed": seed, "a": final_acc[chosen], "b": final_acc[rule_b.trial], "c": final_acc[base],
+            "d": float(final_acc.max()), "a_pipeline": chosen, "b_pipeline": rule_b.trial, "reason": rule_a.reason,
+            "predicted_low": float(lo), "predicted_high": float(hi), "covered": bool(lo <= final_acc[chosen] <= hi),
+            "a_search": rule_a.chosen.search.accuracy, "b_search": rule_b.search.accuracy,
+            "rank_key_unused": str(rank_key(objective, rule_a.chosen))}
+
+
+def paired(x: np.ndarray) -> dict:
+    n = len(x)
+    half = stats.t.ppf(0.95, n - 1) * x.std(ddof=1) / np.sqrt(n) if n > 1 else float("nan")
+    return {"mean": float(x.mean()), "low90": float(x.mean() - half), "high90": float(x.mean() + half)}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", default=str(ROOT / "experiments/humaneval-local"))
+    p.add_argument("--space", help="default: the experiment's")
+    p.add_argument("--splits", type=int, default=20)
+    p.add_argument("--trials", type=int, default=30)
+    args = p.parse_args()
+    start = time.perf_counter()
+    exp = Experiment(args.experiment)
+    task = Task(exp.path(exp.config.task))
+    space = SearchSpace(args.space or exp.path(exp.config.space))
+    objective = load_objective(exp.path(exp.config.objective))
+    specs = [s for _, s in enumerate_space(space, task)]
+    fps = [spec_fingerprint(s) for s in specs]
+    cache, memo = CallCache(task.cache_url), {}
+    name = f"{exp.dir.name}-{space.name}"
+    table = outcomes(task, specs, cache, memo, name)
+    assert not table["failed"].any(), "some pipeline needs calls that are not recorded"
+    sizes = tuple(len([r for r in task.records if r.split == s]) for s in ("search", "select"))
+    rows = []
+    for seed in range(args.splits):
+        rows.append(one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, args.trials))
+        r = rows[-1]
+        print(f"split {seed}: a {r['a']:.3f} b {r['b']:.3f} greedy {r['c']:.3f} oracle {r['d']:.3f} "
+              f"predicted [{r['predicted_low']:.3f}, {r['predicted_high']:.3f}] {'in' if r['covered'] else 'OUT'}",
+              flush=True)
+    col = {k: np.array([r[k] for r in rows], float) for k in ("a", "b", "c", "d")}
+    result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "sizes": sizes,
+              "mean_final": {k: float(v.mean()) for k, v in col.items()},
+              "a_minus_b": paired(col["a"] - col["b"]), "a_minus_greedy": paired(col["a"] - col["c"]),
+              "oracle_minus_a": paired(col["d"] - col["a"]),
+              "predicted_interval_coverage": float(np.mean([r["covered"] for r in rows])),
+              "seconds": time.perf_counter() - start, "rows": rows}
+    (RESULTS / f"{name}-resplit.json").write_text(json.dumps(result, indent=1, default=float))
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The surrogate's predictive: replaying known calls must give exactly what the real pipelines
+score and spend, and unknown calls must follow the model."""
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archsearch.bayes.costs import CostModel
+from archsearch.bayes.evidence import Evidence
+from archsearch.bayes.known import Judged, KnownArrays, known_arrays
+from archsearch.bayes.model import Posterior
+from archsearch.bayes.observe import CallObs, Known, Sample
+from archsearch.bayes.plan import Generator, Plan, plan_of
+from archsearch.bayes.replay import Context
+from archsearch.bayes.simulator import simulate
+from archsearch.errors import LLMCallError
+from archsearch.evaluate import aevaluate
+from archsearch.llm import CallCache, LLMClient
+from archsearch.llm.models import ModelSpec
+from archsearch.pipeline import Pipeline
+from archsearch.space import SearchSpace, enumerate_space
+from archsearch.tasks import Task
+from archsearch.techniques.generate import GenerateParams
+
+ROOT = Path(__file__).resolve().parent.parent
+GEN = Generator(ModelSpec(id="fake/m"), GenerateParams(model="m", n=8, temperature=0.8))
+
+
+def _posterior(p: float, questions: int) -> Posterior:
+    logit = np.log(p / (1 - p))
+    return Posterior(theta=np.full((1, 1), logit), b=np.zeros((1, questions)), tau=np.full((1, 1, 1), 9.0),
+                     gamma=np.full((1, 1, 1), -9.0), lam=np.zeros((1, 1)), sigma_b=np.zeros(1),
+                     phi=np.full((1, 1), 1e12), cell_n=np.zeros((1, questions)), cell_y=np.zeros((1, questions)),
+                     method="fixed", seconds=0.0)
+
+
+def _known(cells: list[list[Judged]]) -> Known:
+    call = CallObs("fake/m", "generate", 1, 10, 10, 1.0)
+    samples = [[[Sample(f"s{q}-{i}", j, call) for i, j in enumerate(cell)] for q, cell in enumerate(cells)]]
+    return Known([GEN], {"verify": [], "rank": [], "critique": [], "fuse": []}, samples, np.ones(len(cells), bool))
+
+
+def _run(known: Known, plans: list[Plan], p: float = 0.5):
+    arrays = known_arrays(known)
+    ctx = Context(arrays, known.generators, known.judges, 1, {}, {}, {})
+    return simulate(_posterior(p, arrays.questions), plans, ctx, CostModel(known.calls()), np.random.default_rng(0))
+
+
+def _plan(n, test=None, vote=False, stop="never"):
+    from archsearch.bayes.plan import Check
+
+    checks = () if test is None else (Check(None, test),)
+    return Plan(((GEN, n),), checks, vote, False, stop)
+
+
+def test_known_samples_are_replayed_by_the_pipeline_rules():
+    from archsearch.bayes.predict import FALLBACK, KEEP_ALL
+
+    # sample 0 wrong but passes the visible tests; 1 and 2 right, same answer; 3 right, another answer
+    cell = [Judged(False, 1.0, "a"), Judged(True, 0.5, "b"), Judged(True, 0.5, "b"), Judged(True, 1.0, "c")]
+    known = _known([cell])
+    plans = [_plan(4), _plan(4, vote=True), _plan(4, KEEP_ALL), _plan(4, KEEP_ALL, vote=True), _plan(3, FALLBACK),
+             _plan(3, vote=True), _plan(4, KEEP_ALL, stop="accepted")]
+    sim = _run(known, plans)
+    assert sim.determined.all()
+    assert sim.accuracy[0].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    assert sim.calls[0].tolist() == [4, 4, 4, 4, 3, 3, 1]        # stop at the first accepted: one sample
+    assert sim.latency_p50[0].tolist() == [1, 1, 1, 1, 1, 1, 1]
+
+
+def test_unknown_samples_follow_the_cell_accuracy():
+    known = _known([[] for _ in range(400)])
+    sim = _run(known, [_plan(1)], p=0.3)
+    assert sim.accuracy[0, 0] == pytest.approx(0.3, abs=0.05) and not sim.determined[0]
+
+
+def test_fresh_questions_know_nothing():
+    arrays = known_arrays(_known([[Judged(True, 1.0, "a")]]))
+    fresh = KnownArrays.fresh(arrays, 7, np.ones(7, bool))
+    assert fresh.m.shape == (1, 7) and fresh.m.sum() == 0
+
+
+class _NoCalls:
+    async def complete(self, model_id, messages, params, sample_index=0):
+        raise LLMCallError(model_id, "not in the shipped pool")
+
+
+def _real(exp: Path, space: Path, tmp_path: Path):
+    shutil.copy(Path(Task(exp / "task.yaml").cache_url.removeprefix("sqlite:///")), tmp_path / "calls.sqlite")
+    task = Task(exp / "task.yaml")
+    records = task.split("search")
+    cache = CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}")
+    memo: dict = {}
+    client = LLMClient(_NoCalls(), cache, max_retries=0)
+    specs = [spec for _, spec in enumerate_space(SearchSpace(space), task)]
+
+    async def measure():
+        try:
+            return [(await aevaluate(Pipeline(s, client, sandbox_memo=memo), task, records, "search", concurrency=40))
+                    for s in specs]
+        finally:
+            await client.release_loop()
+
+    return task, records, cache, memo, specs, asyncio.run(measure())
+
+
+def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
+    """Every pipeline of the sampling space -- fixed n and stopping early -- run for real on the
+    recorded HumanEval pool (cache only, sandboxed tests), scores and calls exactly what the
+    simulator gives when every call is known; latency within the test layer's sandbox time."""
+    task, records, cache, memo, specs, reports = _real(ROOT / "experiments/humaneval-local", ROOT / "spaces/sampling.yaml",
+                                                       tmp_path)
+    plans = [plan_of(s) for s in specs]
+    evidence = Evidence(task, records, cache, memo, plans)
+    evidence.refresh()
+    sim = evidence.on_search(plans, np.random.default_rng(0), np.array([0]))
+    assert len(specs) == 315 and not any(r.failures for r in reports)
+    assert sim.determined.all() and sum(p.stop != "never" for p in plans) >= 60
+    np.testing.assert_array_equal(sim.accuracy[0], [r.measured().accuracy for r in reports])
+    np.testing.assert_allclose(sim.calls[0], [r.measured().calls_per_question for r in reports])
+    np.testing.assert_allclose(sim.latency_p50[0], [r.measured().latency_p50_s for r in reports], rtol=0.05)
