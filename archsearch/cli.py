@@ -97,6 +97,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise SpecError(args.spec, "provenance.task_file", "no task recorded in the spec: pass --task TASK.yaml")
         task_file = str(Path(args.spec).resolve().parent / recorded)
     task = Task(task_file)
+    args.split = args.split or task.final_split
     records = task.split(args.split)[: args.limit] if args.limit else task.split(args.split)
     cache_url = args.cache or task.cache_url
     pipe = Pipeline(spec, _client(cache_url, args.concurrency))
@@ -156,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="score a spec on a task split")
     ev.add_argument("spec")
     ev.add_argument("--task", help="task YAML (default: the one recorded in the spec's provenance)")
-    ev.add_argument("--split", default="test", help="split name, or 'all' (default: test)")
+    ev.add_argument("--split", help="split name, or 'all' (default: the task's final split: final, else test)")
     ev.add_argument("--limit", type=int, help="first N records of the split")
     ev.add_argument("--cache", help="call cache URL (default: the task's cache file)")
     ev.add_argument("--concurrency", type=int, default=16)

@@ -33,11 +33,6 @@ class Conclusion:
     notes: list[str] = field(default_factory=list)
 
 
-def final_split(task) -> str:
-    names = {r.split for r in task.records}
-    return "final" if "final" in names else "test"
-
-
 def _evidence(search: Search):
     """The sampler's evidence, or a fresh fit over the whole space; (None, kinds) when not modelled."""
     from .bayes.evidence import Evidence
@@ -45,9 +40,8 @@ def _evidence(search: Search):
 
     sampler = search.sampler
     if sampler is not None and getattr(sampler, "evidence", None) is not None:
-        if sampler.last_posterior is None:
-            sampler.fit()
-        return sampler.evidence, []
+        sampler.evidence.surrogate.method = None   # NUTS while the data are small, for the report
+        return (sampler.evidence if sampler.evidence.refresh() is not None else None), []
     specs = [spec for _, spec in enumerate_space(search.settings.space, search.settings.task)]
     plans = [plan_of(s) for s in specs]
     missing = sorted({k for s in specs for k in uncovered(s)})
@@ -101,7 +95,7 @@ def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0) -> Conclusion 
         choice.reason += f" (the select split was not used: {exc})"
     if holdout is not None:
         search.study.set_user_attr("thresholdout", holdout.state())
-    out = Conclusion(choice, evidence, missing, final_split=final_split(s.task))
+    out = Conclusion(choice, evidence, missing, final_split=s.task.final_split)
     if failure:
         out.notes.append(failure)
     if evidence is not None:

@@ -48,11 +48,15 @@ def test_python_tests_scorer_runs_hidden_tests_in_the_sandbox():
 def test_shipped_tasks_load_with_fixed_splits(root):
     he = Task(root / "experiments/humaneval-local/task.yaml")
     assert len(he.records) == 164
-    assert {len(he.split("search")), len(he.split("test"))} == {40}
-    assert not {r.id for r in he.split("search")} & {r.id for r in he.split("test")}
+    sizes = {name: len(he.split(name)) for name in ("search", "select", "final")}
+    assert sizes == {"search": 82, "select": 41, "final": 41} and he.final_split == "final"
+    ids = [{r.id for r in he.split(name)} for name in sizes]
+    assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    archon = Task(root / "experiments/humaneval-archon/task.yaml")   # the layered pool's 40 + 40
+    assert {r.id for r in archon.split("search")} <= ids[0] and archon.final_split == "test"
     assert sum(bool(r.visible_tests) for r in he.records) > 100
     gsm = Task(root / "experiments/gsm8k-local/task.yaml")
-    assert len(gsm.records) == 100 and len(gsm.split("test")) == 20
+    assert len(gsm.records) == 100 and [len(gsm.split(n)) for n in ("search", "select", "final")] == [50, 25, 25]
 
 
 def test_humaneval_canonical_solutions_pass_hidden_and_visible_tests(root):

@@ -39,7 +39,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=min_trials)
         self.rng = np.random.default_rng(seed)
         self.min_trials = min_trials
-        self.surrogate = surrogate or Surrogate(seed=seed)
+        # one posterior draw per trial: SVI restarted from its last solution is fast enough to refit
+        # before every trial (the report refits with NUTS when the data are small)
+        self.surrogate = surrogate or Surrogate(seed=seed, method="svi")
         self._candidates = None
         self._plans: dict[int, dict] = {}
         self.evidence: Evidence | None = None

@@ -88,6 +88,11 @@ class Task:
             raise SpecError(str(self.path), "split", f"no records in split {name!r} (have: {', '.join(names) or 'none'})")
         return chosen
 
+    @property
+    def final_split(self) -> str:
+        """The split touched once, at export: ``final`` in three-split tasks, else ``test``."""
+        return "final" if any(r.split == "final" for r in self.records) else "test"
+
     def data_hash(self, records: list[Record] | None = None) -> str:
         digest = hashlib.sha256()
         for r in records if records is not None else self.records:

@@ -1,0 +1,99 @@
+"""Choosing the export out of sample: Thresholdout's answers and budget, the posterior rule, the
+baseline gate, the resampling advice as a pipeline."""
+
+import numpy as np
+
+from archsearch.objectives import Objective
+from archsearch.selection import Option, cheapest, choose
+from archsearch.spec import Measured, loads_spec
+from archsearch.thresholdout import Thresholdout
+
+SPEC = loads_spec("""
+schema_version: 1
+name: s
+task: {template: "{question}", extractor: {kind: last_number}}
+models: {m: {id: fake/m}}
+layers: [{kind: generate, params: {model: m, n: 1}}]
+""")
+OBJ = Objective(name="o", metrics=[{"name": "accuracy", "direction": "maximize"},
+                                   {"name": "calls_per_question", "direction": "minimize"}])
+
+
+def _measured(acc, calls=1.0):
+    return Measured(split="search", questions=40, accuracy=acc, accuracy_low=0, accuracy_high=1, usd_per_question=0,
+                    latency_p50_s=1, latency_p95_s=1, calls_per_question=calls)
+
+
+def _option(trial, mean, p_beats, calls=1.0):
+    o = Option(trial, f"fp{trial}", SPEC, _measured(mean, calls), accuracy=np.full(100, mean), p_beats=p_beats,
+               predicted={"accuracy": mean, "calls_per_question": calls})
+    return o
+
+
+def test_thresholdout_answers_the_training_estimate_unless_the_holdout_disagrees():
+    t = Thresholdout(threshold=0.04, sigma=0.0001, budget=2, seed=1)
+    assert t.answer("a", 0.70, 0.71) == {"value": 0.70, "revealed": False, "exhausted": False}
+    far = t.answer("b", 0.80, 0.60)
+    assert far["revealed"] and abs(far["value"] - 0.60) < 0.01 and t.used == 1
+    assert t.answer("b", 0.80, 0.10) == far                      # asked again: the same answer, nothing spent
+    t.answer("c", 0.90, 0.50)
+    assert t.exhausted and t.answer("d", 0.90, 0.10) == {"value": 0.90, "revealed": False, "exhausted": True}
+    again = Thresholdout.from_state(t.state())                    # a resumed study keeps the budget and answers
+    assert again.used == 2 and again.answer("b", 0.80, 0.10) == far
+
+
+def test_the_rule_picks_by_posterior_means_and_the_select_split():
+    base = _option(0, 0.50, None)
+    a, b, c = _option(1, 0.70, 0.99, calls=8), _option(2, 0.68, 0.97, calls=2), _option(3, 0.60, 0.50)
+    scores = {1: 0.50, 2: 0.69}   # a overfit the search split: the select split says so
+    choice = choose([a, b, c, base], base, OBJ, True, lambda o: scores[o.trial],
+                    Thresholdout(threshold=0.04, sigma=0.0001, seed=0))
+    assert choice.chosen is b and a.select["revealed"] and not b.select["revealed"]
+    assert c.select is None                                       # below the 0.9 gate: never re-scored
+
+
+def test_when_nothing_beats_the_baseline_the_baseline_is_chosen_and_said():
+    base = _option(0, 0.50, None)
+    choice = choose([_option(1, 0.55, 0.80), base], base, OBJ, True, None, None)
+    assert choice.chosen is base and "no pipeline beats the baseline" in choice.reason
+
+
+def test_without_a_posterior_the_raw_rule_decides():
+    base = _option(0, 0.50, None)
+    best = _option(1, 0.80, None)
+    assert choose([best, base], base, OBJ, False, None, None).chosen is best
+
+
+def test_the_baseline_is_the_cheapest_and_simplest_pipeline():
+    specs = [loads_spec(f"""
+schema_version: 1
+name: s{i}
+task: {{template: "{{question}}", extractor: {{kind: last_number}}}}
+models: {{m: {{id: fake/m}}}}
+layers: {layers}
+""") for i, layers in enumerate([
+        "[{kind: generate, params: {model: m, n: 4}}, {kind: vote}]",
+        "[{kind: generate, params: {model: m, n: 1}}, {kind: verify, params: {model: m}}]",
+        "[{kind: generate, params: {model: m, n: 1}}, {kind: vote}]",
+        "[{kind: generate, params: {model: m, n: 1}}]"])]
+    assert cheapest(specs) == 3
+
+
+def test_the_resampling_advice_is_a_pipeline_to_export():
+    from archsearch.bayes.summary import Band, Ceiling
+    from archsearch.conclude import resample_until_accepted
+
+    chosen = loads_spec("""
+schema_version: 1
+name: c
+task: {template: "{question}", extractor: {kind: last_number}}
+models: {m: {id: fake/m}}
+layers:
+  - {kind: generate, params: {model: m, n: 8, temperature: 0.8}}
+  - {kind: test, params: {keep: best}}
+  - {kind: vote}
+""")
+    advice = resample_until_accepted(chosen, Ceiling("visible tests", Band(0.8, 0.7, 0.9), 5, 1.0))
+    gen, test = advice.layers
+    assert gen.params["n"] == 5 and gen.params["stop"] == "accepted"
+    assert test.kind == "test" and test.params["keep"] == "passing" and test.params["on_none_passed"] == "abstain"
