@@ -71,9 +71,17 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
         held = [i for i in range(len(rows)) if i not in chosen]
         sim = evidence.on_search([plans[i] for i in held], rng)
         unknown = ~sim.determined
-        for metric, attr in (("accuracy", "accuracy"), ("tokens", "tokens_per_question"), ("latency", "latency_p50_s")):
+        for metric, attr in (("accuracy", "accuracy"), ("calls", "calls_per_question"), ("tokens", "tokens_per_question"),
+                             ("latency", "latency_p50_s")):
             measured = np.array([getattr(rows[i], attr) for i in held])
-            draws = {"accuracy": sim.accuracy, "tokens": sim.tokens, "latency": sim.latency_p50}[metric]
+            draws = {"accuracy": sim.accuracy, "calls": sim.calls, "tokens": sim.tokens, "latency": sim.latency_p50}[metric]
+            if metric == "calls":   # only pipelines that stop early spend a random number of calls
+                stops = np.array([plans[i].stop != "never" for i in held])
+                if stops.any():
+                    add("calls:sequential", judge(draws[:, stops], measured[stops], rng))
+                    add("calls:sequential-mean", {"relative": [abs(draws[:, stops].mean() - measured[stops].mean())
+                                                               / measured[stops].mean()]})
+                continue
             add(f"{metric}:all", judge(draws, measured, rng))
             if unknown.any():
                 add(f"{metric}:unbought", judge(draws[:, unknown], measured[unknown], rng))

@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 GEN = Generator(ModelSpec(id="fake/m"), GenerateParams(model="m", n=8, temperature=0.8))
 
 
-def _posterior(p: float, questions: int) -> Posterior:
-    logit = np.log(p / (1 - p))
-    return Posterior(theta=np.full((1, 1), logit), b=np.zeros((1, questions)), tau=np.full((1, 1, 1), 9.0),
-                     gamma=np.full((1, 1, 1), -9.0), lam=np.zeros((1, 1)), sigma_b=np.zeros(1),
-                     phi=np.full((1, 1), 1e12), cell_n=np.zeros((1, questions)), cell_y=np.zeros((1, questions)),
+def _posterior(p: float, questions: int, generators: int = 1) -> Posterior:
+    logit, G = np.log(p / (1 - p)), generators
+    return Posterior(theta=np.full((1, G), logit), b=np.zeros((1, questions)), tau=np.full((1, 1, G), 9.0),
+                     gamma=np.full((1, 1, G), -9.0), lam=np.zeros((1, 1)), sigma_b=np.zeros(1),
+                     phi=np.full((1, G), 1e12), cell_n=np.zeros((G, questions)), cell_y=np.zeros((G, questions)),
                      method="fixed", seconds=0.0)
 
 
@@ -122,3 +122,63 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
     np.testing.assert_array_equal(sim.accuracy[0], [r.measured().accuracy for r in reports])
     np.testing.assert_allclose(sim.calls[0], [r.measured().calls_per_question for r in reports])
     np.testing.assert_allclose(sim.latency_p50[0], [r.measured().latency_p50_s for r in reports], rtol=0.05)
+
+
+def _judge(role, params_cls, **kw):
+    from archsearch.bayes.plan import Judge
+
+    return Judge(role, ModelSpec(id=f"fake/{role}"), params_cls(model="j", **kw))
+
+
+def test_llm_judges_and_ensembles_are_replayed():
+    from archsearch.bayes.plan import Check
+    from archsearch.bayes.predict import FALLBACK, KEEP_ALL
+    from archsearch.techniques.verify import VerifyParams
+
+    other = Generator(ModelSpec(id="fake/other"), GenerateParams(model="o", n=2, temperature=0.8))
+    judge = _judge("verify", VerifyParams)
+    call = CallObs("fake/m", "generate", 1, 10, 10, 1.0)
+    right, wrong = Judged(True, None, "r"), Judged(False, None, "w")
+    samples = [[[Sample("a", wrong, call), Sample("b", right, call)]],      # generator 0 on the one question
+               [[Sample("c", right, call), Sample("d", wrong, call)]]]      # generator 1
+    verdict = CallObs("fake/verify", "verify", 1, 5, 5, 2.0)
+    known = Known([GEN, other], {"verify": [judge], "rank": [], "critique": [], "fuse": []}, samples, np.zeros(1, bool),
+                  verdicts={(0, 0, 0, 0): (True, verdict), (0, 0, 0, 1): (False, verdict),
+                            (0, 1, 0, 0): (True, verdict), (0, 1, 0, 1): (False, verdict)})
+    arrays = known_arrays(known)
+    ctx = Context(arrays, known.generators, known.judges, 0, {}, {}, {})
+    plans = [Plan(((GEN, 2), (other, 2)), (Check(judge, KEEP_ALL),), vote=False),   # accepted: a (wrong), c
+             Plan(((other, 2), (GEN, 2)), (Check(judge, KEEP_ALL),), vote=False),   # order matters: c first
+             Plan(((GEN, 2), (other, 2)), (), vote=True),                           # votes: r twice, w twice: a first
+             Plan(((GEN, 1),), (Check(judge, FALLBACK),), vote=False)]
+    sim = simulate(_posterior(0.5, 1, 2), plans, ctx, CostModel(known.calls()), np.random.default_rng(0))
+    assert sim.determined.all()
+    assert sim.accuracy[0].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert sim.calls[0].tolist() == [8.0, 8.0, 4.0, 2.0]            # 4 samples + 4 verdicts; the last: 1 + 1
+    assert sim.latency_p50[0].tolist() == [3.0, 3.0, 1.0, 3.0]       # one generate step, then one judging step
+
+
+def test_rank_and_fuse_are_replayed_where_known_and_drawn_where_not():
+    from archsearch.bayes.observe import fusion_inputs_key
+    from archsearch.techniques.fuse import FuseParams
+    from archsearch.techniques.rank import RankParams
+
+    call = CallObs("fake/m", "generate", 1, 10, 10, 1.0)
+    right, wrong = Judged(True, None, "r"), Judged(False, None, "w")
+    ranker, fuser = _judge("rank", RankParams), _judge("fuse", FuseParams)
+    samples = [[[Sample(str(i), right if i == 2 else wrong, call) for i in range(4)] for _ in range(2)]]
+    rank_plan = Plan(((GEN, 4),), rank=ranker, keep=1)
+    fuse_plan = Plan(((GEN, 4),), rank=ranker, keep=2, fuse=fuser)
+    known = Known([GEN], {"verify": [], "rank": [ranker], "critique": [], "fuse": [fuser]}, samples, np.zeros(2, bool),
+                  ranks={(0, 0, 4, 0): ((2, 0, 1, 3), CallObs("fake/rank", "rank", 4, 40, 4, 3.0))},
+                  fused={(0, fusion_inputs_key(fuse_plan), 0): (True, 1, CallObs("fake/fuse", "fuse", 2, 30, 9, 4.0))})
+    arrays = known_arrays(known)
+    ctx = Context(arrays, known.generators, known.judges, 0, known.ranks, {}, known.fused)
+    post = _posterior(0.5, 2)
+    post.rank_beta, post.rank_alpha = np.full((1, 1), 50.0), np.zeros((1, 1))      # the ranker always finds it
+    post.fuse = {"a": np.full((1, 1), -50.0), "b": np.zeros((1, 1)), "d": np.zeros((1, 1)), "e": np.zeros((1, 1))}
+    sim = simulate(post, [rank_plan, fuse_plan], ctx, CostModel(known.calls()), np.random.default_rng(0))
+    # question 0 replays the recorded ranking (2 first) and fusion (right); question 1's are drawn:
+    # the ranker finds the right sample, the fuser (a = -50) gets it wrong
+    assert sim.accuracy[0].tolist() == [1.0, 0.5]
+    assert sim.calls[0].tolist() == [5.0, 6.0] and not sim.determined.any()
