@@ -13,13 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from archsearch.testing.net import free_port, wait_for_port  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = """
@@ -32,22 +33,11 @@ web.run_app(make_app(plan, hang_s=float(sys.argv[2]), retry_after_s=0.05), host=
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def run(hold: float, timeout: float, trials: int) -> dict:
     port, folder = free_port(), Path(tempfile.mkdtemp())
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port), str(hold)])
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         (folder / "data.jsonl").write_text((ROOT / "tests/fixtures/toy/data.jsonl").read_text())
         (folder / "task.yaml").write_text("name: t\ndata: data.jsonl\ncache: calls.sqlite\ntemplate: '{question}'\n"
                                           "extractor: last_number\nscorer: numeric\n")

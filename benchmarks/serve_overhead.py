@@ -14,30 +14,12 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(port: int, timeout: float = 30.0) -> None:
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on {port}")
 
 
 async def burst(url: str, n: int) -> list[tuple[float, float]]:
@@ -54,6 +36,9 @@ async def burst(url: str, n: int) -> list[tuple[float, float]]:
             return time.perf_counter() - start, own
 
         return await asyncio.gather(*(one(i) for i in range(n)))
+
+
+from archsearch.testing.net import free_port, wait_for_port  # noqa: E402
 
 
 def main() -> None:
@@ -80,8 +65,8 @@ layers:
                                "--max-concurrent", str(args.requests * 2), "--concurrency", str(args.requests * 2)],
                               env=env, stdout=subprocess.DEVNULL)]
     try:
-        wait_for(model_port)
-        wait_for(port)
+        wait_for_port(model_port)
+        wait_for_port(port)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
         asyncio.run(burst(url, 20))  # warm-up: imports, connection pools
         overhead, total, own = [], [], []

@@ -29,25 +29,12 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
 @pytest.fixture
 def fault_server():
     """A fault-injecting OpenAI-compatible server on a loopback port, run in a thread."""
-    import asyncio
-    import threading
-
-    from aiohttp import web
-
     from archsearch.testing.fault_server import make_app, schedule
+    from archsearch.testing.net import serving
 
     plan = ["401_echo"] + schedule(seed=2, n=5000, failure_rate=0.15, kinds=("429", "500", "malformed"))
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(make_app(plan))
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield port
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    with serving(make_app(plan)) as port:
+        yield port
 
 
 def http_experiment(folder: Path, port: int, trials: int, price_per_mtok: float = 1.0) -> Path:
@@ -75,21 +62,8 @@ def http_experiment(folder: Path, port: int, trials: int, price_per_mtok: float 
 @pytest.fixture
 def latency_server():
     """A well-behaved OpenAI-compatible loopback server answering after 10 ms, run in a thread."""
-    import asyncio
-    import threading
-
-    from aiohttp import web
-
     from archsearch.testing.fixed_latency_server import make_app
+    from archsearch.testing.net import serving
 
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(make_app(0.01))
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = site._server.sockets[0].getsockname()[1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    yield port
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
+    with serving(make_app(0.01)) as port:
+        yield port

@@ -3,49 +3,26 @@ spec, and the official openai client and litellm talking to it. Prints what it s
 
 import asyncio
 import json
-import socket
 import sys
-import threading
-import time
+from contextlib import ExitStack
 from pathlib import Path
 
-from aiohttp import web
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(app: web.Application, port: int) -> None:
-    loop = asyncio.new_event_loop()
-
-    def run():
-        asyncio.set_event_loop(loop)
-        runner = web.AppRunner(app)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        loop.run_forever()
-
-    threading.Thread(target=run, daemon=True).start()
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
+from archsearch.testing.net import serving
 
 
 def main(workdir: str) -> None:
+    with ExitStack() as servers:
+        run(workdir, lambda app: servers.enter_context(serving(app)))
+
+
+def run(workdir: str, start) -> None:
     from archsearch.llm import LLMClient
     from archsearch.pipeline import Pipeline
     from archsearch.serve import make_app
     from archsearch.spec import loads_spec
     from archsearch.testing.fixed_latency_server import make_app as model_app
 
-    model_port, port = free_port(), free_port()
-    start(model_app(0.05), model_port)
+    model_port = start(model_app(0.05))
     spec = loads_spec(f"""
 schema_version: 1
 name: arith-vote
@@ -58,7 +35,7 @@ layers:
   - {{kind: vote}}
 """)
     pipe = Pipeline(spec, LLMClient(max_concurrency=64))
-    start(make_app(pipe, max_concurrent=2), port)
+    port = start(make_app(pipe, max_concurrent=2))
     base = f"http://127.0.0.1:{port}/v1"
     seen = {}
 

@@ -39,9 +39,9 @@ def test_a_referenced_key_reaches_no_file_row_header_or_log_through_optimize_and
     """The key lives in PROVIDER_AUTH (a name the generic redaction would not catch), referenced as
     os.environ/PROVIDER_AUTH; the server echoes it back in a 401 on its first request."""
     import json
-    import socket
-    import time
     import urllib.request
+
+    from archsearch.testing.net import free_port, wait_for_port
 
     exp = http_experiment(tmp_path / "exp", fault_server, trials=4)
     space = (exp / "space.yaml").read_text()
@@ -55,20 +55,13 @@ def test_a_referenced_key_reaches_no_file_row_header_or_log_through_optimize_and
     assert "HTTP 401" in report and "os.environ/PROVIDER_AUTH" in report   # the echo was recorded, as a reference
     spec = (exp / "out" / "pipeline.yaml").read_text()
     assert "api_key: os.environ/PROVIDER_AUTH" in spec
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = (tmp_path / "serve.log").open("w")
     server = subprocess.Popen([sys.executable, "-m", "archsearch.cli", "serve", str(exp / "out" / "pipeline.yaml"),
                                "--port", str(port), "--cache", f"sqlite:///{exp / 'calls.sqlite'}"],
                               env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_for_port(port)
         name = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models").read())["data"][0]["id"]
         request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", method="POST",
                                          data=json.dumps({"model": name, "messages": [
