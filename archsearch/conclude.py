@@ -89,7 +89,7 @@ def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0) -> Conclusion 
 
     try:
         choice = choose([o for o in ordered if o.search is not None or o is baseline], baseline, objective, posterior,
-                        rescore, holdout)
+                        rescore, holdout, objective.select.min_p_beats_baseline, objective.select.rescore_top)
     except BudgetExhausted as exc:
         choice = choose(ordered, baseline, objective, posterior, None, None)
         choice.reason += f" (the select split was not used: {exc})"

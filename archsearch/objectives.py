@@ -31,6 +31,9 @@ class Selection(Strict):
     maximize: Metric | None = "accuracy"
     minimize: Metric | None = None
     tie_break: Metric = "calls_per_question"
+    min_p_beats_baseline: float = Field(0.9, ge=0, le=1, description="a choice must beat the space's cheapest "
+                                        "pipeline with this posterior probability, else the baseline is exported")
+    rescore_top: int = Field(3, ge=1, le=20, description="how many are re-scored on the select split (Thresholdout)")
 
 
 class SearchBudget(Strict):

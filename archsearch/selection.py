@@ -22,7 +22,7 @@ from .objectives import Objective
 from .spec import Measured, PipelineSpec
 from .thresholdout import Thresholdout
 
-NEW_QUESTIONS = 512   # simulated questions per draw for a pipeline's accuracy on the task
+NEW_QUESTIONS = 2048  # simulated questions per draw for a pipeline's accuracy on the task (simulation noise ~1 point)
 
 
 @dataclass

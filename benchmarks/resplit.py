@@ -91,7 +91,7 @@ def measured(table, p: int, questions: np.ndarray) -> Measured:
                     latency_p95_s=percentile(lat, 95), calls_per_question=float(table["calls"][p, questions].mean()))
 
 
-def one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, trials) -> dict:
+def one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, trials, min_beat) -> dict:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(task.records))
     search_q, select_q = order[: sizes[0]], order[sizes[0]: sizes[0] + sizes[1]]
@@ -115,7 +115,7 @@ def one_split(seed, task, space, objective, specs, fps, table, cache, memo, size
     ordered = options + [baseline]
     posterior = posterior_options(evidence, ordered, objective, rng)
     rule_a = choose(ordered, baseline, objective, posterior,
-                    lambda o: measured(table, o.trial, select_q).accuracy, Thresholdout(seed=seed))
+                    lambda o: measured(table, o.trial, select_q).accuracy, Thresholdout(seed=seed), min_beat=min_beat)
     rule_b = min(options + [baseline], key=lambda o: (-o.search.accuracy, o.search.calls_per_question))
     final_acc = table["correct"][:, final_q].mean(axis=1)
     chosen = rule_a.chosen.trial
@@ -140,6 +140,7 @@ def main() -> None:
     p.add_argument("--space", help="default: the experiment's")
     p.add_argument("--splits", type=int, default=20)
     p.add_argument("--trials", type=int, default=30)
+    p.add_argument("--min-beat", type=float, default=0.9, help="P(beats the baseline) a choice needs (ablation)")
     args = p.parse_args()
     start = time.perf_counter()
     exp = Experiment(args.experiment)
@@ -155,19 +156,21 @@ def main() -> None:
     sizes = tuple(len([r for r in task.records if r.split == s]) for s in ("search", "select"))
     rows = []
     for seed in range(args.splits):
-        rows.append(one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, args.trials))
+        rows.append(one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, args.trials,
+                              args.min_beat))
         r = rows[-1]
         print(f"split {seed}: a {r['a']:.3f} b {r['b']:.3f} greedy {r['c']:.3f} oracle {r['d']:.3f} "
               f"predicted [{r['predicted_low']:.3f}, {r['predicted_high']:.3f}] {'in' if r['covered'] else 'OUT'}",
               flush=True)
     col = {k: np.array([r[k] for r in rows], float) for k in ("a", "b", "c", "d")}
-    result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "sizes": sizes,
+    result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "sizes": sizes, "min_beat": args.min_beat,
               "mean_final": {k: float(v.mean()) for k, v in col.items()},
               "a_minus_b": paired(col["a"] - col["b"]), "a_minus_greedy": paired(col["a"] - col["c"]),
               "oracle_minus_a": paired(col["d"] - col["a"]),
               "predicted_interval_coverage": float(np.mean([r["covered"] for r in rows])),
               "seconds": time.perf_counter() - start, "rows": rows}
-    (RESULTS / f"{name}-resplit.json").write_text(json.dumps(result, indent=1, default=float))
+    suffix = "" if args.min_beat == 0.9 else f"-beat{args.min_beat:g}"
+    (RESULTS / f"{name}-resplit{suffix}.json").write_text(json.dumps(result, indent=1, default=float))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1, default=float))
 
 

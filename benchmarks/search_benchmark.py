@@ -140,7 +140,7 @@ def main() -> None:
     rows, task, records, cache, memo = build_table(experiment, space_path)
     space = SearchSpace(space_path)
     specs = {spec_fingerprint(s): s for _, s in enumerate_space(space, task)}
-    complete = [r for r in rows if r.complete]
+    complete = list({r.fingerprint: r for r in rows if r.complete}.values())   # each distinct pipeline once
     best = max(r.accuracy for r in complete)
     print(f"{len(complete)} pipelines scored from the pool ({len({r.fingerprint for r in complete})} distinct) in "
           f"{time.perf_counter() - start:.1f}s; best accuracy {best:.3f}; "

@@ -12,11 +12,11 @@ from ..llm.models import ModelSpec
 from .model import fuse_share
 from .observe import fusion_inputs_key
 from .plan import Plan
-from .replay import Context, sigmoid, usd_of
+from .replay import Common, Context, sigmoid, usd_of
 
 
-def simulate_fusion(posterior, plan: Plan, ctx: Context, costs, rng: np.random.Generator, d: np.ndarray
-                    ) -> dict[str, np.ndarray]:
+def simulate_fusion(posterior, plan: Plan, ctx: Context, costs, rng: np.random.Generator, d: np.ndarray,
+                    common: Common) -> dict[str, np.ndarray]:
     """Per-question outcomes [D, Q] of one fusion plan for draws ``d``."""
     ka, Q, D = ctx.known, ctx.known.questions, len(d)
     gen, n = plan.sources[0]
@@ -25,8 +25,7 @@ def simulate_fusion(posterior, plan: Plan, ctx: Context, costs, rng: np.random.G
     idx = np.minimum(np.arange(n), M - 1)
     known = (np.arange(n)[None, :] < ka.m[g][:, None])                                 # [Q, n]
     all_known = known.all(axis=1)                                                        # [Q]
-    p = posterior.cell_p(rng, d)[:, g, :]                                                # [D, Q]
-    correct = np.where(known, ka.correct[g][:, idx], rng.random((D, Q, n)) < p[..., None])
+    correct = np.where(known, ka.correct[g][:, idx], common.correct[:, g, :, :n] < common.p[:, g, :, None])
     gen_cost = np.where(known[None, None], ka.gen_cost[:, g][:, :, idx][:, None],
                         costs.sample(gen.model.id, "generate", 1, (D, Q, n), rows=d))
     calls = np.full((D, Q), float(n))

@@ -11,7 +11,8 @@ import numpy as np
 
 from .model import Observations
 
-CANONICAL = 0   # vote-key id of a question's modal correct answer; drawn ids start far above known ones
+CANONICAL = 0   # vote-key id of a question's modal right answer
+MODAL_WRONG = 1  # ... and of its modal wrong answer; other keys from 2 up, drawn ones far above
 UNKNOWN = -1
 
 
@@ -55,39 +56,48 @@ class KnownArrays:
     gen_cost: np.ndarray     # [3, G, Q, M] tokens in, tokens out, latency of the sample's call (nan: unknown)
     verdict_cost: np.ndarray  # [3, J, G, Q, M] the same for judge j's call on it
     testable: np.ndarray     # [Q]
-    same_pairs: np.ndarray   # [2, G, Q] pairs of known correct samples with the same key
-    pairs: np.ndarray        # [G, Q] pairs of known correct samples
+    same_pairs: np.ndarray   # [2 right/wrong, 2 mode, G, Q] pairs of known samples of that outcome with one key
+    pairs: np.ndarray        # [2 right/wrong, G, Q] pairs of known samples of that outcome
+    mute: tuple[int, int] = (0, 0)   # wrong samples on testable questions without a behaviour, of all such
 
     @property
     def questions(self) -> int:
         return len(self.testable)
 
-    def kappa(self, draws: int, rng: np.random.Generator, mode: int, weight: float = 2.0) -> np.ndarray:
-        """[draws, G, Q] chance a new correct sample repeats its question's canonical correct key: a
-        Beta around the pool's rate, updated by the cell's own correct pairs (mode 1: behaviour)."""
-        has = self.pairs > 0
-        same = self.same_pairs[mode]
-        mean = float(np.mean(same[has] / self.pairs[has])) if has.any() else (0.9 if mode else 0.1)
-        mean = min(max(mean, 0.01), 0.99)
-        a, b = weight * mean + same, weight * (1 - mean) + self.pairs - same
+    def pool_rate(self, outcome: int, mode: int) -> float:
+        """How often two known samples of one outcome (0 right, 1 wrong) share a vote key, averaged
+        over the cells that have a pair (by text rarely, by behaviour often -- wrong programs too)."""
+        has = self.pairs[outcome] > 0
+        if not has.any():
+            return [[0.1, 0.9], [0.02, 0.3]][outcome][mode]
+        mean = float(np.mean(self.same_pairs[outcome, mode][has] / self.pairs[outcome][has]))
+        return min(max(mean, 0.01), 0.99)
+
+    def agreement(self, draws: int, rng: np.random.Generator, outcome: int, mode: int, weight: float = 2.0) -> np.ndarray:
+        """[draws, G, Q] chance a new sample of that outcome repeats its question's modal key of the same
+        outcome: a Beta around the pool's rate, updated by the cell's own pairs (its square root, so
+        two drawn samples agree at the rate itself)."""
+        mean, same, pairs = self.pool_rate(outcome, mode), self.same_pairs[outcome, mode], self.pairs[outcome]
+        a, b = weight * mean + same, weight * (1 - mean) + pairs - same
         return np.sqrt(rng.beta(a, b, size=(draws,) + a.shape))
+
+    @property
+    def mute_rate(self) -> float:
+        """How often a wrong program shows no behaviour (it raised on every visible input)."""
+        return (self.mute[0] + 1) / (self.mute[1] + 4)
 
     @classmethod
     def fresh(cls, like: KnownArrays, questions: int, testable: np.ndarray) -> KnownArrays:
         """Nothing known, on ``questions`` new questions (for predictions beyond the search split);
         agreement rates keep the pool's average."""
         G, J = like.m.shape[0], like.verdict.shape[0]
-        rate = float(np.mean(like.same_pairs[1][like.pairs > 0] / like.pairs[like.pairs > 0])) if (like.pairs > 0).any() \
-            else 0.9
-        text = float(np.mean(like.same_pairs[0][like.pairs > 0] / like.pairs[like.pairs > 0])) if (like.pairs > 0).any() \
-            else 0.1
-        pairs = np.full((G, questions), 10.0)   # a pool-strength prior at the pool's rates
-        same = np.stack([pairs * text, pairs * rate])
+        pairs = np.full((2, G, questions), 10.0)   # a pool-strength prior at the pool's rates
+        same = np.stack([np.stack([pairs[o] * like.pool_rate(o, mode) for mode in (0, 1)]) for o in (0, 1)])
         empty = np.zeros((G, questions, 1))
         return cls(np.zeros((G, questions), int), empty.astype(bool), empty, np.zeros((2, G, questions, 1), int),
                    np.zeros((2, G, questions, 1), int), np.full((J, G, questions, 1), UNKNOWN),
                    np.full((3, G, questions, 1), np.nan), np.full((3, J, G, questions, 1), np.nan),
-                   np.asarray(testable, bool), same, pairs)
+                   np.asarray(testable, bool), same, pairs, like.mute)
 
 
 def known_arrays(known) -> KnownArrays:
@@ -97,23 +107,33 @@ def known_arrays(known) -> KnownArrays:
     m = np.array([[len(cell) for cell in cells] for cells in known.samples], int).reshape(G, Q)
     correct, rate = np.zeros((G, Q, M), bool), np.zeros((G, Q, M))
     cluster, level = np.zeros((2, G, Q, M), int), np.zeros((2, G, Q, M), int)
-    same, pairs = np.zeros((2, G, Q)), np.zeros((G, Q))
+    same, pairs = np.zeros((2, 2, G, Q)), np.zeros((2, G, Q))
+    mute = [0, 0]
     gen_cost = np.full((3, G, Q, M), np.nan)
     for q in range(Q):
         cells = [known.samples[g][q] for g in range(G)]
         for mode in (0, 1):
             keys = [[s.judged.vote_key(bool(mode)) for s in cell] for cell in cells]
-            right = Counter(key for cell, ks in zip(cells, keys) for s, (_, key) in zip(cell, ks) if s.judged.correct)
-            ids: dict = {right.most_common(1)[0][0]: CANONICAL} if right else {}
+            ids: dict = {}
+            for outcome, reserved in ((True, CANONICAL), (False, MODAL_WRONG)):
+                seen = Counter(key for cell, ks in zip(cells, keys) for s, (_, key) in zip(cell, ks)
+                               if s.judged.correct == outcome)
+                if seen and seen.most_common(1)[0][0] not in ids:
+                    ids[seen.most_common(1)[0][0]] = reserved
             for g, (cell, ks) in enumerate(zip(cells, keys)):
                 for i, (lvl, key) in enumerate(ks):
                     level[mode, g, q, i] = lvl
-                    cluster[mode, g, q, i] = ids.setdefault(key, len(ids) + 1)
-                cell_right = Counter(key for s, (_, key) in zip(cell, ks) if s.judged.correct)
-                same[mode, g, q] = sum(c * (c - 1) // 2 for c in cell_right.values())
+                    cluster[mode, g, q, i] = ids.setdefault(key, len(ids) + 2)
+                for o, outcome in enumerate((True, False)):
+                    counts = Counter(key for s, (_, key) in zip(cell, ks) if s.judged.correct == outcome)
+                    same[o, mode, g, q] = sum(c * (c - 1) // 2 for c in counts.values())
         for g, cell in enumerate(cells):
             k = sum(s.judged.correct for s in cell)
-            pairs[g, q] = k * (k - 1) // 2
+            pairs[0, g, q], pairs[1, g, q] = k * (k - 1) // 2, (len(cell) - k) * (len(cell) - k - 1) // 2
+            if known.testable[q]:
+                wrong = [s for s in cell if not s.judged.correct]
+                mute[0] += sum(s.judged.behaviour is None for s in wrong)
+                mute[1] += len(wrong)
             for i, s in enumerate(cell):
                 correct[g, q, i], rate[g, q, i] = s.judged.correct, s.judged.rate or 0.0
                 gen_cost[:, g, q, i] = s.call.tokens_in, s.call.tokens_out, s.call.latency_s
@@ -122,7 +142,8 @@ def known_arrays(known) -> KnownArrays:
     for (j, g, q, i), (ok, call) in known.verdicts.items():
         verdict[j, g, q, i] = int(ok)
         verdict_cost[:, j, g, q, i] = call.tokens_in, call.tokens_out, call.latency_s
-    return KnownArrays(m, correct, rate, cluster, level, verdict, gen_cost, verdict_cost, known.testable, same, pairs)
+    return KnownArrays(m, correct, rate, cluster, level, verdict, gen_cost, verdict_cost, known.testable, same, pairs,
+                       tuple(mute))
 
 
 def observations(known, verifiable: bool) -> Observations:

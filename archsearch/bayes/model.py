@@ -236,6 +236,15 @@ class Posterior:
         return (1 / (1 + np.exp(-logit))).mean(axis=2)
 
 
+def _diagnostics(grouped: dict) -> tuple[float, float]:
+    from numpyro.diagnostics import summary
+
+    stats = summary(grouped, prob=0.9)
+    watched = ["theta", "tau", "gamma", "sigma_b"]
+    return (max(float(np.nanmax(stats[k]["r_hat"])) for k in watched),
+            min(float(np.nanmin(stats[k]["n_eff"])) for k in watched))
+
+
 class Surrogate:
     """Fits the model; NUTS while the data are small, SVI (AutoNormal) when large. Shapes grow with
     the data (powers of two above ``shapes``); compiled code is kept per shape."""
@@ -278,26 +287,33 @@ class Surrogate:
                          fuse={k: s[f"fuse_{k}"][:, :F] for k in "abde"}, method=method,
                          seconds=time.perf_counter() - start, diagnostics=diagnostics, warnings=warnings)
 
-    def _nuts(self, key, data, shapes: Shapes, kernel):
+    def _nuts(self, key, data, shapes: Shapes, kernel, extra_batches: int = 2):
+        """NUTS; while the effective sample size is short, keep sampling from where the chain is (no new
+        warm-up) for up to ``extra_batches`` more batches before calling the fit poor."""
         if shapes not in self._mcmc:
             self._mcmc[shapes] = MCMC(NUTS(kernel), num_warmup=self.num_warmup, num_samples=self.num_samples,
                                       progress_bar=False, jit_model_args=True)
         mcmc = self._mcmc[shapes]
+        mcmc.post_warmup_state = None
         mcmc.run(key, **data)
-        samples = mcmc.get_samples()
-        from numpyro.diagnostics import summary
-
-        stats = summary(mcmc.get_samples(group_by_chain=True), prob=0.9)
-        watched = ["theta", "tau", "gamma", "sigma_b"]
-        r_hat = max(float(np.nanmax(stats[k]["r_hat"])) for k in watched)
-        n_eff = min(float(np.nanmin(stats[k]["n_eff"])) for k in watched)
-        divergences = int(np.sum(mcmc.get_extra_fields()["diverging"]))
+        batches = [(mcmc.get_samples(group_by_chain=True), int(np.sum(mcmc.get_extra_fields()["diverging"])))]
+        while True:
+            grouped = {k: np.concatenate([np.asarray(b[0][k]) for b in batches], axis=1) for k in batches[0][0]}
+            r_hat, n_eff = _diagnostics(grouped)
+            if n_eff >= 50 or len(batches) > extra_batches:
+                break
+            mcmc.post_warmup_state = mcmc.last_state
+            mcmc.run(mcmc.post_warmup_state.rng_key, **data)
+            batches.append((mcmc.get_samples(group_by_chain=True), int(np.sum(mcmc.get_extra_fields()["diverging"]))))
+        mcmc.post_warmup_state = None
+        samples = {k: v[0] for k, v in grouped.items()}
+        divergences = sum(b[1] for b in batches)
         warnings = []
-        if divergences > self.num_samples // 20:
+        if divergences > len(batches) * self.num_samples // 20:
             warnings.append(f"{divergences} divergent transitions")
         if n_eff < 50:
             warnings.append(f"min ESS {n_eff:.0f} < 50")
-        return samples, {"r_hat_max": r_hat, "ess_min": n_eff, "divergences": divergences}, warnings
+        return samples, {"r_hat_max": r_hat, "ess_min": n_eff, "divergences": divergences, "batches": len(batches)}, warnings
 
     def _svi(self, key, data, kernel, shapes: Shapes):
         guide = AutoNormal(kernel)

@@ -24,7 +24,7 @@ from math import comb
 
 import numpy as np
 
-from .known import KnownArrays
+from .known import CANONICAL, MODAL_WRONG, KnownArrays
 from .plan import Plan
 from .predict import ABSTAIN, FALLBACK
 
@@ -62,6 +62,32 @@ class Simulated:
 
 
 @dataclass(frozen=True)
+class Common:
+    """The randomness of one block of draws, shared by every pipeline (common random numbers): the
+    cells' accuracies and, per generator, question and sample index, the uniforms that decide
+    whether a drawn sample is right, passes the visible tests, is accepted by each judge, and
+    repeats the canonical answer. Pipelines that share samples then share their fate, so their
+    differences are not swamped by simulation noise."""
+
+    p: np.ndarray            # [D, G, Q]
+    correct: np.ndarray      # [D, G, Q, M]
+    passes: np.ndarray       # [D, G, Q, M]
+    joins: np.ndarray        # [D, G, Q, M]
+    mute: np.ndarray         # [D, G, Q, M]
+    verdicts: np.ndarray     # [J, D, G, Q, M]
+    agreement: np.ndarray    # [2 right/wrong, 2 by text/behaviour, D, G, Q] chance to repeat the modal key
+
+    @classmethod
+    def draw(cls, posterior, known: KnownArrays, rng: np.random.Generator, d: np.ndarray, judges: int,
+             samples: int) -> Common:
+        G, Q = posterior.theta.shape[1], posterior.b.shape[1]
+        shape = (len(d), G, Q, samples)
+        agreement = np.stack([np.stack([known.agreement(len(d), rng, o, mode) for mode in (0, 1)]) for o in (0, 1)])
+        return cls(posterior.cell_p(rng, d), rng.random(shape), rng.random(shape), rng.random(shape), rng.random(shape),
+                   rng.random((judges,) + shape), agreement)
+
+
+@dataclass(frozen=True)
 class Context:
     """What the simulators share: the known arrays and dicts, and the index of every generator and judge."""
 
@@ -92,7 +118,7 @@ def usd_of(model, costs, tokens_in, tokens_out):
 
 
 def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np.random.Generator, d: np.ndarray,
-                      kappa: np.ndarray) -> dict[str, np.ndarray]:
+                      common: Common) -> dict[str, np.ndarray]:
     """Sampling-family plans on every question for draws ``d``: per-question outcomes [D, P, Q]."""
     ka, P, Q, D = ctx.known, len(plans), ctx.known.questions, len(d)
     N = max(p.slots for p in plans)
@@ -109,22 +135,30 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
     testable = ka.testable[None, None, :]                                                     # [1, 1, Q]
     shape, position = (D, P, Q, N), np.arange(N)
     # -- each slot's sample: right?, visible-test rate, vote key --------------------------------
-    p_cell = posterior.cell_p(rng, d)                                                        # [D, G, Q]
-    correct = np.where(is_known, ka.correct[at], rng.random(shape) < p_cell[:, at[0], at[1]])
+    u = (slice(None), at[0], at[1], slot_i[:, None, :])                                      # common draws by slot
+    correct = np.where(is_known, ka.correct[at], common.correct[u] < common.p[:, at[0], at[1]])
     skill = posterior.theta[d][:, slot_g][:, :, None, :] - posterior.b[d][:, None, :, None]
     if ctx.visible:
         c0 = sigmoid(posterior.tau[d][:, 0, :][:, slot_g])[:, :, None, :]
         f0 = sigmoid(posterior.gamma[d][:, 0, :][:, slot_g][:, :, None, :] - posterior.lam[d][:, 0][:, None, None, None] * skill)
-        drawn_pass = rng.random(shape) < np.where(correct, c0, f0)
+        drawn_pass = common.passes[u] < np.where(correct, c0, f0)
     else:
         drawn_pass = np.zeros(shape, bool)
     rate = np.where(is_known, ka.rate[at], drawn_pass.astype(float))
     mode = beh[:, None, None]
     cluster = np.where(is_known, np.where(mode, ka.cluster[1][at], ka.cluster[0][at]), 0)
-    joins = rng.random(shape) < np.where(beh[None, :, None, None], kappa[1][:, at[0], at[1]], kappa[0][:, at[0], at[1]])
-    cluster = np.where(is_known, cluster, np.where(correct & joins, 0, FRESH + position))
+    mode4 = beh[None, :, None, None] & testable[..., None]   # without visible tests a behaviour vote compares text
+    agree = np.where(correct, np.where(mode4, common.agreement[0, 1][:, at[0], at[1]], common.agreement[0, 0][:, at[0], at[1]]),
+                     np.where(mode4, common.agreement[1, 1][:, at[0], at[1]], common.agreement[1, 0][:, at[0], at[1]]))
+    joins = common.joins[u] < agree
+    drawn_id = np.where(joins, np.where(correct, CANONICAL, MODAL_WRONG), FRESH + position)
+    # a program that passes every visible test returns the expected values on their inputs: by
+    # behaviour it is one answer with the right programs, false positive or not
+    drawn_id = np.where(mode4 & testable[..., None] & (rate == 1.0), CANONICAL, drawn_id)
+    cluster = np.where(is_known, cluster, drawn_id)
+    muted = ~correct & (common.mute[u] < ka.mute_rate)          # a wrong program that raised on every input
     level = np.where(is_known, np.where(mode, ka.level[1][at], ka.level[0][at]),
-                     np.where(mode[None] & testable[..., None], 2, 1))
+                     np.where(mode[None] & testable[..., None] & ~muted, 2, 1))
     # -- the calls' costs: recorded where known, drawn where not ---------------------------------
     gen_cost = np.zeros((3, *shape))
     for g, gen in enumerate(ctx.generators):
@@ -140,7 +174,7 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
         v = ctx.visible + j
         cj = sigmoid(posterior.tau[d][:, v, :][:, slot_g])[:, :, None, :]
         fj = sigmoid(posterior.gamma[d][:, v, :][:, slot_g][:, :, None, :] - posterior.lam[d][:, v][:, None, None, None] * skill)
-        verdicts.append(np.where(k_v >= 0, k_v == 1, rng.random(shape) < np.where(correct, cj, fj)))
+        verdicts.append(np.where(k_v >= 0, k_v == 1, common.verdicts[j][u] < np.where(correct, cj, fj)))
         ver_cost.append(np.where((k_v >= 0)[None, None], ka.verdict_cost[:, j][(slice(None),) + at][:, None],
                                  costs.sample(judge.model.id, "verify", 1, shape, rows=d)))
     # -- the pipelines' rules --------------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 
 from .fusion import simulate_fusion
 from .plan import Plan
-from .replay import Context, Simulated, simulate_sampling
+from .replay import Common, Context, Simulated, simulate_sampling
 
 
 def simulate(posterior, plans: list[Plan], ctx: Context, cost_model, rng: np.random.Generator,
@@ -16,7 +16,6 @@ def simulate(posterior, plans: list[Plan], ctx: Context, cost_model, rng: np.ran
     """``budget`` bounds the elements of one vectorised block (draws x pipelines x questions x slots)."""
     d_all = np.arange(posterior.draws) if draws is None else np.asarray(draws)
     costs = cost_model.draw(rng, posterior.draws)
-    kappa = np.stack([ctx.known.kappa(posterior.draws, rng, 0), ctx.known.kappa(posterior.draws, rng, 1)])
     P, Q, D = len(plans), ctx.known.questions, len(d_all)
     per_q = {k: np.zeros((D, P, Q)) for k in ("correct", "calls", "tokens", "usd", "latency")}
     determined = np.zeros(P, bool)
@@ -25,16 +24,17 @@ def simulate(posterior, plans: list[Plan], ctx: Context, cost_model, rng: np.ran
     for start_d in range(0, D, max(1, min(D, budget // max(1, Q * slots * 8)))):
         d = d_all[start_d:start_d + max(1, min(D, budget // max(1, Q * slots * 8)))]
         rows = slice(start_d, start_d + len(d))
+        common = Common.draw(posterior, ctx.known, rng, d, ctx.known.verdict.shape[0], max(p.slots for p in plans))
         width = max(1, budget // max(1, len(d) * Q * slots * slots))
         for start in range(0, len(sampling), width):
             chunk = sampling[start:start + width]
-            out = simulate_sampling(posterior, [plans[i] for i in chunk], ctx, costs, rng, d, kappa[:, d])
+            out = simulate_sampling(posterior, [plans[i] for i in chunk], ctx, costs, rng, d, common)
             for k in per_q:
                 per_q[k][rows, chunk] = out[k]
             determined[chunk] = out["determined"]
         for i, plan in enumerate(plans):
             if plan.family == "fusion":
-                out = simulate_fusion(posterior, plan, ctx, costs, rng, d)
+                out = simulate_fusion(posterior, plan, ctx, costs, rng, d, common)
                 for k in per_q:
                     per_q[k][rows, i] = out[k]
                 determined[i] = bool(out["determined"])
