@@ -76,11 +76,11 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
             measured = np.array([getattr(rows[i], attr) for i in held])
             draws = {"accuracy": sim.accuracy, "calls": sim.calls, "tokens": sim.tokens, "latency": sim.latency_p50}[metric]
             if metric == "calls":   # only pipelines that stop early spend a random number of calls
-                stops = np.array([plans[i].stop != "never" for i in held])
+                stops = np.array([plans[i].stop != "never" for i in held]) & unknown
                 if stops.any():
-                    add("calls:sequential", judge(draws[:, stops], measured[stops], rng))
-                    add("calls:sequential-mean", {"relative": [abs(draws[:, stops].mean() - measured[stops].mean())
-                                                               / measured[stops].mean()]})
+                    add("calls:sequential-unbought", judge(draws[:, stops], measured[stops], rng))
+                    add("calls:sequential-unbought-mean", {"relative": [abs(draws[:, stops].mean() - measured[stops].mean())
+                                                                        / measured[stops].mean()]})
                 continue
             add(f"{metric}:all", judge(draws, measured, rng))
             if unknown.any():

@@ -1,4 +1,6 @@
 """Score every pipeline of a space on the search split from the recorded pool, without new calls.
+Latency is measured on a second pass, when every program's sandbox run is memoised, so it is the
+calls' replayed latency (the surrogate does not model the sandbox's tens of milliseconds).
 
 Shared by the sampler benchmark and the surrogate calibration: each row holds a pipeline's measured
 accuracy, calls, tokens and latency per question, and the call keys it consumed (every cache hit
@@ -86,7 +88,8 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
             finally:
                 await client.release_loop()
 
-        report = asyncio.run(score())
+        asyncio.run(score())      # once to run every program in the sandbox (memoised) ...
+        report = asyncio.run(score())   # ... then measured: latency without the sandbox's first runs
         m = report.measured()
         tokens = sum(o.tokens for o in report.scored) / max(1, len(report.scored))
         rows.append(Row(params, spec_fingerprint(spec), m.accuracy, m.calls_per_question, tokens,

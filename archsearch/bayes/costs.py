@@ -1,13 +1,15 @@
 """The cost side of the surrogate: tokens in, tokens out and latency of one call, per (model, role).
 
-    log y = w0 + w1 log(k) + eps,   eps ~ N(0, s^2)     for y in {tokens in, tokens out, latency}
+    log tokens_in  = w0 + w1 log(k) + eps          k: candidates in the prompt (1 for generate,
+    log tokens_out = w0 + w1 log(k) + eps             verify, critique; n for rank and fuse)
+    log latency    = w0 + w1 log(tokens_out + 1) + w2 log(tokens_in + 1) + eps
 
-where k is the number of candidates in the prompt (1 for generate, verify and critique; n for rank
-and fuse). Conjugate Normal-Inverse-Gamma regression, one per (model, role, quantity): the prior
-is centred on what the same role showed for every model (or generic values when nothing is
-known) with the weight of about two calls, so a (model, role) never observed gets wide but sane
-predictions. A pipeline never run gets its $/question and latency from draws of these, plus the
-recorded figures of the calls the cache already holds (see replay.py).
+each eps ~ N(0, s^2): conjugate Normal-Inverse-Gamma regressions, one per (model, role, quantity).
+Latency is drawn given the call's drawn tokens (long answers are slow). The prior is centred on
+what the same role showed for every model (or generic values when nothing is known) with the
+weight of about two calls, so a (model, role) never observed gets wide but sane predictions. A
+pipeline never run gets its $/question and latency from draws of these, plus the recorded figures
+of the calls the cache already holds (see replay.py).
 """
 
 from __future__ import annotations
@@ -17,30 +19,34 @@ from dataclasses import dataclass
 import numpy as np
 
 QUANTITIES = ("tokens_in", "tokens_out", "latency_s")
-GENERIC = {"tokens_in": np.log(300.0), "tokens_out": np.log(150.0), "latency_s": np.log(5.0)}
+GENERIC = {"tokens_in": [np.log(300.0), 0.0], "tokens_out": [np.log(150.0), 0.0], "latency_s": [-3.0, 1.0, 0.0]}
 A0, B0 = 2.0, 1.0          # InvGamma prior on s^2: mean 1 (a factor e on the log scale), weak
 PRIOR_CALLS = 2.0          # the prior's weight on w, in calls
 
 
 @dataclass(frozen=True)
 class _Fit:
-    mean: np.ndarray        # [2] posterior mean of (w0, w1)
-    scale: np.ndarray       # [2, 2] posterior V_n (covariance / s^2)
+    mean: np.ndarray        # [d] posterior mean of the weights
+    scale: np.ndarray       # [d, d] posterior V_n (covariance / s^2)
     a: float
     b: float
 
     def draw(self, rng: np.random.Generator, draws: int) -> tuple[np.ndarray, np.ndarray]:
         s2 = self.b / rng.gamma(self.a, 1.0, size=draws)
-        w = self.mean + np.sqrt(s2)[:, None] * rng.multivariate_normal(np.zeros(2), self.scale, size=draws)
+        w = self.mean + np.sqrt(s2)[:, None] * rng.multivariate_normal(np.zeros(len(self.mean)), self.scale, size=draws)
         return w, np.sqrt(s2)
 
 
-def _design(inputs: np.ndarray) -> np.ndarray:
-    return np.column_stack([np.ones(len(inputs)), np.log(np.maximum(inputs, 1.0))])
+def _design(calls, qty: str) -> np.ndarray:
+    if qty == "latency_s":
+        return np.column_stack([np.ones(len(calls)), np.log1p([c.tokens_out for c in calls]),
+                                np.log1p([c.tokens_in for c in calls])])
+    return np.column_stack([np.ones(len(calls)), np.log(np.maximum([c.inputs for c in calls], 1.0))])
 
 
 def _fit(x: np.ndarray, y: np.ndarray, prior_mean: np.ndarray) -> _Fit:
-    v0_inv = np.diag([PRIOR_CALLS, PRIOR_CALLS * 4.0])
+    prior_mean = np.asarray(prior_mean, float)
+    v0_inv = np.diag([PRIOR_CALLS] + [PRIOR_CALLS * 4.0] * (len(prior_mean) - 1))
     vn = np.linalg.inv(v0_inv + x.T @ x)
     mn = vn @ (v0_inv @ prior_mean + x.T @ y)
     a = A0 + len(y) / 2
@@ -69,22 +75,20 @@ class CostModel:
         for (_, role), rows in groups.items():
             by_role.setdefault(role, []).extend(rows)
         for role, rows in by_role.items():
-            x = _design(np.array([c.inputs for c in rows], float))
             for qty in QUANTITIES:
                 y = np.log(np.maximum([getattr(c, qty) for c in rows], 1e-3))
-                self.role_prior[(role, qty)] = _fit(x, y, np.array([GENERIC[qty], 0.0])).mean
+                self.role_prior[(role, qty)] = _fit(_design(rows, qty), y, GENERIC[qty]).mean
         for (model, role), rows in groups.items():
             self.counts[(model, role)] = len(rows)
-            x = _design(np.array([c.inputs for c in rows], float))
             for qty in QUANTITIES:
                 y = np.log(np.maximum([getattr(c, qty) for c in rows], 1e-3))
-                self.fits[(model, role, qty)] = _fit(x, y, self.role_prior[(role, qty)])
+                self.fits[(model, role, qty)] = _fit(_design(rows, qty), y, self.role_prior[(role, qty)])
 
     def fit_for(self, model: str, role: str, qty: str) -> _Fit:
         if (model, role, qty) in self.fits:
             return self.fits[(model, role, qty)]
-        prior = self.role_prior.get((role, qty), np.array([GENERIC[qty], 0.0]))
-        return _fit(np.zeros((0, 2)), np.zeros(0), prior)
+        prior = np.asarray(self.role_prior.get((role, qty), GENERIC[qty]), float)
+        return _fit(np.zeros((0, len(prior))), np.zeros(0), prior)
 
     def draw(self, rng: np.random.Generator, draws: int) -> CostDraw:
         return CostDraw(self, rng, draws)
@@ -106,14 +110,18 @@ class CostDraw:
     def sample(self, model: str, role: str, inputs, shape: tuple[int, ...], rows: np.ndarray | None = None
                ) -> np.ndarray:
         """[3, *shape] tokens in, tokens out, latency of calls never made; axis 0 of ``shape`` is the
-        draw (``rows`` picks which of the drawn parameter sets, default all in order)."""
-        out = np.empty((3, *shape))
-        logk = np.log(np.maximum(np.broadcast_to(inputs, shape), 1.0))
-        for i, qty in enumerate(QUANTITIES):
+        draw (``rows`` picks which of the drawn parameter sets, default all in order). Latency is
+        drawn given the drawn tokens."""
+        lead = (slice(None),) + (None,) * (len(shape) - 1)
+
+        def draw(qty: str, features: list[np.ndarray]) -> np.ndarray:
             w, s = self.params(model, role, qty)
             if rows is not None:
                 w, s = w[rows], s[rows]
-            lead = (slice(None),) + (None,) * (len(shape) - 1)
-            mu = w[:, 0][lead] + w[:, 1][lead] * logk
-            out[i] = np.exp(mu + s[lead] * self.rng.standard_normal(shape))
-        return out
+            mu = sum(w[:, i][lead] * f for i, f in enumerate(features))
+            return np.exp(mu + s[lead] * self.rng.standard_normal(shape))
+
+        one = np.ones(shape)
+        logk = np.log(np.maximum(np.broadcast_to(inputs, shape), 1.0))
+        tokens_in, tokens_out = draw("tokens_in", [one, logk]), draw("tokens_out", [one, logk])
+        return np.stack([tokens_in, tokens_out, draw("latency_s", [one, np.log1p(tokens_out), np.log1p(tokens_in)])])
