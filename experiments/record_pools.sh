@@ -29,16 +29,19 @@ extra() {  # the same settings on every other question, so each example has thre
   ev $GS/pools/qwen-t08-cot.yaml --task $GS/task.yaml --split all --concurrency 5
 }
 
-layered() {  # judges, rankers, critics and fusers over the HumanEval pool (experiments/humaneval-archon)
-  for pool in verify-coder rank4 rank8 fuse4 fuse8 smol-samples verify-coder-greedy verify-smol \
-              verify-smol-greedy verify-of-smol-by-coder verify-of-smol-by-smol critique-fuse4 fuse4-smol; do
-    ev $AR/pools/$pool.yaml --task $AR/task.yaml --split all --concurrency 4
+layered() {  # judges, rankers, critics and fusers over the HumanEval pool (experiments/humaneval-archon),
+  # the search split first: it is what a search and the benchmarks replay
+  for split in search test; do
+    for pool in verify-coder rank4 rank8 fuse4 fuse8 verify-coder-greedy smol-samples verify-smol \
+                verify-smol-greedy verify-of-smol-by-smol fuse4-smol verify-of-smol-by-coder critique-fuse4; do
+      ev $AR/pools/$pool.yaml --task $AR/task.yaml --split $split --concurrency 4
+    done
   done
 }
 
-layered-gsm8k() {  # the LLM judge and the fuser over the GSM8K chain-of-thought pool
-  for pool in verify-coder verify-coder-greedy fuse4; do
-    ev $GS/pools/$pool.yaml --task $GS/task.yaml --split all --concurrency 4
+layered-gsm8k() {  # the LLM judge of the greedy answer and the fuser of the 4 samples, GSM8K search split
+  for pool in verify-coder-greedy fuse4; do
+    ev $GS/pools/$pool.yaml --task $GS/task.yaml --split search --concurrency 4
   done
 }
 
