@@ -3,12 +3,16 @@ samplers compared by the calls they pay before finding a pipeline within 1 point
 
     python benchmarks/search_benchmark.py calibration [--seeds 20] [--evaluated 8] [--space S] [--experiment E]
     python benchmarks/search_benchmark.py samplers [--seeds 10] [--max-trials 60] [--space S] [--experiment E]
+    python benchmarks/search_benchmark.py families [--space S] [--experiment E]
 
 Calibration: fit on the calls ``--evaluated`` random pipelines bought, predict every other
 pipeline's search-split accuracy, tokens and latency per question, compare with what the real
 pipeline measured. Coverage of accuracy is by randomised PIT (a score over 40 questions sits on a
 1/40 lattice) with the plain 5-95% interval's hit rate beside it; the figures that matter are on
 the pipelines that need unbought calls (the others replay exactly).
+
+Families: the best pipelines of each layer kind the space offers (rank, fuse, critique, LLM judge,
+visible tests, votes), so a reader sees whether a technique helped or hurt against the others.
 
 Samplers: ``surrogate`` is SurrogateSampler as archsearch runs it (probe each generator model with
 its cheapest pipeline, then Thompson); ``tpe``; ``random``; ``gp`` Optuna's own GPSampler (the
@@ -125,9 +129,32 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
     return {"calls": len(bought), "trials": max_trials, "reached": False}
 
 
+def kinds_of(spec) -> str:
+    """The pipeline's shape without its numbers: e.g. 'generate+verify+test+vote'."""
+    return "+".join(dict.fromkeys(layer.kind for layer in spec.layers))
+
+
+def families(rows, specs) -> dict:
+    from archsearch.report import describe
+
+    shapes: dict[str, list] = {}
+    for r in rows:
+        shapes.setdefault(kinds_of(specs[r.fingerprint]), []).append(r)
+    out = {}
+    for shape, group in sorted(shapes.items(), key=lambda kv: -max(r.accuracy for r in kv[1])):
+        group.sort(key=lambda r: (-r.accuracy, r.calls_per_question))
+        top = group[0]
+        out[shape] = {"pipelines": len(group), "best_accuracy": top.accuracy, "median_accuracy":
+                      statistics.median(r.accuracy for r in group), "best_calls_per_question": top.calls_per_question,
+                      "best": describe(specs[top.fingerprint])}
+        print(f"{shape:40s} {len(group):5d} pipelines  best {top.accuracy:.3f} at {top.calls_per_question:5.2f} "
+              f"calls  median {out[shape]['median_accuracy']:.3f}  {out[shape]['best']}", flush=True)
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("what", choices=["calibration", "samplers"])
+    p.add_argument("what", choices=["calibration", "samplers", "families"])
     p.add_argument("--experiment", default=str(ROOT / "experiments/humaneval-archon"))
     p.add_argument("--space", default=str(ROOT / "spaces/archon.yaml"))
     p.add_argument("--seeds", type=int, default=10)
@@ -148,6 +175,8 @@ def main() -> None:
     if args.what == "calibration":
         plans = [plan_of(specs[r.fingerprint]) for r in complete]
         result = calibration(complete, plans, task, records, cache, memo, args.seeds, args.evaluated)
+    elif args.what == "families":
+        result = {"families": families(complete, specs)}
     else:
         result = {"best": best, "target": best - 0.01, "pipelines": len(complete),
                   "pool_calls": len(set().union(*(r.keys for r in complete)))}

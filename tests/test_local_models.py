@@ -1,6 +1,7 @@
 """Real local models through litellm, offline. Slow (model loads, CPU generation): run with -m slow."""
 
 import asyncio
+import json
 import shutil
 import subprocess
 import sys
@@ -41,3 +42,23 @@ def test_cli_run_answers_with_no_network(root):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "12"
     assert "1 calls" in out.stderr
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs util-linux unshare to cut the network")
+def test_layered_space_searches_offline_from_the_recorded_pool(root, tmp_path):
+    """The archon space on the shipped layered pool: network cut, every call replayed (0 paid), and
+    the report carries a posterior for every option and TPR/FPR rows for the LLM judges and tests."""
+    for part in ("experiments/humaneval-archon", "spaces", "objectives"):
+        shutil.copytree(root / part, tmp_path / part, ignore=shutil.ignore_patterns("out", "*.db"))
+    (tmp_path / "experiments/humaneval-local").mkdir()
+    shutil.copy(root / "experiments/humaneval-local/calls.sqlite", tmp_path / "experiments/humaneval-local/calls.sqlite")
+    cmd = ["unshare", "--net", sys.executable, "-m", "archsearch.cli", "optimize", "experiments/humaneval-archon",
+           "--trials", "12"]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((tmp_path / "experiments/humaneval-archon/out/report.json").read_text())
+    assert report["client"]["calls"] == 0 and report["client"]["cache_hits"] > 0
+    assert report["surrogate"]["modelled"] and report["options"]
+    assert all("posterior_new_questions" in o for o in report["options"])
+    assert report["verifiers"] and all(r["tpr"]["low"] <= r["tpr"]["mean"] <= r["tpr"]["high"]
+                                       for r in report["verifiers"])
