@@ -176,14 +176,5 @@ def serve(pipe: Pipeline, host: str = "127.0.0.1", port: int = 8000, max_concurr
     print(f"archsearch serve: {pipe.spec.name} on http://{host}:{port}/v1 (max {max_concurrent} questions in flight)",
           flush=True)
     web.run_app(make_app(pipe, max_concurrent), host=host, port=port, print=None, access_log=None,
-                shutdown_timeout=shutdown_timeout_s, backlog=2048, handle_signals=True, loop=new_event_loop())
+                shutdown_timeout=shutdown_timeout_s, backlog=2048, handle_signals=True, loop=asyncio.new_event_loop())
 
-
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when installed (``pip install 'archsearch[serve]'``): it halves the server's own
-    CPU per request, which is what queues requests in a burst; asyncio's otherwise."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
