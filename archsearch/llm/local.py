@@ -92,8 +92,9 @@ class LocalModels:
     def __init__(self, slots: int | None = None, threads: int | None = None, ctx_per_slot: int | None = None) -> None:
         self.slots = slots or local_slots()
         self.threads = threads or int(os.environ.get("ARCHSEARCH_LOCAL_THREADS", str(os.cpu_count() or 2)))
-        # fuse prompts carry 8 candidates and their critiques: 4,096 tokens per slot holds them
-        self.ctx_per_slot = ctx_per_slot or int(os.environ.get("ARCHSEARCH_LOCAL_CTX", "4096"))
+        # a ranking or fusion of 8 HumanEval programs overflowed 4,096 tokens on 1 problem in 40; the
+        # KV cache of 4 slots x 8,192 tokens is 0.4 GB for the Qwen coder, 0.8 GB for SmolLM2
+        self.ctx_per_slot = ctx_per_slot or int(os.environ.get("ARCHSEARCH_LOCAL_CTX", "8192"))
         self._servers: dict[str, Any] = {}
         self._lock = threading.Lock()
 
