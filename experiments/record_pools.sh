@@ -2,7 +2,7 @@
 # Records the real local-model pools the shipped examples replay. Resumable: the call cache skips
 # what is already recorded, so a stopped run loses at most the calls in flight. CPU-hours on 2 cores;
 # run it niced in the background, some sections or all (in this order):
-#   nohup bash experiments/record_pools.sh [base] [extra] [layered] [layered-gsm8k] > record.log 2>&1 &
+#   nohup bash experiments/record_pools.sh [samples] [layered] [layered-gsm8k] > record.log 2>&1 &
 # ARCHSEARCH_LOCAL_THREADS must not exceed the free cores (llama.cpp collapses when oversubscribed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,20 +11,11 @@ HE=experiments/humaneval-local
 AR=experiments/humaneval-archon
 GS=experiments/gsm8k-local
 
-base() {  # greedy + 8 samples at T=0.8 on the first search and test splits; SmolLM2 on search
-  for split in search test; do
-    ev $HE/baseline.yaml --task $AR/task.yaml --split $split
-    ev $HE/pools/qwen-t08-direct.yaml --task $AR/task.yaml --split $split --concurrency 4
-  done
-  ev $GS/baseline.yaml --task $GS/task.yaml --split all --limit 40
-  ev $GS/pools/qwen-t08-cot.yaml --task $GS/task.yaml --split all --limit 40 --concurrency 5
-  ev $HE/pools/smollm2-greedy.yaml --task $AR/task.yaml --split search
-  ev $HE/pools/smollm2-t08-direct.yaml --task $AR/task.yaml --split search --concurrency 6
-}
-
-extra() {  # the same settings on every other question, so each example has three splits
+samples() {  # greedy + 8 samples at T=0.8 on every HumanEval problem, greedy + 4 CoT on every GSM8K item
   ev $HE/baseline.yaml --task $HE/task.yaml --split all --concurrency 4
   ev $HE/pools/qwen-t08-direct.yaml --task $HE/task.yaml --split all --concurrency 4
+  ev $HE/pools/smollm2-greedy.yaml --task $AR/task.yaml --split search
+  ev $HE/pools/smollm2-t08-direct.yaml --task $AR/task.yaml --split search --concurrency 6
   ev $GS/baseline.yaml --task $GS/task.yaml --split all --concurrency 5
   ev $GS/pools/qwen-t08-cot.yaml --task $GS/task.yaml --split all --concurrency 5
 }
@@ -33,7 +24,7 @@ layered() {  # judges, rankers, critics and fusers over the HumanEval pool (expe
   # the search split first: it is what a search and the benchmarks replay
   for split in search test; do
     for pool in verify-coder rank4 rank8 fuse4 fuse8 verify-coder-greedy smol-samples verify-smol \
-                verify-smol-greedy verify-of-smol-by-smol fuse4-smol verify-of-smol-by-coder critique-fuse4; do
+                verify-smol-greedy verify-of-smol-by-smol fuse4-smol verify-of-smol-by-coder critique-fuse2; do
       ev $AR/pools/$pool.yaml --task $AR/task.yaml --split $split --concurrency 4
     done
   done
@@ -45,11 +36,11 @@ layered-gsm8k() {  # the LLM judge of the greedy answer and the fuser of the 4 s
   done
 }
 
-[ $# -gt 0 ] || set -- base extra layered layered-gsm8k
+[ $# -gt 0 ] || set -- samples layered layered-gsm8k
 for section in "$@"; do
   case "$section" in
-    base|extra|layered|layered-gsm8k) echo "== $section $(date -u +%FT%TZ)"; "$section" ;;
-    *) echo "usage: $0 [base] [extra] [layered] [layered-gsm8k]" >&2; exit 2 ;;
+    samples|layered|layered-gsm8k) echo "== $section $(date -u +%FT%TZ)"; "$section" ;;
+    *) echo "usage: $0 [samples] [layered] [layered-gsm8k]" >&2; exit 2 ;;
   esac
 done
 echo "== done $(date -u +%FT%TZ)"
