@@ -19,8 +19,10 @@ import os
 import secrets
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,44 +117,49 @@ class ProgramRun:
 async def run_program(program: str, tests: Sequence[str] = (), probes: Sequence[str] = (),
                       limits: SandboxLimits | None = None) -> ProgramRun:
     """Run ``program``, then each test (a statement block), then each probe (an expression) in one
-    namespace, isolated as the module docstring says. Only a run that hands back its secret counts."""
-    limits = limits or SandboxLimits()
+    namespace, isolated as the module docstring says. Only a run that hands back its secret counts.
+
+    The child is started and awaited by ``subprocess`` in a worker thread: asyncio's subprocess
+    transport hung for good (on Python 3.11) about once in thousands of sandbox starts, waiting in
+    ``create_subprocess_exec`` for a child watcher that never reported."""
+    return await asyncio.to_thread(_run_blocking, program, tuple(tests), tuple(probes), limits or SandboxLimits())
+
+
+def _run_blocking(program: str, tests: tuple[str, ...], probes: tuple[str, ...], limits: SandboxLimits) -> ProgramRun:
     strong = _strong_isolation_available()
-    loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = time.monotonic()
     secret = secrets.token_hex(16)
     read_end, write_end = os.pipe()
+    timed_out = False
     try:
         with tempfile.TemporaryDirectory(prefix="archsearch-sbx-") as workdir:
             env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1"}
             if strong:
                 env["ARCHSEARCH_RUNNER"] = _RUNNER.read_text()
-            proc = await asyncio.create_subprocess_exec(
-                *_command(workdir, strong),
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, cwd=workdir, env=env,
-                start_new_session=True, pass_fds=(write_end,),
-            )
+            proc = subprocess.Popen(_command(workdir, strong), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, cwd=workdir, env=env, start_new_session=True,
+                                    pass_fds=(write_end,))
             fd_number, write_end = write_end, -1
             os.close(fd_number)  # the child holds the only write end: EOF when it is gone
             payload = json.dumps({"program": program, "tests": list(tests), "probes": list(probes),
                                   "limits": _limits(limits), "result_fd": fd_number, "secret": secret}).encode()
-            timed_out = False
             try:
-                out, err = await asyncio.wait_for(proc.communicate(payload + b"\n"), limits.timeout_s)
-            except TimeoutError:
+                out, err = proc.communicate(payload + b"\n", timeout=limits.timeout_s)
+            except subprocess.TimeoutExpired:
                 timed_out = True
                 _kill_group(proc.pid)
-                await proc.wait()
+                proc.wait()   # not communicate(): a stray grandchild may hold the pipes open
                 out, err = b"", b""
             finally:
                 _kill_group(proc.pid)
+                for stream in (proc.stdin, proc.stdout, proc.stderr):
+                    stream.close()
         result = _read_all(read_end)
     finally:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
-    seconds = loop.time() - start
+    seconds = time.monotonic() - start
     if timed_out:
         return ProgramRun(False, False, (False,) * len(tests), (), "timeout", f"killed after {limits.timeout_s:g}s", seconds)
     return _outcome(result, secret, proc.returncode, out, err, len(tests), seconds)

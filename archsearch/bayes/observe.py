@@ -221,7 +221,7 @@ class Observer:
             for j in p.judges():
                 if j.key not in {x.key for x in judges[j.role]}:
                     judges[j.role].append(j)
-        pairs = sorted({(j.key, g.key) for p in plans for c in p.checks if c.judge for g in p.generators()})
+        pairs = sorted({(c.judge.key, g.key) for p in plans for c in p.checks if c.judge for g in p.generators()})
         fusions = list({fusion_inputs_key(p) + (p.fuse.key if p.fuse else None,): p
                         for p in plans if p.family == "fusion"}.values())
         known = Known(generators, judges, [[[] for _ in self.records] for _ in generators], self.testable())
