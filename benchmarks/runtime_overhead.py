@@ -40,7 +40,7 @@ def spec(n: int, transport: str, port: int):
         name: overhead-{transport}-{n}
         task: {{template: "{{question}}", extractor: {{kind: last_number}}}}
         models:
-          m: {{id: openai/fixed, transport: {transport}, params: {{api_base: "http://127.0.0.1:{port}/v1", api_key: unused}},
+          m: {{id: openai/fixed, transport: {transport}, params: {{api_base: "http://127.0.0.1:{port}/v1"}},
               price: {{input_per_mtok: 0, output_per_mtok: 0}}}}
         layers: [{{kind: generate, params: {{model: m, n: {n}, temperature: 0.7, max_tokens: 16}}}}]
     """))
