@@ -64,8 +64,8 @@ def simulate_fusion(posterior, plan: Plan, ctx: Context, costs, rng: np.random.G
         for q in range(Q):
             for i in range(n):
                 call = rows[q][i]
-                per[:, :, q, i] = ([call.tokens_in, call.tokens_out, call.latency_s] if call is not None
-                                   else drawn_c[:, :, q, i])
+                per[:, :, q, i] = (np.array([call.tokens_in, call.tokens_out, call.latency_s])[:, None]
+                                   if call is not None else drawn_c[:, :, q, i])
         chosen = np.take_along_axis(per, np.broadcast_to(inputs[None], (3, D, Q, k)), axis=-1)
         calls = calls + k
         tokens = tokens + (chosen[0] + chosen[1]).sum(axis=-1)
