@@ -105,8 +105,7 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
     bought: set[str] = set()
     obj = Objective(name="acc", metrics=[MetricGoal(name="accuracy", direction="maximize")])
     if name == "surrogate":
-        sampler = SurrogateSampler(space, task, records, obj, FilteredCache(cache, bought), memo, seed=seed,
-                                   surrogate=Surrogate(num_warmup=200, num_samples=200, seed=seed))
+        sampler = SurrogateSampler(space, task, records, obj, FilteredCache(cache, bought), memo, seed=seed)
     elif name == "tpe":
         sampler = optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
     elif name == "random":
