@@ -18,8 +18,8 @@ from .errors import ArchsearchError
 from .llm.cache import CallCache
 from .llm.client import LLMClient
 from .registry import technique_class
-from .sequential import until_accepted, until_settled
-from .spec import PipelineSpec, load_spec
+from .sequential import until_accepted, until_settled, until_settled_among_accepted
+from .spec import PipelineSpec, early_stop_partners, load_spec
 from .tasks.task import Question, render
 from .techniques.base import Candidate, LayerContext, LayerTrace, Technique
 
@@ -128,18 +128,25 @@ class Pipeline:
 
     def steps(self) -> list[list[int]]:
         """Layer indices grouped into steps: consecutive generators run as one concurrent step; a
-        generator that stops early (``stop: accepted | settled``) and the layer that decides when
+        generator that stops early (``stop: accepted | settled``) and the layers that decide when
         form one sequential step."""
+        kinds = [t.kind for t in self.techniques]
         steps: list[list[int]] = []
-        for i, technique in enumerate(self.techniques):
+        i = 0
+        while i < len(self.techniques):
+            technique = self.techniques[i]
+            if _stops_early(technique):
+                width = 1 + early_stop_partners(technique.params.stop, kinds[i + 1:])
+                steps.append(list(range(i, i + width)))
+                i += width
+                continue
             prev = self.techniques[steps[-1][-1]] if steps else None
-            if prev is not None and _stops_early(self.techniques[steps[-1][0]]) and len(steps[-1]) == 1:
-                steps[-1].append(i)
-            elif prev is not None and technique.appends_only and prev.appends_only and not _stops_early(technique) \
+            if prev is not None and technique.appends_only and prev.appends_only \
                     and not _stops_early(self.techniques[steps[-1][0]]):
                 steps[-1].append(i)
             else:
                 steps.append([i])
+            i += 1
         return steps
 
     async def acall(self, question: str | dict[str, Any] | Question, detail: bool = False) -> Result:
@@ -185,23 +192,35 @@ class Pipeline:
 
     async def _sequential(self, indices: list[int], step: int, q: Question, before: list[Candidate],
                           drawn: dict[str, int], traces: list[LayerTrace], detail: bool) -> list[Candidate]:
-        gen, partner = (self.techniques[i] for i in indices)
-        gtrace, ptrace = (LayerTrace(index=i, kind=self.techniques[i].kind, step=step, sequential=True)
-                          for i in indices)
-        gctx, pctx = (LayerContext(self.client, self.spec.models, self.extract, t, self._sandbox_semaphore(),
-                                   label=f"{t.index}:{t.kind}", sandbox_memo=self.sandbox_memo, drawn=drawn)
-                      for t in (gtrace, ptrace))
+        """A generator that stops early with the layers that decide when (a filter, a vote, or a
+        filter then a vote), drawing one sample at a time."""
+        techniques = [self.techniques[i] for i in indices]
+        layer_traces = [LayerTrace(index=i, kind=t.kind, step=step, sequential=True) for i, t in zip(indices, techniques)]
+        contexts = [LayerContext(self.client, self.spec.models, self.extract, t, self._sandbox_semaphore(),
+                                 label=f"{t.index}:{t.kind}", sandbox_memo=self.sandbox_memo, drawn=drawn)
+                    for t in layer_traces]
         start = time.perf_counter()
-        runner = until_accepted if gen.params.stop == "accepted" else until_settled
-        out = await runner(gen, partner, gctx, pctx, q, before)
-        out = [c if c.cid else c.with_(cid=f"{indices[1]}.{k}") for k, c in enumerate(out)]
-        gtrace.seconds = ptrace.seconds = time.perf_counter() - start
+        gen = techniques[0]
+        if gen.params.stop == "accepted":
+            out = await until_accepted(gen, techniques[1], *contexts, q, before)
+        elif len(techniques) == 2:
+            out = await until_settled(gen, techniques[1], *contexts, q, before)
+        else:
+            out = await until_settled_among_accepted(gen, *techniques[1:], *contexts, q, before)
+        out = [c if c.cid else c.with_(cid=f"{indices[-1]}.{k}") for k, c in enumerate(out)]
+        gtrace = layer_traces[0]
         gtrace.candidates_in, gtrace.candidates_out = len(before), gtrace.cache_hits + gtrace.calls + len(before)
-        ptrace.candidates_in, ptrace.candidates_out = gtrace.candidates_out, len(out)
+        for prev, t in zip(layer_traces, layer_traces[1:]):
+            t.candidates_in = prev.candidates_out
+            t.candidates_out = t.candidates_out or t.candidates_in
+        layer_traces[-1].candidates_out = len(out)
+        for t in layer_traces:
+            t.seconds = time.perf_counter() - start
+            if detail:
+                t.inputs, t.outputs = [], []
         if detail:
-            gtrace.inputs, gtrace.outputs = [c.cid for c in before], []
-            ptrace.inputs, ptrace.outputs = [], [_describe(c) for c in out]
-        traces.extend([gtrace, ptrace])
+            gtrace.inputs, layer_traces[-1].outputs = [c.cid for c in before], [_describe(c) for c in out]
+        traces.extend(layer_traces)
         return out
 
     def __call__(self, question: str | dict[str, Any] | Question, detail: bool = False) -> Result:

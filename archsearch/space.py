@@ -23,7 +23,7 @@ from pydantic import Field, model_validator
 
 from .errors import SpecError, format_path
 from .llm.models import ModelSpec
-from .spec import EARLY_STOP_PARTNERS, SCHEMA_VERSION, PipelineSpec, parse_spec
+from .spec import SCHEMA_VERSION, PipelineSpec, early_stop_partners, parse_spec
 from .tasks.scorers import PythonTests
 from .tasks.task import Task
 from .validation import Strict, validate
@@ -210,15 +210,17 @@ class SearchSpace:
 
 
 def _early_stops_with_partners(layers: list[dict]) -> list[dict]:
-    """A drawn ``stop: accepted | settled`` applies only where the layer that decides when follows
+    """A drawn ``stop: accepted | settled`` applies only where the layers that decide when follow
     the generator (and n > 1); elsewhere the generator draws all n, as ``stop: never``."""
     out = []
+    kinds = [layer["kind"] for layer in layers]
     for i, layer in enumerate(layers):
         params = layer["params"]
         stop = params.get("stop", "never") if layer["kind"] == "generate" else "never"
-        after = layers[i + 1]["kind"] if i + 1 < len(layers) else None
-        if stop != "never" and (after not in EARLY_STOP_PARTNERS[stop] or params.get("n", 1) <= 1):
-            layer = {**layer, "params": {k: v for k, v in params.items() if k not in ("stop", "confidence")}}
+        if stop != "never" and (not early_stop_partners(stop, kinds[i + 1:]) or params.get("n", 1) <= 1):
+            stop, layer = "never", {**layer, "params": {k: v for k, v in params.items() if k not in ("stop", "confidence")}}
+        if layer["kind"] == "generate" and stop != "settled" and "confidence" in layer["params"]:
+            layer = {**layer, "params": {k: v for k, v in layer["params"].items() if k != "confidence"}}  # settled's only
         out.append(layer)
     return out
 

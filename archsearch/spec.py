@@ -93,20 +93,28 @@ def parse_spec(data: Any, file: str) -> PipelineSpec:
     return spec.model_copy(update={"task": task, "layers": layers})
 
 
-EARLY_STOP_PARTNERS = {"accepted": ("test", "verify"), "settled": ("vote",)}
+EARLY_STOP_PARTNERS = {"accepted": (("test",), ("verify",)),
+                       "settled": (("vote",), ("test", "vote"), ("verify", "vote"))}
+
+
+def early_stop_partners(stop: str, kinds_after: list[str]) -> int:
+    """How many layers after a ``stop: accepted | settled`` generator decide when it stops (they run
+    with it as one sequential step): the filter, the vote, or a filter then the vote (settled over
+    the accepted candidates). 0 when the layers that follow cannot decide."""
+    fits = [len(p) for p in EARLY_STOP_PARTNERS.get(stop, ()) if tuple(kinds_after[:len(p)]) == p]
+    return max(fits, default=0)
 
 
 def _check_early_stops(layers: list[LayerSpec], file: str) -> None:
     """A generator that stops early needs the layer that decides when right after it."""
+    kinds = [layer.kind for layer in layers]
     for i, layer in enumerate(layers):
         stop = layer.params.get("stop", "never") if layer.kind == "generate" else "never"
-        if stop == "never":
+        if stop == "never" or early_stop_partners(stop, kinds[i + 1:]):
             continue
-        wanted = EARLY_STOP_PARTNERS[stop]
-        after = layers[i + 1].kind if i + 1 < len(layers) else None
-        if after not in wanted:
-            raise SpecError(file, f"layers[{i}].params.stop", f"{stop!r} needs a {' or '.join(wanted)} layer right after "
-                                                               f"it, but got {after or 'nothing'}")
+        wanted = " or ".join(" -> ".join(p) for p in EARLY_STOP_PARTNERS[stop])
+        after = " -> ".join(kinds[i + 1:i + 3]) or "nothing"
+        raise SpecError(file, f"layers[{i}].params.stop", f"{stop!r} needs {wanted} right after it, but got {after}")
 
 
 def _normalise_layer(i: int, layer: LayerSpec, spec: PipelineSpec, file: str) -> LayerSpec:

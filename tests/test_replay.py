@@ -71,6 +71,23 @@ def test_known_samples_are_replayed_by_the_pipeline_rules():
     assert sim.latency_p50[0].tolist() == [1, 1, 1, 1, 1, 1, 1]
 
 
+def test_settled_over_the_accepted_samples_is_replayed():
+    from archsearch.bayes.plan import Check
+    from archsearch.bayes.predict import KEEP_ALL
+
+    # accepted (all visible tests pass): 0 (wrong, "a"), 2, 3, 4 (right, "c"); 1 and 5 fail them
+    cell = [Judged(False, 1.0, "a"), Judged(True, 0.0, "c"), Judged(True, 1.0, "c"), Judged(True, 1.0, "c"),
+            Judged(True, 1.0, "c"), Judged(False, 0.5, "d")]
+    nothing = [Judged(i == 3, 0.5, str(i)) for i in range(6)]           # nothing accepted: all 6, then the vote
+    known = _known([cell, nothing])
+    settled = Plan(((GEN, 6),), (Check(None, KEEP_ALL),), True, False, "settled", 0.8)
+    sim = _run(known, [settled, _plan(6, KEEP_ALL, vote=True), _plan(6, KEEP_ALL, vote=True, stop="accepted")])
+    assert sim.determined.all()
+    # a, c, c: P(lead) = 0.69; the 5th sample makes it c 3 : a 1, P = 0.81 >= 0.8 -> 5 samples, c wins
+    assert sim.accuracy[0].tolist() == [0.5, 0.5, 0.0]
+    assert sim.calls[0].tolist() == [(5 + 6) / 2, 6.0, (1 + 6) / 2]
+
+
 def test_unknown_samples_follow_the_cell_accuracy():
     known = _known([[] for _ in range(400)])
     sim = _run(known, [_plan(1)], p=0.3)
@@ -117,7 +134,7 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
     evidence = Evidence(task, records, cache, memo, plans)
     evidence.refresh()
     sim = evidence.on_search(plans, np.random.default_rng(0), np.array([0]))
-    assert len(specs) == 315 and not any(r.failures for r in reports)
+    assert len(specs) == 630 and not any(r.failures for r in reports)
     assert sim.determined.all() and sum(p.stop != "never" for p in plans) >= 60
     np.testing.assert_array_equal(sim.accuracy[0], [r.measured().accuracy for r in reports])
     np.testing.assert_allclose(sim.calls[0], [r.measured().calls_per_question for r in reports])

@@ -85,8 +85,30 @@ def test_sequential_samples_are_the_fixed_pipelines_samples(tmp_path):
     assert result.trace.latency_s == pytest.approx(5 * 0.05, abs=0.03)  # the recorded latencies, one after another
 
 
+def test_until_settled_over_the_accepted_samples_when_a_check_comes_first():
+    # a judge accepts >= 10: 12 then 14 disagree, 3 and 4 are rejected, then 12 again: 2 of 3 accepted
+    # agree; at confidence 0.8 that is not sure (P = 0.69), so it draws on until the lead is sure
+    layers = (GEN.format(stop="settled").replace("stop: settled", "stop: settled, confidence: 0.8")
+              + "  - {kind: verify, params: {model: m}}\n  - {kind: vote}")
+    backend = Script([12, 14, 3, 12, 4, 12])
+    result = Pipeline(_spec(layers), LLMClient(backend)).__call__("q")
+    assert result.answer == "12"
+    assert [i for kind, i in backend.calls if kind == "sample"] == [0, 1, 2, 3, 4, 5]  # 12,12,12 vs 14: P = 0.81 at the 6th
+    backend = Script([12, 3, 12, 14, 14, 14])
+    result = Pipeline(_spec(layers), LLMClient(backend)).__call__("q")
+    assert result.answer == "12" and [i for kind, i in backend.calls if kind == "sample"] == [0, 1, 2]  # 2 accepted agree
+    assert [c.answer for c in result.candidates] == ["12"] and result.candidates[0].parents == ("0.0", "0.2")
+    steps = Pipeline(_spec(layers), LLMClient(Script([1] * 6))).steps()
+    assert steps == [[0, 1, 2]]  # one sequential step: the generator, the check and the vote
+    backend = Script([1, 2, 3, 4, 5, 6])  # nothing accepted: all n drawn, the none-passed policy (keep_all) then the vote
+    result = Pipeline(_spec(layers), LLMClient(backend)).__call__("q")
+    assert result.answer == "1" and sum(kind == "sample" for kind, _ in backend.calls) == 6
+
+
 def test_a_generator_that_stops_early_needs_its_partner_layer():
-    with pytest.raises(SpecError, match=r"layers\[0\]\.params\.stop: 'accepted' needs a test or verify layer right after it"):
+    with pytest.raises(SpecError, match=r"layers\[0\]\.params\.stop: 'accepted' needs test or verify right after it"):
         _spec(GEN.format(stop="accepted") + "  - {kind: vote}")
-    with pytest.raises(SpecError, match="'settled' needs a vote layer right after it, but got nothing"):
+    with pytest.raises(SpecError, match="'settled' needs vote or test -> vote or verify -> vote right after it, but got nothing"):
         _spec(GEN.format(stop="settled"))
+    with pytest.raises(SpecError, match="'settled' needs .* but got verify"):
+        _spec(GEN.format(stop="settled") + "  - {kind: verify, params: {model: m}}")

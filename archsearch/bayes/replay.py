@@ -194,6 +194,8 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
             verdict = np.where((code == j)[None, :, None, None], verdicts[j], verdict)
         seq = (c == 0) & accepted                                                  # [P] stops at the first accepted
         inputs = surv
+        if c == 0:
+            accepted_all = np.where(applies[..., None], verdict, True) & use         # what the first check accepts
         if seq.any():
             ok = np.where(applies[..., None], verdict, True) & use
             n_used = np.where(ok.any(axis=-1), np.argmax(ok, axis=-1) + 1, use.sum(axis=-1))
@@ -220,10 +222,16 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
             one = (position == np.argmax(ok, axis=-1)[..., None]) & found
             kept = np.where(seq[None, :, None, None], np.where(found, one, np.where(best, best_kept, none)), kept)
         surv = np.where((code != -2)[None, :, None, None], kept, surv)
-    if settled.any():
-        stop_at = _settled_prefix(cluster, level, use, np.array([plan.confidence for plan in plans]), settled)
+    if settled.any():  # the vote over the drawn samples, or over the accepted ones when a check comes first
+        checked = np.array([bool(plan.checks) for plan in plans])[None, :, None, None]
+        n = use.sum(axis=-1)
+        pool = np.where(checked, accepted_all, use) if checked.any() else use
+        stop_at = _settled_prefix(cluster, level, pool, n, np.array([plan.confidence for plan in plans]), settled)
         drawn = np.where(settled[None, :, None], stop_at, drawn)
-        surv = np.where(settled[None, :, None, None], use & (position < stop_at[..., None]), surv)
+        prefix = position < stop_at[..., None]
+        early = (stop_at < n)[..., None]
+        surv = np.where(settled[None, :, None, None], np.where(checked, np.where(early, pool & prefix, surv), use & prefix),
+                        surv)
     made = use & (position < drawn[..., None])
     calls += drawn
     tok += np.where(made, gen_cost[0] + gen_cost[1], 0.0).sum(axis=-1)
@@ -244,15 +252,15 @@ def _check_code(ctx: Context, plan: Plan, c: int) -> int:
     return -1 if check.judge is None else ctx.judge("verify", check.judge.key)
 
 
-def _settled_prefix(cluster, level, use, confidence, settled) -> np.ndarray:
-    """[D, P, Q] samples drawn before the vote was settled (Adaptive-Consistency's rule)."""
+def _settled_prefix(cluster, level, pool, n, confidence, settled) -> np.ndarray:
+    """[D, P, Q] samples drawn before the vote over the ``pool`` samples among them was settled
+    (Adaptive-Consistency's rule), at most ``n``."""
     D, P, Q, N = cluster.shape
-    n = use.sum(axis=-1)
     eq = cluster[..., :, None] == cluster[..., None, :]
     stop = n.copy()
     done = np.zeros((D, P, Q), bool)
     for k in range(1, N + 1):
-        prefix = use & (np.arange(N) < k)
+        prefix = pool & (np.arange(N) < k)
         top = np.where(prefix, level, -1).max(axis=-1, keepdims=True)
         voters = prefix & (level == top)
         count = np.where(voters, (eq & voters[..., None, :]).sum(axis=-1), 0)
