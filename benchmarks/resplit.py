@@ -58,7 +58,10 @@ def outcomes(task: Task, specs, cache: CallCache, memo: dict, name: str) -> dict
     """Per pipeline and question (all records): right?, calls, latency -- replayed from the pool."""
     path = RESULTS / f"{name}-outcomes.npz"
     if path.exists():
-        return dict(np.load(path))
+        table = dict(np.load(path))
+        if table["correct"].shape == (len(specs), len(task.records)):
+            return table
+        print(f"{path.name} holds another space's pipelines ({table['correct'].shape[0]}, not {len(specs)}): rebuilding")
     records = task.records
     client = LLMClient(NoCalls(), cache, max_retries=0)
 
@@ -125,7 +128,10 @@ def one_split(seed, task, space, objective, specs, fps, table, cache, memo, size
             "d": float(final_acc.max()), "a_pipeline": chosen, "b_pipeline": rule_b.trial, "reason": rule_a.reason,
             "predicted_low": float(lo), "predicted_high": float(hi), "covered": bool(lo <= final_acc[chosen] <= hi),
             "a_search": rule_a.chosen.search.accuracy, "b_search": rule_b.search.accuracy,
-            "rank_key_unused": str(rank_key(objective, rule_a.chosen))}
+            "rank_key_unused": str(rank_key(objective, rule_a.chosen)),
+            # how sure the posterior was that the raw-max choice beats greedy, and whether it did on the final split
+            "b_p_beats": next((o.p_beats for o in ordered if o.trial == rule_b.trial), None),
+            "b_beat_greedy_final": bool(final_acc[rule_b.trial] > final_acc[base])}
 
 
 def paired(x: np.ndarray) -> dict:
