@@ -176,6 +176,27 @@ def test_llm_judges_and_ensembles_are_replayed():
     assert sim.latency_p50[0].tolist() == [3.0, 3.0, 1.0, 3.0]       # one generate step, then one judging step
 
 
+def test_settled_over_what_an_llm_judge_accepted_pays_only_the_drawn_verdicts():
+    from archsearch.bayes.plan import Check
+    from archsearch.bayes.predict import KEEP_ALL
+    from archsearch.techniques.verify import VerifyParams
+
+    judge = _judge("verify", VerifyParams)
+    call, verdict = CallObs("fake/m", "generate", 1, 10, 10, 1.0), CallObs("fake/verify", "verify", 1, 5, 5, 2.0)
+    keys = ["a", "b", "b", "c"]                      # the judge accepts 1 and 2 (both "b", right): settled at 3
+    samples = [[[Sample(str(i), Judged(k == "b", None, k), call) for i, k in enumerate(keys)]]]
+    known = Known([GEN], {"verify": [judge], "rank": [], "critique": [], "fuse": []}, samples, np.zeros(1, bool),
+                  verdicts={(0, 0, 0, i): (k == "b", verdict) for i, k in enumerate(keys)})
+    arrays = known_arrays(known)
+    ctx = Context(arrays, known.generators, known.judges, 0, {}, {}, {})
+    plans = [Plan(((GEN, 4),), (Check(judge, KEEP_ALL),), True, False, "settled", 0.8),
+             Plan(((GEN, 4),), (Check(judge, KEEP_ALL),), True, False, "never")]
+    sim = simulate(_posterior(0.5, 1), plans, ctx, CostModel(known.calls()), np.random.default_rng(0))
+    assert sim.determined.all() and sim.accuracy[0].tolist() == [1.0, 1.0]
+    assert sim.calls[0].tolist() == [6.0, 8.0]                   # 3 samples + their 3 verdicts; all 4 + 4
+    assert sim.latency_p50[0].tolist() == [3 * 1.0 + 3 * 2.0, 1.0 + 2.0]  # one after another; all at once
+
+
 def test_rank_and_fuse_are_replayed_where_known_and_drawn_where_not():
     from archsearch.bayes.observe import fusion_inputs_key
     from archsearch.techniques.fuse import FuseParams

@@ -129,8 +129,8 @@ def plan_of(spec: PipelineSpec) -> Plan | None:
         by_behaviour = layers.pop(0).params.get("by") == "behaviour"
     else:
         by_behaviour = False
-    if layers or (stop == "settled" and checks and (len(checks) > 1 or checks[0].judge is not None)):
-        return None  # settled over what an LLM judge accepted: its calls would follow the stopping point
+    if layers or (stop == "settled" and len(checks) > 1):
+        return None
     return Plan(tuple(sources), tuple(checks), vote, by_behaviour, stop, confidence)
 
 

@@ -184,6 +184,7 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
     accepted = np.array([plan.stop == "accepted" for plan in plans])
     settled = np.array([plan.stop == "settled" for plan in plans])
     calls, tok, usd, lat, serial = (np.zeros((D, P, Q)) for _ in range(5))
+    judged_after = np.zeros(P, bool)
     for c in range(max((len(plan.checks) for plan in plans), default=0)):
         code = np.array([_check_code(ctx, plan, c) for plan in plans])           # -2 none, -1 tests, j judge j
         policy = np.array([plan.checks[c].policy if c < len(plan.checks) else 0 for plan in plans])[None, :, None, None]
@@ -201,14 +202,12 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
             n_used = np.where(ok.any(axis=-1), np.argmax(ok, axis=-1) + 1, use.sum(axis=-1))
             drawn = np.where(seq[None, :, None], n_used, drawn)
             inputs = np.where(seq[None, :, None, None], use & (position < n_used[..., None]), inputs)
+        skip = np.zeros(P, bool)
+        if c == 0:
+            judged_after = skip = settled & (code >= 0)    # [P] its judge calls follow the stopping point: paid below
         for j, judge in enumerate(ctx.judges["verify"]):
-            mine = inputs & (code == j)[None, :, None, None]
-            calls += mine.sum(axis=-1)
-            tok += (mine * (ver_cost[j][0] + ver_cost[j][1])).sum(axis=-1)
-            usd += (mine * usd_of(judge.model, costs, ver_cost[j][0], ver_cost[j][1])).sum(axis=-1)
-            step = np.where(mine, ver_cost[j][2], 0.0)
-            serial += np.where(seq[None, :, None], step.sum(axis=-1), 0.0)
-            lat += np.where(seq[None, :, None], 0.0, step.max(axis=-1))
+            mine = inputs & ((code == j) & ~skip)[None, :, None, None]
+            _add_judge_calls(mine, seq, j, judge, ver_cost, costs, calls, tok, usd, serial, lat)
         passing = verdict & inputs
         any_pass = passing.any(axis=-1, keepdims=True)
         first_in = (np.cumsum(inputs, axis=-1) == 1) & inputs
@@ -232,6 +231,10 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
         early = (stop_at < n)[..., None]
         surv = np.where(settled[None, :, None, None], np.where(checked, np.where(early, pool & prefix, surv), use & prefix),
                         surv)
+        code0 = np.array([_check_code(ctx, plan, 0) for plan in plans])
+        for j, judge in enumerate(ctx.judges["verify"]):
+            mine = use & prefix & (judged_after & (code0 == j))[None, :, None, None]
+            _add_judge_calls(mine, judged_after, j, judge, ver_cost, costs, calls, tok, usd, serial, lat)
     made = use & (position < drawn[..., None])
     calls += drawn
     tok += np.where(made, gen_cost[0] + gen_cost[1], 0.0).sum(axis=-1)
@@ -243,6 +246,16 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
     right = _choose(correct, cluster, level, surv, np.array([plan.vote for plan in plans]))
     return {"correct": right, "calls": calls, "tokens": tok, "usd": usd, "latency": lat,
             "determined": _sampling_determined(ka, plans, ctx, slot_g, slot_i, used, is_known)}
+
+
+def _add_judge_calls(mine, seq, j, judge, ver_cost, costs, calls, tok, usd, serial, lat) -> None:
+    """Add judge ``j``'s calls on the ``mine`` samples (in place); ``seq`` [P]: one after another."""
+    calls += mine.sum(axis=-1)
+    tok += (mine * (ver_cost[j][0] + ver_cost[j][1])).sum(axis=-1)
+    usd += (mine * usd_of(judge.model, costs, ver_cost[j][0], ver_cost[j][1])).sum(axis=-1)
+    step = np.where(mine, ver_cost[j][2], 0.0)
+    serial += np.where(seq[None, :, None], step.sum(axis=-1), 0.0)
+    lat += np.where(seq[None, :, None], 0.0, step.max(axis=-1))
 
 
 def _check_code(ctx: Context, plan: Plan, c: int) -> int:
