@@ -22,7 +22,8 @@ def describe(spec: PipelineSpec) -> str:
     for layer in spec.layers:
         p = layer.params
         if layer.kind == "generate":
-            stop = "" if p.get("stop", "never") == "never" else f" until {p['stop']}"
+            stop = {"never": "", "accepted": " until accepted"}.get(p.get("stop", "never"),
+                                                                    f" until settled at {p.get('confidence', 0.95):g}")
             parts.append(f"generate {p['model']} n={p['n']} T={p['temperature']:g}{stop}")
         elif layer.kind == "test":
             policy = "" if p["keep"] == "best" else f", none passed: {p['on_none_passed']}"
