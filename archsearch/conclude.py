@@ -87,9 +87,15 @@ def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0) -> Conclusion 
         def rescore(option: Option) -> float:
             return search.evaluate(option.spec, select, "select").measured().accuracy
 
+        def compare(option: Option, base: Option) -> list[float]:
+            mine, theirs = ({o.id: float(o.correct) for o in search.evaluate(x.spec, select, "select").scored}
+                            for x in (option, base))
+            return [mine[q] - theirs[q] for q in mine if q in theirs]
+
     try:
         choice = choose([o for o in ordered if o.search is not None or o is baseline], baseline, objective, posterior,
-                        rescore, holdout, objective.select.min_p_beats_baseline, objective.select.rescore_top)
+                        rescore, holdout, objective.select.min_p_beats_baseline, objective.select.rescore_top,
+                        compare if rescore else None)
     except BudgetExhausted as exc:
         choice = choose(ordered, baseline, objective, posterior, None, None)
         choice.reason += f" (the select split was not used: {exc})"

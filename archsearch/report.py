@@ -56,6 +56,8 @@ def front_table(search: Search, conclusion: Conclusion | None) -> Table:
         mark = " *" if t.number == chosen else (" (baseline)" if t.number == baseline else "")
         post = "" if o is None or o.accuracy is None else "{:.3f} [{:.3f}, {:.3f}]".format(*o.band())
         beats = "baseline" if t.number == baseline else ("" if o is None or o.p_beats is None else f"{o.p_beats:.2f}")
+        if o is not None and o.p_beats_select is not None:
+            beats += f" -> {o.p_beats_select:.2f} with select"
         select = "" if o is None or o.select is None else f"{o.select['value']:.3f}" + (" (revealed)" if o.select["revealed"] else "")
         scored = f"{m.questions}/{m.questions + int(t.user_attrs.get('unscored', 0))}"
         table.add_row(f"{t.number}{mark}", describe(search.spec_of(t)), f"{m.accuracy:.3f} [{m.accuracy_low:.2f}, {m.accuracy_high:.2f}]",
@@ -144,6 +146,8 @@ def extras(conclusion: Conclusion) -> dict[str, float]:
         out.update(posterior_accuracy=mean, posterior_accuracy_low90=low, posterior_accuracy_high90=high)
     if o.p_beats is not None:
         out["p_beats_baseline"] = o.p_beats
+    if o.p_beats_select is not None:
+        out["p_beats_baseline_with_select"] = o.p_beats_select
     if o.select is not None:
         out.update(select_answer=o.select["value"], select_measured=o.select["measured"],
                    select_revealed=float(o.select["revealed"]))
@@ -186,7 +190,8 @@ def summary(conclusion: Conclusion) -> dict:
     """The conclusion for report.json."""
     def option(o):
         out = {"trial": o.trial, "pipeline": describe(o.spec), "search": o.search.model_dump() if o.search else None,
-               "p_beats_baseline": o.p_beats, "predicted": o.predicted, "select": o.select}
+               "p_beats_baseline": o.p_beats, "p_beats_baseline_with_select": o.p_beats_select,
+               "predicted": o.predicted, "select": o.select}
         if o.accuracy is not None:
             out["posterior_new_questions"] = dict(zip(("mean", "low90", "high90"), o.band()))
         return out

@@ -5,8 +5,9 @@ For each of ``--splits`` random re-splits of every recorded question into search
 ``--trials`` trials, the baseline first, as `archsearch optimize` runs it; every pipeline's
 per-question outcomes come from one replay of the recorded pool, no new calls), then choose by:
 
-  (a) the new rule: posterior means on new questions, P(beats baseline) >= 0.9, the top 3
-      re-scored on the select split through Thresholdout (archsearch/selection.py);
+  (a) the new rule: posterior means on new questions, P(beats baseline) >= 0.9 (updated with the
+      select split's paired comparison when no pipeline reaches it on the search split alone), the
+      top 3 re-scored on the select split through Thresholdout (archsearch/selection.py);
   (b) the maximum raw search score among the front (ties: fewer calls);
   (c) greedy (the space's cheapest pipeline);
   (d) the oracle: the best pipeline of the space on the final split;
@@ -118,7 +119,8 @@ def one_split(seed, task, space, objective, specs, fps, table, cache, memo, size
     ordered = options + [baseline]
     posterior = posterior_options(evidence, ordered, objective, rng)
     rule_a = choose(ordered, baseline, objective, posterior,
-                    lambda o: measured(table, o.trial, select_q).accuracy, Thresholdout(seed=seed), min_beat=min_beat)
+                    lambda o: measured(table, o.trial, select_q).accuracy, Thresholdout(seed=seed), min_beat=min_beat,
+                    compare=lambda o, b: table["correct"][o.trial, select_q] - table["correct"][b.trial, select_q])
     rule_b = min(options + [baseline], key=lambda o: (-o.search.accuracy, o.search.calls_per_question))
     final_acc = table["correct"][:, final_q].mean(axis=1)
     chosen = rule_a.chosen.trial
@@ -131,7 +133,8 @@ def one_split(seed, task, space, objective, specs, fps, table, cache, memo, size
             "rank_key_unused": str(rank_key(objective, rule_a.chosen)),
             # how sure the posterior was that the raw-max choice beats greedy, and whether it did on the final split
             "b_p_beats": next((o.p_beats for o in ordered if o.trial == rule_b.trial), None),
-            "b_beat_greedy_final": bool(final_acc[rule_b.trial] > final_acc[base])}
+            "b_beat_greedy_final": bool(final_acc[rule_b.trial] > final_acc[base]),
+            "p_beats_select": next((o.p_beats_select for o in ordered if o.p_beats_select is not None), None)}
 
 
 def paired(x: np.ndarray) -> dict:

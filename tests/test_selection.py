@@ -58,6 +58,35 @@ def test_when_nothing_beats_the_baseline_the_baseline_is_chosen_and_said():
     assert choice.chosen is base and "no pipeline beats the baseline" in choice.reason
 
 
+def test_the_select_split_can_settle_a_near_miss_either_way():
+    base = _option(0, 0.50, None)
+    base.accuracy = np.random.default_rng(0).normal(0.50, 0.03, 4000)
+    near = _option(1, 0.55, None)
+    near.accuracy = base.accuracy + np.random.default_rng(1).normal(0.05, 0.04, 4000)   # P(beats) ~ 0.89
+    near.p_beats = float(np.mean(near.accuracy > base.accuracy))
+    assert 0.85 < near.p_beats < 0.9
+    asked = []
+
+    def compare(option, baseline, diffs):
+        asked.append((option.trial, baseline.trial))
+        return diffs
+
+    confirms = np.array([1.0] * 10 + [0.0] * 31)          # +10 points on 41 select questions, paired
+    choice = choose([near, base], base, OBJ, True, lambda o: 0.6, Thresholdout(sigma=0.0001, seed=0),
+                    compare=lambda o, b: compare(o, b, confirms))
+    assert asked == [(1, 0)] and choice.chosen is near and near.p_beats_select > 0.9
+    assert "with the select split's paired comparison" in choice.reason
+    near.p_beats_select = None
+    refutes = np.array([-1.0] * 4 + [0.0] * 37)            # the select split says it is worse
+    choice = choose([near, base], base, OBJ, True, lambda o: 0.6, Thresholdout(sigma=0.0001, seed=0),
+                    compare=lambda o, b: refutes)
+    assert choice.chosen is base and near.p_beats_select < near.p_beats
+    far = _option(2, 0.52, 0.30)                            # less likely than not to beat it: never compared
+    asked.clear()
+    choose([far, base], base, OBJ, True, lambda o: 0.6, Thresholdout(seed=0), compare=lambda o, b: compare(o, b, confirms))
+    assert asked == [] and far.p_beats_select is None
+
+
 def test_without_a_posterior_the_raw_rule_decides():
     base = _option(0, 0.50, None)
     best = _option(1, 0.80, None)
