@@ -3,7 +3,9 @@
 Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict
 every pipeline the space can make -- accuracy, calls, dollars and latency, replaying the calls
 already bought and drawing the rest (evidence.py) -- and propose the unevaluated one that most
-improves the hypervolume of the front (observed points plus that candidate's predicted point). It
+improves the hypervolume of the front (observed points plus that candidate's predicted point) per
+call its evaluation would buy (``cost_aware``: samples and verdicts already cached are free, so
+pipelines that reuse them are tried before ones that buy new calls; EI per unit cost). It
 starts (``startup="probe"``) by running the cheapest pipeline of each generator model not yet
 sampled, then plans from the posterior straight away; with ``startup="tpe"`` it defers to TPE for
 the first ``min_trials`` trials. Spaces with layers the model does not cover, and parameters a
@@ -33,12 +35,12 @@ from .plan import plan_of, uncovered
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
                  memo: dict, seed: int = 0, min_trials: int = 4, startup: Literal["tpe", "probe"] = "probe",
-                 surrogate: Surrogate | None = None) -> None:
+                 surrogate: Surrogate | None = None, cost_aware: bool = True) -> None:
         self.space, self.task, self.records, self.objective, self.startup = space, task, records, objective, startup
         self.cache, self.memo = cache, memo
         self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=min_trials)
         self.rng = np.random.default_rng(seed)
-        self.min_trials = min_trials
+        self.min_trials, self.cost_aware = min_trials, cost_aware
         # one posterior draw per trial: SVI restarted from its last solution is fast enough to refit
         # before every trial (the report refits with NUTS when the data are small)
         self.surrogate = surrogate or Surrogate(seed=seed, method="svi")
@@ -142,14 +144,18 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         reference = np.max(np.vstack([predicted, observed]), axis=0) + 1e-6
         reference = reference + 0.1 * np.abs(reference) + 1e-3
         base = compute_hypervolume(observed, reference)
-        best, best_gain = None, 0.0
+        # what evaluating each would buy: one question's worth of calls is the floor of a trial's price
+        price = (self.evidence.unbought_calls([c[2] for c in self._candidates], sim.determined) + len(self.records)
+                 if self.cost_aware else np.ones(len(self._candidates)))
+        best, best_gain, best_score = None, 0.0, 0.0
         for i, (_, fp, _) in enumerate(self._candidates):
             if fp in evaluated:
                 continue
             gain = compute_hypervolume(np.vstack([observed, predicted[i]]), reference) - base
-            if gain > best_gain + 1e-12:
-                best, best_gain = i, gain
-        self.log.append({"draw": draw, "gain": best_gain, "choice": None if best is None else self._candidates[best][1]})
+            if gain > 1e-12 and gain / price[i] > best_score:
+                best, best_gain, best_score = i, gain, gain / price[i]
+        self.log.append({"draw": draw, "gain": best_gain, "price": None if best is None else float(price[best]),
+                         "choice": None if best is None else self._candidates[best][1]})
         return None if best is None else self._candidates[best][0]
 
     def _to_min(self, values) -> list[float]:
