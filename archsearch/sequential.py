@@ -20,14 +20,19 @@ from .techniques.vote import Vote
 
 async def until_accepted(gen: Generate, filt: Filter, gctx: LayerContext, fctx: LayerContext, question,
                          before: list[Candidate]) -> list[Candidate]:
-    judged: list[Candidate] = []
-    for k, i in enumerate(gen.indices(gctx)):
+    """The candidates of earlier layers (e.g. a greedy answer) are judged first: if one is accepted,
+    nothing is drawn."""
+    judged = list(await filt.judge(fctx, question, before)) if before else []
+    if any(filt.accepted(fctx, c) for c in judged):
+        return filt.keep(fctx, judged)
+    indices = gen.indices(gctx)
+    for k, i in enumerate(indices):
         sample = (await gen.sample(gctx, question, i)).with_(cid=f"{gctx.trace.index}.{k}")
         [checked] = await filt.judge(fctx, question, [sample])
         judged.append(checked)
         if filt.accepted(fctx, checked):
-            return before + [checked]
-    return filt.keep(fctx, before + judged)
+            return filt.keep(fctx, judged)
+    return filt.keep(fctx, judged)
 
 
 async def until_settled(gen: Generate, vote: Vote, gctx: LayerContext, vctx: LayerContext, question,
@@ -43,16 +48,15 @@ async def until_settled(gen: Generate, vote: Vote, gctx: LayerContext, vctx: Lay
 
 async def until_settled_among_accepted(gen: Generate, filt: Filter, vote: Vote, gctx: LayerContext, fctx: LayerContext,
                                        vctx: LayerContext, question, before: list[Candidate]) -> list[Candidate]:
-    judged: list[Candidate] = []
+    judged = list(await filt.judge(fctx, question, before)) if before else []
     indices = gen.indices(gctx)
     for k, i in enumerate(indices):
         sample = (await gen.sample(gctx, question, i)).with_(cid=f"{gctx.trace.index}.{k}")
         [checked] = await filt.judge(fctx, question, [sample])
         judged.append(checked)
         accepted = [c for c in judged if filt.accepted(fctx, c)]
-        if accepted and await vote.settled(vctx, question, before + accepted, len(indices) - k - 1,
-                                           gen.params.confidence):
+        if accepted and await vote.settled(vctx, question, accepted, len(indices) - k - 1, gen.params.confidence):
             break
-    kept = filt.keep(fctx, before + judged)
+    kept = filt.keep(fctx, judged)
     fctx.trace.candidates_out = len(kept)
     return await vote.apply(vctx, question, kept)

@@ -196,7 +196,7 @@ class SearchSpace:
         return out
 
     def build(self, s: Suggester, task: Task | None = None) -> PipelineSpec:
-        layers = _early_stops_with_partners(self._layers(s, self.entries, "", task))
+        layers = _early_stops_with_partners(_greedy_once(self._layers(s, self.entries, "", task)))
         used = {p["params"].get("model") for p in layers} - {None}
         models = {k: v for k, v in self.models.items() if k in used} or dict(list(self.models.items())[:1])
         signature = {"template": "{question}", "extractor": {"kind": "text"}}
@@ -207,6 +207,17 @@ class SearchSpace:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
         body["name"] = f"{self.name}-{digest}"
         return parse_spec(body, f"{self.file} (drawn pipeline)")
+
+
+def _greedy_once(layers: list[dict]) -> list[dict]:
+    """A greedy generator right before another greedy generator of the same model adds nothing (a
+    second temperature-0 answer is the first again): the earlier one is dropped."""
+    def greedy(layer: dict) -> bool:
+        return layer["kind"] == "generate" and layer["params"].get("temperature", 0.0) == 0
+
+    return [layer for i, layer in enumerate(layers)
+            if not (greedy(layer) and i + 1 < len(layers) and greedy(layers[i + 1])
+                    and layers[i + 1]["params"].get("model") == layer["params"].get("model"))]
 
 
 def _early_stops_with_partners(layers: list[dict]) -> list[dict]:

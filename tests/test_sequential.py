@@ -85,6 +85,21 @@ def test_sequential_samples_are_the_fixed_pipelines_samples(tmp_path):
     assert result.trace.latency_s == pytest.approx(5 * 0.05, abs=0.03)  # the recorded latencies, one after another
 
 
+def test_candidates_of_earlier_layers_are_judged_before_anything_is_drawn():
+    lead = "  - {kind: generate, params: {model: m, n: 1, temperature: 0.0}}\n"
+    check = "  - {kind: verify, params: {model: m}}"
+    backend = Script([12, 3, 4, 5, 6, 7])      # the greedy answer (sample 0 at T=0) is accepted: no sample drawn
+    result = Pipeline(_spec(lead + GEN.format(stop="accepted") + check), LLMClient(backend)).__call__("q")
+    assert result.answer == "12" and backend.calls == [("sample", 0), ("verify", 12)]
+    backend = Script([3, 4, 5, 13, 6, 7])      # rejected: the T=0.8 samples are drawn until one is accepted
+    result = Pipeline(_spec(lead + GEN.format(stop="accepted") + check), LLMClient(backend)).__call__("q")
+    assert result.answer == "13" and [c.answer for c in result.candidates] == ["13"]
+    assert [i for kind, i in backend.calls if kind == "sample"] == [0, 0, 1, 2, 3]   # greedy, then T=0.8 0..3
+    backend = Script([3, 4, 5, 6, 7, 8])       # nothing accepted: keep_all, the greedy answer first
+    result = Pipeline(_spec(lead + GEN.format(stop="accepted") + check), LLMClient(backend)).__call__("q")
+    assert result.answer == "3" and len(result.candidates) == 7
+
+
 def test_until_settled_over_the_accepted_samples_when_a_check_comes_first():
     # a judge accepts >= 10: 12 then 14 disagree, 3 and 4 are rejected, then 12 again: 2 of 3 accepted
     # agree; at confidence 0.8 that is not sure (P = 0.69), so it draws on until the lead is sure

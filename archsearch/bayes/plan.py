@@ -73,7 +73,7 @@ class Plan:
     checks: tuple[Check, ...] = ()
     vote: bool = False
     by_behaviour: bool = False
-    stop: str = "never"                            # never | accepted | settled (single generator only)
+    stop: str = "never"                            # never | accepted | settled (the last generator only)
     confidence: float = 0.95
     rank: Judge | None = None
     keep: int = 0                                  # rank keeps this many (fusion family)
@@ -107,9 +107,9 @@ def plan_of(spec: PipelineSpec) -> Plan | None:
         sources.append((Generator(_model(spec, gp.model), gp), gp.n))
     if not sources:
         return None
-    stop, confidence = sources[0][0].params.stop, sources[0][0].params.confidence
-    if len(sources) > 1 and any(g.params.stop != "never" for g, _ in sources):
-        return None
+    stop, confidence = sources[-1][0].params.stop, sources[-1][0].params.confidence
+    if any(g.params.stop != "never" for g, _ in sources[:-1]):
+        return None  # only the last generator may stop early: the ones before it are its first candidates
     kinds = [layer.kind for layer in layers]
     if kinds and kinds[-1] == "fuse" or "rank" in kinds:
         return _fusion(spec, sources, layers)
