@@ -130,14 +130,15 @@ def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0) -> Conclusion 
 
 
 def resample_until_accepted(spec, ceiling) -> object | None:
-    """The ceiling's advice as a pipeline: the chosen pipeline's first generator, up to best_k samples,
+    """The ceiling's advice as a pipeline: the chosen pipeline's last generator (the one that samples;
+    a greedy lead is left out, as in the ceiling's closed form), up to best_k samples,
     stopping at the first its verifier accepts, abstaining when none is (a wrong answer costs fp_cost)."""
     from .spec import parse_spec
 
     if ceiling is None or ceiling.best_k < 1:
         return None
     layers = [layer.model_dump() for layer in spec.layers]
-    gen = next((x for x in layers if x["kind"] == "generate"), None)
+    gen = next((x for x in reversed(layers) if x["kind"] == "generate"), None)
     check = next((x for x in layers if x["kind"] in ("verify", "test")), None)
     if gen is None or check is None:
         return None

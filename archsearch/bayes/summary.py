@@ -82,13 +82,13 @@ def _label(gen) -> str:
 
 
 def ceiling(evidence: Evidence, spec: PipelineSpec, fp_cost: float, k_max: int = 64) -> Ceiling | None:
-    """For the spec's first generator and its verifier (its first check, else the visible tests):
+    """For the spec's last generator (the one that samples) and its verifier (its first check, else the visible tests):
     resampling until accepted tops out at the verifier's precision (Inference Scaling fLaws)."""
     plan = plan_of(spec)
     post = evidence.posterior
     if plan is None or post is None or post.tau.shape[1] == 0:
         return None
-    g = evidence.ctx.gen(plan.sources[0][0].key)
+    g = evidence.ctx.gen(plan.sources[-1][0].key)
     check = plan.checks[0] if plan.checks else None
     if check is not None and check.judge is not None:
         v = evidence.ctx.visible + evidence.ctx.judge("verify", check.judge.key)
