@@ -23,6 +23,7 @@ from archsearch.pipeline import Pipeline  # noqa: E402
 from archsearch.report import describe  # noqa: E402
 from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint  # noqa: E402
 from archsearch.tasks import Task  # noqa: E402
+from archsearch.techniques.generate import GenerateParams  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,11 +54,14 @@ def main() -> None:
     measured = asyncio.run(everything())
     rows = []
     for fp, spec in specs.items():
-        gen = spec.layers[0].params
-        if gen.get("stop", "never") == "never":
+        at = next((i for i, layer in enumerate(spec.layers)
+                   if layer.kind == "generate" and layer.params.get("stop", "never") != "never"), None)
+        if at is None:
             continue
+        gen = spec.layers[at].params
         fixed_layers = [dict(layer.model_dump()) for layer in spec.layers]
-        fixed_layers[0] = {**fixed_layers[0], "params": {**gen, "stop": "never"}}
+        never = {"stop": "never", "confidence": GenerateParams.model_fields["confidence"].default}
+        fixed_layers[at] = {**fixed_layers[at], "params": {**gen, **never}}
         twin = next((f for f, s in specs.items() if [x.model_dump() for x in s.layers] == fixed_layers), None)
         if twin is None:
             continue
