@@ -74,11 +74,14 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
     cache = CallCache(task.cache_url)
     memo: dict = {}
     out = RESULTS / f"{experiment.name}-{space_path.stem}-{split}-table.json"
+    pipelines = enumerate_space(SearchSpace(space_path), task)
     if out.exists():
         rows = [Row(**{**r, "keys": frozenset(r["keys"])}) for r in json.loads(out.read_text())]
-        return rows, task, records, cache, memo
+        if {r.fingerprint for r in rows} == {spec_fingerprint(s) for _, s in pipelines}:
+            return rows, task, records, cache, memo
+        print(f"{out.name} was built for another version of the space: rebuilding")
     rows = []
-    for params, spec in enumerate_space(SearchSpace(space_path), task):
+    for params, spec in pipelines:
         recording = RecordingCache(cache)
         client = LLMClient(NoCalls(), recording, max_retries=0)
 
