@@ -6,7 +6,8 @@ decides over all of them. ``stop: settled`` -- stop once the next layer's vote c
 leader is sure at the configured confidence (Adaptive-Consistency); with a filter between the
 generator and the vote, the vote counted is the one over the accepted samples, so the generator
 stops once enough accepted candidates agree (a verifier's false positive no longer wins by being
-first; a disagreement among accepted ones buys more samples). Sample i is the same cached
+first; a disagreement among accepted ones buys more samples). Candidates of earlier layers (a
+greedy answer leading the samples) are judged first and count like drawn ones. Sample i is the same cached
 object as in a fixed-n pipeline, so a replayed search evaluates these for free, and calls, tokens
 and latency are what was actually spent: the samples and their checks run one after another.
 """
@@ -23,15 +24,12 @@ async def until_accepted(gen: Generate, filt: Filter, gctx: LayerContext, fctx: 
     """The candidates of earlier layers (e.g. a greedy answer) are judged first: if one is accepted,
     nothing is drawn."""
     judged = list(await filt.judge(fctx, question, before)) if before else []
-    if any(filt.accepted(fctx, c) for c in judged):
-        return filt.keep(fctx, judged)
     indices = gen.indices(gctx)
     for k, i in enumerate(indices):
+        if any(filt.accepted(fctx, c) for c in judged):
+            break
         sample = (await gen.sample(gctx, question, i)).with_(cid=f"{gctx.trace.index}.{k}")
-        [checked] = await filt.judge(fctx, question, [sample])
-        judged.append(checked)
-        if filt.accepted(fctx, checked):
-            return filt.keep(fctx, judged)
+        judged.extend(await filt.judge(fctx, question, [sample]))
     return filt.keep(fctx, judged)
 
 
