@@ -16,6 +16,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from .bayes.tpe import RungAwareTPE
 from .errors import ArchsearchError, BudgetExhausted
 from .evaluate import EvalReport, aevaluate
 from .llm.budget import Budget
@@ -25,7 +26,6 @@ from .pipeline import Pipeline
 from .space import SearchSpace, enumerate_space, spec_fingerprint
 from .spec import Measured, PipelineSpec, dump_spec, loads_spec
 from .tasks.task import Task
-from .tpe import RungAwareTPE
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

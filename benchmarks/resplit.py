@@ -38,6 +38,7 @@ from tabular import RESULTS, NoCalls  # noqa: E402
 
 from archsearch.bayes.evidence import Evidence  # noqa: E402
 from archsearch.bayes.plan import plan_of  # noqa: E402
+from archsearch.bayes.tpe import RungAwareTPE  # noqa: E402
 from archsearch.evaluate import aevaluate  # noqa: E402
 from archsearch.experiment import Experiment  # noqa: E402
 from archsearch.llm import CallCache, LLMClient  # noqa: E402
@@ -49,7 +50,6 @@ from archsearch.spec import Measured  # noqa: E402
 from archsearch.stats import percentile, wilson_interval  # noqa: E402
 from archsearch.tasks import Task  # noqa: E402
 from archsearch.thresholdout import Thresholdout  # noqa: E402
-from archsearch.tpe import RungAwareTPE  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 optuna.logging.set_verbosity(optuna.logging.ERROR)

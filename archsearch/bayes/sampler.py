@@ -26,11 +26,11 @@ from ..llm.cache import CallCache
 from ..objectives import Objective
 from ..space import SearchSpace, enumerate_space, spec_fingerprint
 from ..tasks.task import Record, Task
-from ..tpe import RungAwareTPE
 from .evidence import Evidence
 from .known import model_index
 from .model import Surrogate
 from .plan import plan_of, uncovered
+from .tpe import RungAwareTPE
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
