@@ -229,7 +229,7 @@ def _early_stops_with_partners(layers: list[dict]) -> list[dict]:
         params = layer["params"]
         stop = params.get("stop", "never") if layer["kind"] == "generate" else "never"
         if stop != "never" and (not early_stop_partners(stop, kinds[i + 1:]) or params.get("n", 1) <= 1):
-            stop, layer = "never", {**layer, "params": {k: v for k, v in params.items() if k not in ("stop", "confidence")}}
+            stop, layer = "never", {**layer, "params": {k: v for k, v in params.items() if k != "stop"}}
         if layer["kind"] == "generate" and stop != "settled" and "confidence" in layer["params"]:
             layer = {**layer, "params": {k: v for k, v in layer["params"].items() if k != "confidence"}}  # settled's only
         out.append(layer)

@@ -184,7 +184,8 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
     accepted = np.array([plan.stop == "accepted" for plan in plans])
     settled = np.array([plan.stop == "settled" for plan in plans])
     calls, tok, usd, lat, serial = (np.zeros((D, P, Q)) for _ in range(5))
-    judged_after = np.zeros(P, bool)
+    code0 = np.array([_check_code(ctx, plan, 0) for plan in plans])
+    judged_after = settled & (code0 >= 0)      # [P] settled over a judge's verdicts: paid after the stop, below
     for c in range(max((len(plan.checks) for plan in plans), default=0)):
         code = np.array([_check_code(ctx, plan, c) for plan in plans])           # -2 none, -1 tests, j judge j
         policy = np.array([plan.checks[c].policy if c < len(plan.checks) else 0 for plan in plans])[None, :, None, None]
@@ -198,15 +199,12 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
         if c == 0:
             accepted_all = np.where(applies[..., None], verdict, True) & use         # what the first check accepts
         if seq.any():
-            ok = np.where(applies[..., None], verdict, True) & use
+            ok = accepted_all
             n_used = np.where(ok.any(axis=-1), np.argmax(ok, axis=-1) + 1, use.sum(axis=-1))
             drawn = np.where(seq[None, :, None], n_used, drawn)
             inputs = np.where(seq[None, :, None, None], use & (position < n_used[..., None]), inputs)
-        skip = np.zeros(P, bool)
-        if c == 0:
-            judged_after = skip = settled & (code >= 0)    # [P] its judge calls follow the stopping point: paid below
         for j, judge in enumerate(ctx.judges["verify"]):
-            mine = inputs & ((code == j) & ~skip)[None, :, None, None]
+            mine = inputs & ((code == j) & ~(judged_after & (c == 0)))[None, :, None, None]
             _add_judge_calls(mine, seq, j, judge, ver_cost, costs, calls, tok, usd, serial, lat)
         passing = verdict & inputs
         any_pass = passing.any(axis=-1, keepdims=True)
@@ -231,7 +229,6 @@ def simulate_sampling(posterior, plans: list[Plan], ctx: Context, costs, rng: np
         early = (stop_at < n)[..., None]
         surv = np.where(settled[None, :, None, None], np.where(checked, np.where(early, pool & prefix, surv), use & prefix),
                         surv)
-        code0 = np.array([_check_code(ctx, plan, 0) for plan in plans])
         for j, judge in enumerate(ctx.judges["verify"]):
             mine = use & prefix & (judged_after & (code0 == j))[None, :, None, None]
             _add_judge_calls(mine, judged_after, j, judge, ver_cost, costs, calls, tok, usd, serial, lat)

@@ -3,8 +3,7 @@
 Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict
 every pipeline the space can make -- accuracy, calls, dollars and latency, replaying the calls
 already bought and drawing the rest (evidence.py) -- and propose the unevaluated one that most
-improves the hypervolume of the front (observed points plus that candidate's predicted point; with
-``draws`` > 1 the improvement averaged over that many draws, which measured worse: 828 vs 710 calls) per
+improves the hypervolume of the front (observed points plus that candidate's predicted point) per
 call its evaluation would buy (``cost_aware``: samples and verdicts already cached are free, so
 pipelines that reuse them are tried before ones that buy new calls; EI per unit cost). It
 starts (``startup="probe"``) by running the cheapest pipeline of each generator model not yet
@@ -36,12 +35,12 @@ from .tpe import RungAwareTPE
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
                  memo: dict, seed: int = 0, min_trials: int = 4, startup: Literal["tpe", "probe"] = "probe",
-                 surrogate: Surrogate | None = None, cost_aware: bool = True, draws: int = 1) -> None:
+                 surrogate: Surrogate | None = None, cost_aware: bool = True) -> None:
         self.space, self.task, self.records, self.objective, self.startup = space, task, records, objective, startup
         self.cache, self.memo = cache, memo
         self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=min_trials)
         self.rng = np.random.default_rng(seed)
-        self.min_trials, self.cost_aware, self.draws = min_trials, cost_aware, draws
+        self.min_trials, self.cost_aware = min_trials, cost_aware
         # one posterior draw per trial: SVI restarted from its last solution is fast enough to refit
         # before every trial (the report refits with NUTS when the data are small)
         self.surrogate = surrogate or Surrogate(seed=seed, method="svi")
@@ -137,14 +136,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def _plan(self, done, evaluated: set) -> dict | None:
         if self.fit() is None:
             return None
-        total = self.last_posterior.draws
-        draws = (np.array([int(self.rng.integers(total))]) if self.draws == 1
-                 else self.rng.choice(total, size=min(self.draws, total), replace=False))
-        sim = self.evidence.on_search([c[2] for c in self._candidates], self.rng, draws)
-        predicted = np.array([[self._to_min([sim.metric(m.name)[k, i] for m in self.objective.metrics])
-                               for i in range(len(self._candidates))] for k in range(len(draws))])   # [K, P, M]
+        draw = int(self.rng.integers(self.last_posterior.draws))
+        sim = self.evidence.on_search([c[2] for c in self._candidates], self.rng, np.array([draw]))
+        predicted = np.array([self._to_min([sim.metric(m.name)[0, i] for m in self.objective.metrics])
+                              for i in range(len(self._candidates))])
         observed = np.array([self._to_min(t.values) for t in done])
-        reference = np.max(np.vstack([predicted.reshape(-1, predicted.shape[-1]), observed]), axis=0) + 1e-6
+        reference = np.max(np.vstack([predicted, observed]), axis=0) + 1e-6
         reference = reference + 0.1 * np.abs(reference) + 1e-3
         base = compute_hypervolume(observed, reference)
         # what evaluating each would buy: one question's worth of calls is the floor of a trial's price
@@ -154,12 +151,10 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         for i, (_, fp, _) in enumerate(self._candidates):
             if fp in evaluated:
                 continue
-            # expected hypervolume improvement over the posterior draws (one draw: Thompson sampling)
-            gain = float(np.mean([compute_hypervolume(np.vstack([observed, predicted[k, i]]), reference) - base
-                                  for k in range(len(draws))]))
+            gain = compute_hypervolume(np.vstack([observed, predicted[i]]), reference) - base
             if gain > 1e-12 and gain / price[i] > best_score:
                 best, best_gain, best_score = i, gain, gain / price[i]
-        self.log.append({"draws": len(draws), "gain": best_gain, "price": None if best is None else float(price[best]),
+        self.log.append({"draw": draw, "gain": best_gain, "price": None if best is None else float(price[best]),
                          "choice": None if best is None else self._candidates[best][1]})
         return None if best is None else self._candidates[best][0]
 
