@@ -33,7 +33,8 @@ class Selection(Strict):
     tie_break: Metric = "calls_per_question"
     min_p_beats_baseline: float = Field(0.9, ge=0, le=1, description="a choice must beat the space's cheapest "
                                         "pipeline with this posterior probability, else the baseline is exported")
-    rescore_top: int = Field(3, ge=1, le=20, description="how many are re-scored on the select split (Thresholdout)")
+    rescore_top: int = Field(3, ge=1, le=20, description="how many are compared with the baseline on the select split "
+                             "(paired, through Thresholdout)")
 
 
 class SearchBudget(Strict):

@@ -47,7 +47,7 @@ def front_table(search: Search, conclusion: Conclusion | None) -> Table:
     chosen = conclusion.choice.chosen.trial if conclusion else None
     baseline = conclusion.choice.baseline.trial if conclusion else None
     table = Table(title="Pareto front (search split; the posterior is for new questions)")
-    for col in ("trial", "pipeline", "search accuracy [95% CI]", "posterior [90%]", "P(beats baseline)", "select",
+    for col in ("trial", "pipeline", "search accuracy [95% CI]", "posterior [90%]", "P(beats baseline)", "after select",
                 "$/question", "latency p50", "calls/q", "scored"):
         table.add_column(col)
     for t in search.front():
@@ -149,7 +149,7 @@ def extras(conclusion: Conclusion) -> dict[str, float]:
     if o.p_beats_select is not None:
         out["p_beats_baseline_with_select"] = o.p_beats_select
     if o.select is not None:
-        out.update(select_answer=o.select["value"], select_measured=o.select["measured"],
+        out.update(select_answer=o.select["value"], select_measured=o.select.get("measured", float("nan")),
                    select_revealed=float(o.select["revealed"]))
     if conclusion.predicted_final is not None:
         p = conclusion.predicted_final

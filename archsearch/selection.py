@@ -5,13 +5,14 @@
    P(it beats the baseline), the baseline being the space's cheapest pipeline (greedy in the
    shipped spaces), compared draw by draw.
 2. Pipelines that beat the baseline with probability >= ``min_beat`` are ranked by the objective's
-   rule on posterior means; the top few are re-scored on the select split through Thresholdout
-   (a reusable holdout) and the rule picks among those answers. When none does, the select split
-   may settle it: the best by the rule among those more likely than not to beat the baseline is
-   compared with it question by question on the select split (through Thresholdout too), and
-   P(beats) is updated with that paired difference (normal-normal: the search posterior's mean and
-   spread of the difference, the select split's mean difference and standard error). When still
-   none beats the baseline with that probability, the baseline is chosen and the report says so.
+   rule on posterior means; the top few are compared with the baseline question by question on the
+   select split, through Thresholdout (a reusable holdout), and their posterior of the difference
+   is updated with that paired difference (normal-normal: the search posterior's mean and spread of
+   the difference, the select split's mean difference and standard error). The rule picks among
+   those still beating the baseline with that probability, on the updated means. When no pipeline
+   reaches it on the search split, the best by the rule among those more likely than not to beat the
+   baseline gets the same comparison and may reach it. When none does, the baseline is chosen and
+   the report says so.
 3. The final split is touched once, at export, by the chosen pipeline (and the baseline, for the
    comparison the report prints -- never for choosing).
 """
@@ -88,53 +89,63 @@ def posterior_options(evidence, options: list[Option], objective: Objective, rng
     return True
 
 
-def p_beats_with_select(option: Option, baseline: Option, diffs: np.ndarray, holdout: Thresholdout) -> float:
-    """P(option beats baseline) after the select split: the posterior draws of the difference on new
-    questions as a normal prior, the select split's mean paired difference (as Thresholdout answers
-    it) as a normal observation with its standard error."""
+def update_with_select(option: Option, baseline: Option, diffs: np.ndarray, holdout: Thresholdout) -> None:
+    """Sets ``option.p_beats_select`` and ``option.select``: the posterior draws of option - baseline on
+    new questions as a normal prior, the select split's mean paired difference (as Thresholdout answers
+    it) as a normal observation with its standard error. Paired against the baseline so that every
+    option's answer is on one scale: a select split easier than the search split lifts every pipeline
+    alike and favours none (comparing raw select accuracy with posterior means did)."""
+    if option.p_beats_select is not None:
+        return
     delta = option.accuracy - baseline.accuracy
     mu, var = float(delta.mean()), max(float(delta.var()), 1e-8)
     n = len(diffs)
     se2 = max(float(np.var(diffs, ddof=1)) if n > 1 else 1.0, 1.0 / max(n, 1)) / max(n, 1)
-    seen = holdout.answer(f"beats:{option.fingerprint}", mu, float(np.mean(diffs)) if n else mu)["value"]
+    answer = holdout.answer(f"beats:{option.fingerprint}", mu, float(np.mean(diffs)) if n else mu)
     post_var = 1 / (1 / var + 1 / se2)
-    post_mu = post_var * (mu / var + seen / se2)
-    return 0.5 * (1 + erf(post_mu / sqrt(2 * post_var)))
+    post_mu = post_var * (mu / var + answer["value"] / se2)
+    option.p_beats_select = 0.5 * (1 + erf(post_mu / sqrt(2 * post_var)))
+    option.select = {**answer, "gain": answer["value"], "value": float(baseline.mean + post_mu)}
 
 
 def choose(options: list[Option], baseline: Option, objective: Objective, posterior: bool, rescore,
            holdout: Thresholdout | None, min_beat: float = 0.9, top: int = 3, compare=None) -> Choice:
-    """``rescore(option) -> accuracy on the select split`` (None when there is no select split);
-    ``compare(option, baseline) -> per-question differences of correctness on the select split``."""
+    """``compare(option, baseline) -> per-question differences of correctness on the select split``;
+    ``rescore(option) -> accuracy on the select split``, shown next to the answer (None, or no
+    ``holdout``: there is no select split)."""
     if not posterior:
         best = min([o for o in options if o.search is not None], key=lambda o: rank_key(objective, o))
         return Choice(options, baseline, best, "no posterior for this space: the best raw search score", False)
+    selectable = holdout is not None and compare is not None
+
+    def with_select(option: Option) -> Option:
+        if option.p_beats_select is not None:
+            return option
+        update_with_select(option, baseline, np.asarray(compare(option, baseline), float), holdout)
+        if rescore is not None:
+            option.select["measured"] = rescore(option)
+        return option
+
     contenders = [o for o in options if o is not baseline and (o.p_beats or 0.0) >= min_beat]
     hopefuls = sorted([o for o in options if o is not baseline and (o.p_beats or 0.0) >= 0.5],
                       key=lambda o: rank_key(objective, o))
-    if not contenders and hopefuls and holdout is not None and compare is not None:
-        hopeful = hopefuls[0]
-        hopeful.p_beats_select = p_beats_with_select(hopeful, baseline, np.asarray(compare(hopeful, baseline), float),
-                                                     holdout)
-        if hopeful.p_beats_select >= min_beat:
-            contenders = [hopeful]
+    if not contenders and hopefuls and selectable and with_select(hopefuls[0]).p_beats_select >= min_beat:
+        contenders = [hopefuls[0]]
     if not contenders:
         return Choice(options, baseline, baseline, f"no pipeline beats the baseline with probability >= {min_beat:g}: "
                                                     "the baseline, the cheapest, is chosen", True)
     contenders.sort(key=lambda o: rank_key(objective, o))
-    if holdout is None:
+    if not selectable:
         return Choice(options, baseline, contenders[0], "the best posterior mean", True)
-    shortlist = contenders[:top]
-    for option in shortlist:
-        measured = rescore(option)
-        option.select = holdout.answer(option.fingerprint, option.mean, measured)
-        option.select["measured"] = measured
-    best = min(shortlist, key=lambda o: rank_key(objective, o, o.select["value"]))
-    if best.p_beats_select is not None:
-        return Choice(options, baseline, best, f"P(beats the baseline) {best.p_beats:.2f} on the search split, "
-                                              f"{best.p_beats_select:.2f} with the select split's paired comparison", True)
-    return Choice(options, baseline, best, f"the best of the top {len(shortlist)} by posterior mean, re-scored on the "
-                                          "select split through Thresholdout", True)
+    shortlist = [with_select(o) for o in contenders[:top]]
+    kept = [o for o in shortlist if o.p_beats_select >= min_beat]
+    if not kept:
+        return Choice(options, baseline, baseline, f"with the select split's paired comparison no pipeline beats the "
+                                                    f"baseline with probability >= {min_beat:g}: the baseline is chosen", True)
+    best = min(kept, key=lambda o: rank_key(objective, o, o.select["value"]))
+    return Choice(options, baseline, best, f"the best of the top {len(shortlist)} by posterior mean after the select "
+                                          f"split's paired comparison with the baseline (through Thresholdout); "
+                                          f"P(beats the baseline) {best.p_beats:.2f} -> {best.p_beats_select:.2f}", True)
 
 
 def cheapest(specs: list[PipelineSpec]) -> int:

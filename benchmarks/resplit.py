@@ -5,9 +5,9 @@ For each of ``--splits`` random re-splits of every recorded question into search
 ``--trials`` trials, the baseline first, as `archsearch optimize` runs it; every pipeline's
 per-question outcomes come from one replay of the recorded pool, no new calls), then choose by:
 
-  (a) the new rule: posterior means on new questions, P(beats baseline) >= 0.9 (updated with the
-      select split's paired comparison when no pipeline reaches it on the search split alone), the
-      top 3 re-scored on the select split through Thresholdout (archsearch/selection.py);
+  (a) the new rule: posterior means on new questions, P(beats baseline) >= 0.9, the top 3 compared
+      with the baseline question by question on the select split through Thresholdout and their
+      posteriors updated with it (archsearch/selection.py);
   (b) the maximum raw search score among the front (ties: fewer calls);
   (c) greedy (the space's cheapest pipeline);
   (d) the oracle: the best pipeline of the space on the final split;

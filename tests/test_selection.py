@@ -42,14 +42,35 @@ def test_thresholdout_answers_the_training_estimate_unless_the_holdout_disagrees
     assert again.used == 2 and again.answer("b", 0.80, 0.10) == far
 
 
+def _spread(option, sd, seed):
+    option.accuracy = option.accuracy + np.random.default_rng(seed).normal(0, sd, len(option.accuracy))
+    return option
+
+
 def test_the_rule_picks_by_posterior_means_and_the_select_split():
     base = _option(0, 0.50, None)
     a, b, c = _option(1, 0.70, 0.99, calls=8), _option(2, 0.68, 0.97, calls=2), _option(3, 0.60, 0.50)
-    scores = {1: 0.50, 2: 0.69}   # a overfit the search split: the select split says so
-    choice = choose([a, b, c, base], base, OBJ, True, lambda o: scores[o.trial],
-                    Thresholdout(threshold=0.04, sigma=0.0001, seed=0))
+    for i, o in enumerate((a, b, base)):
+        _spread(o, 0.02, i)
+    # paired with the baseline on 40 select questions: a overfit the search split (+0 points), b holds (+18)
+    gains = {1: np.zeros(40), 2: np.array([1.0] * 7 + [0.0] * 33)}
+    choice = choose([a, b, c, base], base, OBJ, True, lambda o: 0.5 + gains[o.trial].mean(),
+                    Thresholdout(threshold=0.04, sigma=0.0001, seed=0), compare=lambda o, _: gains[o.trial])
     assert choice.chosen is b and a.select["revealed"] and not b.select["revealed"]
+    assert a.select["value"] < b.select["value"] and b.select["measured"] == 0.675
     assert c.select is None                                       # below the 0.9 gate: never re-scored
+
+
+def test_an_easier_select_split_favours_no_pipeline():
+    """Every pipeline scores higher on the select split; the one the posterior prefers is still chosen
+    (comparing revealed select accuracies with unrevealed posterior means chose the other)."""
+    base = _spread(_option(0, 0.56, None), 0.03, 0)
+    top = _spread(_option(1, 0.68, 0.99, calls=2), 0.03, 1)
+    near = _spread(_option(2, 0.63, 0.99, calls=1.4), 0.03, 2)
+    same = np.array([1.0] * 8 + [0.0] * 33)                  # both +20 points over the baseline on select
+    choice = choose([top, near, base], base, OBJ, True, lambda o: 0.76, Thresholdout(sigma=0.0001, seed=0),
+                    compare=lambda o, _: same)
+    assert choice.chosen is top
 
 
 def test_when_nothing_beats_the_baseline_the_baseline_is_chosen_and_said():
@@ -75,7 +96,7 @@ def test_the_select_split_can_settle_a_near_miss_either_way():
     choice = choose([near, base], base, OBJ, True, lambda o: 0.6, Thresholdout(sigma=0.0001, seed=0),
                     compare=lambda o, b: compare(o, b, confirms))
     assert asked == [(1, 0)] and choice.chosen is near and near.p_beats_select > 0.9
-    assert "with the select split's paired comparison" in choice.reason
+    assert "select split's paired comparison" in choice.reason
     near.p_beats_select = None
     refutes = np.array([-1.0] * 4 + [0.0] * 37)            # the select split says it is worse
     choice = choose([near, base], base, OBJ, True, lambda o: 0.6, Thresholdout(sigma=0.0001, seed=0),
