@@ -50,7 +50,18 @@ class SandboxLimits:
 
 
 def _strong_isolation_available() -> bool:
-    return os.geteuid() == 0 and bool(shutil.which("unshare")) and bool(shutil.which("setpriv"))
+    return (os.geteuid() == 0 and bool(shutil.which("unshare")) and bool(shutil.which("setpriv"))
+            and _uid_mapped(NOBODY))
+
+
+def _uid_mapped(uid: int, uid_map: str = "/proc/self/uid_map") -> bool:
+    """Whether ``uid`` exists in this user namespace: root inside ``unshare --map-root-user`` is
+    uid 0 but cannot become nobody, and every sandboxed run would fail as if the program had."""
+    try:
+        rows = [line.split() for line in Path(uid_map).read_text().splitlines()]
+    except OSError:
+        return True
+    return any(int(inside) <= uid < int(inside) + int(count) for inside, _, count in rows)
 
 
 def _interpreter_for_nobody() -> str:

@@ -87,3 +87,27 @@ def _cmdline(pid: str) -> str:
 @pytest.mark.parametrize("code", ["raise SystemExit(3)", "import sys; sys.exit('bye')", "def f(:\n  pass"])
 def test_other_failures_are_failed_tests(code):
     assert not run(code).passed
+
+
+def test_root_of_a_user_namespace_without_nobody_falls_back_to_the_guarded_runner(tmp_path):
+    """Inside `unshare --map-root-user` uid 0 is mapped but nobody is not: the strong sandbox would
+    fail every program (chown to nobody is refused), so it must not be chosen."""
+    import shutil
+    import subprocess
+    import sys
+
+    from archsearch.sandbox import _uid_mapped
+
+    only_root = tmp_path / "uid_map"
+    only_root.write_text("         0          0          1\n")
+    full = tmp_path / "full"
+    full.write_text("         0          0 4294967295\n")
+    assert not _uid_mapped(65534, str(only_root)) and _uid_mapped(65534, str(full))
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare on this machine")
+    code = ("import asyncio; from archsearch.sandbox import run_program; "
+            "r = asyncio.run(run_program('def f(x): return x + 1', ['assert f(1) == 2'])); print(r.ok, r.detail)")
+    out = subprocess.run(["unshare", "--map-root-user", sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0 and "Operation not permitted" in out.stderr:
+        pytest.skip("user namespaces are disabled on this machine")
+    assert out.stdout.startswith("True"), out.stdout + out.stderr
