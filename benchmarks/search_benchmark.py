@@ -17,7 +17,10 @@ visible tests, votes), so a reader sees whether a technique helped or hurt again
 Samplers: ``surrogate`` is SurrogateSampler as archsearch runs it (probe each generator model with
 its cheapest pipeline, then Thompson); ``tpe``; ``random``; ``gp`` Optuna's own GPSampler (the
 GP-BO peer; needs torch: pip install torch==2.13.0). "Calls" are the distinct recorded calls a
-search would have paid for: the union of what its evaluated pipelines consumed.
+search would have paid for: the union of what its evaluated pipelines consumed. A run that never
+reaches the target counts its calls at ``--max-trials`` (censored: raise it, e.g. to 2000 for tpe
+and random, to measure them until they reach it). A run of some samplers keeps the others' figures
+in the results file when the pool is the same.
 """
 
 from __future__ import annotations
@@ -185,12 +188,17 @@ def main() -> None:
     else:
         result = {"best": best, "target": best - 0.01, "pipelines": len(complete),
                   "pool_calls": len(set().union(*(r.keys for r in complete)))}
+        earlier = RESULTS / f"{experiment.name}-samplers-{space_path.stem}.json"
+        if earlier.exists():   # a run of some samplers keeps the others' figures on the same pool
+            kept = json.loads(earlier.read_text())
+            if all(kept.get(k) == v for k, v in result.items()):
+                result = kept
         for name in args.samplers.split(","):
             runs = [run_sampler(name, complete, space, task, records, cache, memo, s, args.max_trials, best - 0.01)
                     for s in range(args.seeds)]
             result[name] = {"median_calls": statistics.median(r["calls"] for r in runs),
                             "median_trials": statistics.median(r["trials"] for r in runs),
-                            "reached": sum(r["reached"] for r in runs), "runs": runs}
+                            "reached": sum(r["reached"] for r in runs), "max_trials": args.max_trials, "runs": runs}
             print(name, {k: v for k, v in result[name].items() if k != "runs"}, flush=True)
     result["seconds"] = time.perf_counter() - start
     out = RESULTS / f"{experiment.name}-{args.what}-{space_path.stem}.json"

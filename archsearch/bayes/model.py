@@ -144,13 +144,13 @@ def model(model_of, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank
         z = numpyro.sample("z", dist.Normal(0.0, 1.0))
     b = numpyro.deterministic("b", sigma_b * z)
     with numpyro.plate("generators", shapes.generators):
-        model_ability = numpyro.sample("model_ability", dist.Normal(0.0, 2.0))   # indexed by model
+        model_ability = numpyro.sample("model_ability", dist.Normal(0.0, 1.5))   # indexed by model
         shift = numpyro.sample("shift", dist.Normal(0.0, 1.0))                    # this generator's settings
         log_phi = numpyro.sample("log_phi", dist.Normal(1.5, 1.0))
     theta = numpyro.deterministic("theta", model_ability[model_of] + SETTINGS_SCALE * shift)
     with numpyro.plate("verifiers", shapes.verifiers):
-        tau = numpyro.sample("tau", dist.Normal(1.0, 1.5))
-        gamma = numpyro.sample("gamma", dist.Normal(-1.0, 1.5))
+        tau = numpyro.sample("tau", dist.Normal(1.0, 1.0))
+        gamma = numpyro.sample("gamma", dist.Normal(-1.0, 1.0))
         lam = numpyro.sample("lam", dist.Normal(0.0, 1.0))
     s_tau = numpyro.sample("s_tau", dist.HalfNormal(0.7))
     s_gam = numpyro.sample("s_gam", dist.HalfNormal(0.7))
@@ -171,7 +171,7 @@ def model(model_of, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank
         numpyro.sample("tp", dist.Binomial(jy, logits=logit_c).mask(judged), obs=tp)
         numpyro.sample("fp", dist.Binomial(jn - jy, logits=logit_f).mask(judged), obs=fp)
     with numpyro.plate("rankers", shapes.rankers):
-        rank_beta = numpyro.sample("rank_beta", dist.Normal(1.0, 1.5))
+        rank_beta = numpyro.sample("rank_beta", dist.Normal(1.0, 1.0))
         rank_alpha = numpyro.sample("rank_alpha", dist.Normal(0.0, 1.0))
     first_slot = (jnp.arange(shapes.rank_width) == 0)[None, :]
     util = rank_beta[rank_r][:, None] * rank_y + rank_alpha[rank_r][:, None] * first_slot
@@ -182,10 +182,10 @@ def model(model_of, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank
     second = jnp.take_along_axis(jax.nn.log_softmax(rest, axis=-1), jnp.maximum(rank_second, 0)[:, None], axis=-1)[:, 0]
     numpyro.factor("rank", jnp.sum(jnp.where(rank_mask, top + jnp.where(rank_second >= 0, second, 0.0), 0.0)))
     with numpyro.plate("fusers", shapes.fusers):
-        fuse_a = numpyro.sample("fuse_a", dist.Normal(0.0, 1.5))
-        fuse_b = numpyro.sample("fuse_b", dist.Normal(1.0, 1.0))
-        fuse_d = numpyro.sample("fuse_d", dist.Normal(0.0, 1.0))
-        fuse_e = numpyro.sample("fuse_e", dist.Normal(0.0, 1.0))
+        fuse_a = numpyro.sample("fuse_a", dist.Normal(0.0, 1.0))
+        fuse_b = numpyro.sample("fuse_b", dist.Normal(1.0, 0.5))
+        fuse_d = numpyro.sample("fuse_d", dist.Normal(0.0, 0.5))
+        fuse_e = numpyro.sample("fuse_e", dist.Normal(0.0, 0.5))
     logit_fuse = (fuse_a[fuse_f] + fuse_b[fuse_f] * fuse_share(fuse_m, fuse_k) - fuse_d[fuse_f] * b[fuse_q]
                   + fuse_e[fuse_f] * fuse_crit)
     with numpyro.plate("fuse_obs", shapes.fuse_obs):
