@@ -65,3 +65,11 @@ def format_path(loc: Sequence[str | int]) -> str:
         else:
             out += f".{part}" if out else str(part)
     return out
+
+
+class SandboxUnavailable(ArchsearchError):
+    """The code sandbox cannot run a known-good program here: every answer would score as wrong."""
+
+    def __init__(self, status: str, detail: str) -> None:
+        super().__init__(one_line(f"the code sandbox cannot run a trivial program on this machine ({status}: {detail}); "
+                                  "every answer would score as wrong, so nothing was scored"))

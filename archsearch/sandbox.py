@@ -27,8 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import SandboxUnavailable
+
 _RUNNER = Path(__file__).with_name("_sandbox_runner.py")
 NOBODY = 65534
+_SELF_CHECK = "sandbox:self-check"
 OUTPUT_LIMIT = 32_000
 
 
@@ -230,6 +233,10 @@ async def run_program_memo(program: str, tests: Sequence[str], probes: Sequence[
     pipelines (a candidate from a shared pool), and a deterministic program need not run twice."""
     if memo is None:
         return await run_program(program, tests, probes, limits)
+    if _SELF_CHECK not in memo:   # once per memo (a search, an evaluation): a broken sandbox fails loudly
+        memo[_SELF_CHECK] = await run_program("def f(x):\n    return x + 1\n", ["assert f(1) == 2"], (), limits)
+    if not memo[_SELF_CHECK].ok:
+        raise SandboxUnavailable(memo[_SELF_CHECK].status, memo[_SELF_CHECK].detail)
     key = hashlib.sha256(json.dumps([program, list(tests), list(probes), repr(limits)]).encode()).hexdigest()
     if key not in memo:
         memo[key] = await run_program(program, tests, probes, limits)

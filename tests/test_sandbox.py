@@ -111,3 +111,26 @@ def test_root_of_a_user_namespace_without_nobody_falls_back_to_the_guarded_runne
     if out.returncode != 0 and "Operation not permitted" in out.stderr:
         pytest.skip("user namespaces are disabled on this machine")
     assert out.stdout.startswith("True"), out.stdout + out.stderr
+
+
+def test_a_sandbox_that_cannot_run_a_trivial_program_fails_loudly():
+    """Forced onto the strong path where nobody does not exist, every program fails: the first
+    memoised run says so with one error instead of scoring every answer as wrong."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare on this machine")
+    code = ("import asyncio, archsearch.sandbox as s\n"
+            "s._uid_mapped = lambda *a, **k: True\n"
+            "try:\n"
+            "    asyncio.run(s.run_program_memo('def f(x): return x + 1', ['assert f(1) == 2'], (), None, {}))\n"
+            "    print('scored')\n"
+            "except s.SandboxUnavailable as exc:\n"
+            "    print('refused:', exc)\n")
+    out = subprocess.run(["unshare", "--map-root-user", sys.executable, "-c", code], capture_output=True, text=True)
+    if out.returncode != 0 and "Operation not permitted" in out.stderr:
+        pytest.skip("user namespaces are disabled on this machine")
+    assert out.stdout.startswith("refused: the code sandbox cannot run a trivial program"), out.stdout + out.stderr
+    assert "\n" not in out.stdout.strip()
