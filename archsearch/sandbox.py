@@ -13,6 +13,7 @@ Always: a wall-clock timeout, an address-space limit, CPU and file-size limits, 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import os
@@ -52,6 +53,7 @@ class SandboxLimits:
     max_file_mb: int = 16
 
 
+@functools.cache
 def _strong_isolation_available() -> bool:
     return (os.geteuid() == 0 and bool(shutil.which("unshare")) and bool(shutil.which("setpriv"))
             and _uid_mapped(NOBODY))
@@ -234,7 +236,9 @@ async def run_program_memo(program: str, tests: Sequence[str], probes: Sequence[
     if memo is None:
         return await run_program(program, tests, probes, limits)
     if _SELF_CHECK not in memo:   # once per memo (a search, an evaluation): a broken sandbox fails loudly
-        memo[_SELF_CHECK] = await run_program("def f(x):\n    return x + 1\n", ["assert f(1) == 2"], (), limits)
+        # run inline, not awaited: the first batch of questions would otherwise each start its own check
+        memo[_SELF_CHECK] = _run_blocking("def f(x):\n    return x + 1\n", ("assert f(1) == 2",), (),
+                                          limits or SandboxLimits())
     if not memo[_SELF_CHECK].ok:
         raise SandboxUnavailable(memo[_SELF_CHECK].status, memo[_SELF_CHECK].detail)
     key = hashlib.sha256(json.dumps([program, list(tests), list(probes), repr(limits)]).encode()).hexdigest()

@@ -95,8 +95,6 @@ def update_with_select(option: Option, baseline: Option, diffs: np.ndarray, hold
     it) as a normal observation with its standard error. Paired against the baseline so that every
     option's answer is on one scale: a select split easier than the search split lifts every pipeline
     alike and favours none (comparing raw select accuracy with posterior means did)."""
-    if option.p_beats_select is not None:
-        return
     delta = option.accuracy - baseline.accuracy
     mu, var = float(delta.mean()), max(float(delta.var()), 1e-8)
     n = len(diffs)
