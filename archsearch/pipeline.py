@@ -104,6 +104,7 @@ class Pipeline:
         self.extract = spec.extractor()
         self._fields = [f for _, f, _, _ in string.Formatter().parse(spec.task.template) if f]
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._steps = self.steps()
 
     @property
     def fields(self) -> list[str]:
@@ -157,7 +158,7 @@ class Pipeline:
         traces: list[LayerTrace] = []
         drawn: dict[str, int] = {}
         start = time.perf_counter()
-        for step, indices in enumerate(self.steps()):
+        for step, indices in enumerate(self._steps):
             if _stops_early(self.techniques[indices[0]]):
                 candidates = await self._sequential(indices, step, q, candidates, drawn, traces, detail)
             elif len(indices) == 1:

@@ -207,7 +207,8 @@ class LLMClient:
         for attempt in range(self.max_retries + 1):
             start = time.perf_counter()
             try:
-                completion = await asyncio.wait_for(backend.complete(model_id, messages, params, sample_index), timeout)
+                async with asyncio.timeout(timeout):  # unlike wait_for, no extra task per call
+                    completion = await backend.complete(model_id, messages, params, sample_index)
                 return completion, time.perf_counter() - start
             except TimeoutError:
                 last, retry_after = f"timed out after {timeout:g}s", None  # a held request: retry it

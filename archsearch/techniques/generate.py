@@ -83,10 +83,18 @@ class Generate(Technique):
     def indices(self, ctx: LayerContext) -> range:
         """This layer's sample indices for the question: a second layer with the same generator
         continues where the first stopped. Taken before any await: deterministic under concurrency."""
-        p = self.params
-        identity = json.dumps([ctx.models[p.model].model_dump(exclude={"price"}),
-                               p.model_dump(exclude={"n", "model", "stop", "confidence"})], sort_keys=True)
-        return ctx.next_samples(identity, p.n)
+        return ctx.next_samples(self.identity(ctx.models[self.params.model]), self.params.n)
+
+    def identity(self, model: ModelSpec) -> str:
+        """What makes two generators draw the same samples: the model and every param but how many
+        and when to stop. Computed once per model object (it runs on every question)."""
+        memo = self.__dict__.get("_identity")
+        if memo is None or memo[0] is not model:
+            p = self.params
+            memo = (model, json.dumps([model.model_dump(exclude={"price"}),
+                                       p.model_dump(exclude={"n", "model", "stop", "confidence"})], sort_keys=True))
+            self._identity = memo
+        return memo[1]
 
     async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         indices = self.indices(ctx)

@@ -56,8 +56,7 @@ class FakeLLM:
     async def complete(self, model_id: str, messages: Messages, params: dict[str, Any],
                        sample_index: int = 0) -> Completion:
         self.calls += 1
-        if self.latency_s:
-            await asyncio.sleep(self.latency_s)
+        await asyncio.sleep(self.latency_s)  # even 0 yields, as a real call does: identical calls overlap
         keyed = {**params, "sample_index": sample_index} if sample_index else params  # samples differ
         words = self.reply(model_id, messages, keyed).split(" ")
         text = " ".join(words[: int(params.get("max_tokens", len(words)))])  # one word = one token here
