@@ -48,12 +48,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .pipeline import Pipeline
     from .serve import serve
     from .spec import load_spec
 
-    pipe = Pipeline(load_spec(args.spec), _client(args.cache, args.concurrency))
-    serve(pipe, args.host, args.port, args.max_concurrent)
+    serve(load_spec(args.spec), lambda: _client(args.cache, args.concurrency), args.host, args.port,
+          args.max_concurrent, workers=args.workers)
     return 0
 
 
@@ -149,9 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("spec")
     srv.add_argument("--host", default="127.0.0.1")
     srv.add_argument("--port", type=int, default=8000)
-    srv.add_argument("--max-concurrent", type=int, default=64, help="questions in flight before answering 429")
+    srv.add_argument("--max-concurrent", type=int, default=64,
+                     help="questions in flight (per worker) before answering 429")
     srv.add_argument("--cache", help="call cache URL: repeated questions cost nothing")
-    srv.add_argument("--concurrency", type=int, default=64, help="model calls in flight")
+    srv.add_argument("--concurrency", type=int, default=64, help="model calls in flight (per worker)")
+    srv.add_argument("--workers", type=int, default=1,
+                     help="server processes sharing the port (one event loop tops out near one core)")
     srv.set_defaults(func=cmd_serve)
 
     ev = sub.add_parser("evaluate", help="score a spec on a task split")

@@ -14,14 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import socket
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from .errors import ArchsearchError
+from .llm import LLMClient
 from .pipeline import Pipeline, Result
+from .spec import PipelineSpec
 
 PIPELINE = web.AppKey("pipeline", Pipeline)
 STATE = web.AppKey("state", dict)
@@ -141,7 +150,7 @@ async def models(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    return web.json_response({"status": "ok", "model": request.app[PIPELINE].spec.name,
+    return web.json_response({"status": "ok", "model": request.app[PIPELINE].spec.name, "worker": os.getpid(),
                               "in_flight": state["in_flight"], "served": state["served"]})
 
 
@@ -170,11 +179,76 @@ def make_app(pipe: Pipeline, max_concurrent: int = 64, retry_after_s: int = 1) -
     return app
 
 
-def serve(pipe: Pipeline, host: str = "127.0.0.1", port: int = 8000, max_concurrent: int = 64,
-          shutdown_timeout_s: float = 30.0) -> None:
-    """Run until SIGINT/SIGTERM; questions in flight get ``shutdown_timeout_s`` to finish."""
-    print(f"archsearch serve: {pipe.spec.name} on http://{host}:{port}/v1 (max {max_concurrent} questions in flight)",
-          flush=True)
-    web.run_app(make_app(pipe, max_concurrent), host=host, port=port, print=None, access_log=None,
-                shutdown_timeout=shutdown_timeout_s, backlog=2048, handle_signals=True, loop=asyncio.new_event_loop())
+def serve(spec: PipelineSpec, make_client: Callable[[], LLMClient], host: str = "127.0.0.1", port: int = 8000,
+          max_concurrent: int = 64, shutdown_timeout_s: float = 30.0, workers: int = 1) -> None:
+    """Run until SIGINT/SIGTERM; questions in flight get ``shutdown_timeout_s`` to finish.
 
+    ``workers > 1`` forks that many processes listening on one port (SO_REUSEPORT: the kernel spreads
+    connections over them), each with its own client from ``make_client`` -- one Python event loop
+    tops out near one core. ``max_concurrent`` applies per worker."""
+    if workers < 1:
+        raise ArchsearchError(f"`workers >= 1` must hold, but got {workers}")
+    if workers > 1:
+        _check_port(host, port)  # one error line from here rather than one per worker
+    print(f"archsearch serve: {spec.name} on http://{host}:{port}/v1 (max {max_concurrent} questions in flight"
+          f"{f' per worker, {workers} workers' if workers > 1 else ''})", flush=True)
+    if workers == 1:
+        _run(spec, make_client, host, port, max_concurrent, shutdown_timeout_s, reuse_port=False)
+        return
+    context = multiprocessing.get_context("fork")  # make_client may be a closure: fork, not spawn
+    args = (spec, make_client, host, port, max_concurrent, shutdown_timeout_s, True)
+    children = [context.Process(target=_run_worker, args=args) for _ in range(workers)]
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        stopping.append(signum)
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            child.start()
+        while not stopping and all(child.is_alive() for child in children):
+            multiprocessing.connection.wait([child.sentinel for child in children], timeout=1.0)
+        told_to_stop = bool(stopping)
+        stop(signal.SIGTERM, None)  # told to stop, or one worker died: stop them all
+        for child in children:
+            child.join(shutdown_timeout_s + 5)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    died = [child.exitcode for child in children if child.exitcode not in (0, -signal.SIGTERM)]
+    if died and not told_to_stop:
+        raise ArchsearchError(f"a serve worker exited with code {died[0]}; the others were stopped")
+
+
+def _run(spec: PipelineSpec, make_client: Callable[[], LLMClient], host: str, port: int, max_concurrent: int,
+         shutdown_timeout_s: float, reuse_port: bool) -> None:
+    try:
+        web.run_app(make_app(Pipeline(spec, make_client()), max_concurrent), host=host, port=port, print=None,
+                    access_log=None, shutdown_timeout=shutdown_timeout_s, backlog=2048, handle_signals=True,
+                    reuse_port=reuse_port, loop=asyncio.new_event_loop())
+    except OSError as exc:
+        raise ArchsearchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _run_worker(*args: Any) -> None:
+    """A worker process: one line on stderr and exit code 2 for a known error, like the CLI."""
+    for sig in (signal.SIGTERM, signal.SIGINT):  # not the parent's handlers: aiohttp installs its own
+        signal.signal(sig, signal.SIG_DFL)
+    try:
+        _run(*args)
+    except ArchsearchError as exc:
+        print(f"archsearch: error: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+
+
+def _check_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ArchsearchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -26,3 +26,44 @@ def test_openai_and_litellm_clients_talk_to_serve(tmp_path):
     assert seen["burst"] == [200, 429] and seen["retry_after"] == ["1"]
     assert seen["healthz"]["status"] == "ok" and seen["healthz"]["served"] >= 4
     assert seen["heavy_modules"] == []
+
+
+def test_workers_share_one_port_answer_and_stop_together(tmp_path, latency_server):
+    import json as _json
+    import signal
+    import time
+    import urllib.request
+
+    from archsearch.testing.net import free_port, wait_for_port
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"""schema_version: 1
+name: w
+task: {{template: "{{question}}", extractor: {{kind: last_number}}}}
+models:
+  m: {{id: openai/fixed, transport: http, params: {{api_base: "http://127.0.0.1:{latency_server}/v1"}}}}
+layers:
+  - {{kind: generate, params: {{model: m, n: 1}}}}
+""")
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "archsearch.cli", "serve", str(spec), "--port", str(port),
+                               "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port)
+        workers = {_json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz"))["worker"]
+                   for _ in range(40)}  # a new connection each time: the kernel spreads them
+        assert len(workers) == 2 and server.pid not in workers
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=_json.dumps(
+            {"model": "w", "messages": [{"role": "user", "content": "What is 1 + 1?"}]}).encode())
+        reply = _json.load(urllib.request.urlopen(request))
+        assert reply["choices"][0]["message"]["content"].isdigit()
+        busy = subprocess.run([sys.executable, "-m", "archsearch.cli", "serve", str(spec), "--port",
+                               str(latency_server), "--workers", "2"], capture_output=True, text=True, timeout=60)
+        assert busy.returncode == 2 and busy.stderr.count("\n") == 1 and "cannot listen" in busy.stderr
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(30) == 0
+        time.sleep(0.5)
+        for pid in workers:
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    finally:
+        server.kill()

@@ -2,6 +2,11 @@
 
 Used to measure the runtime's own overhead (concurrency, retries, accounting) with the model's
 speed held constant:  python -m archsearch.testing.fixed_latency_server --port 8011 --latency 0.05
+
+``--raw`` answers from a bare asyncio protocol instead of aiohttp (keep-alive HTTP/1.1 with a
+Content-Length body, which is what the clients we measure send): about a tenth of aiohttp's CPU per
+request, so that on a machine the benchmark shares, the stand-in model takes little of the cores it
+is meant to leave to the code under test.
 """
 
 from __future__ import annotations
@@ -21,13 +26,7 @@ def make_app(latency_s: float) -> web.Application:
         body = await request.json()
         await asyncio.sleep(latency_s)
         counter["n"] += 1
-        text = f"The answer is {counter['n'] % 7}."
-        return web.json_response({
-            "id": f"chatcmpl-{counter['n']}", "object": "chat.completion", "created": int(time.time()),
-            "model": body.get("model", "fixed"),
-            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
-        })
+        return web.Response(body=_completion(counter["n"], body.get("model", "fixed")), content_type="application/json")
 
     async def stats(request: web.Request) -> web.Response:
         return web.Response(text=json.dumps(counter))
@@ -39,11 +38,67 @@ def make_app(latency_s: float) -> web.Application:
     return app
 
 
+def _completion(n: int, model: str) -> bytes:
+    return json.dumps({
+        "id": f"chatcmpl-{n}", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant",
+                                                                      "content": f"The answer is {n % 7}."}}],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
+    }).encode()
+
+
+class RawChatProtocol(asyncio.Protocol):
+    """One keep-alive connection: each complete request is answered ``latency_s`` later, in order."""
+
+    def __init__(self, latency_s: float, counter: dict[str, int]) -> None:
+        self.latency_s, self.counter, self.buffer = latency_s, counter, b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            length = 0
+            for line in self.buffer[:end].split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return
+            body, self.buffer = self.buffer[end + 4:end + 4 + length], self.buffer[end + 4 + length:]
+            asyncio.get_running_loop().call_later(self.latency_s, self._answer, body)
+
+    def _answer(self, body: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        self.counter["n"] += 1
+        try:
+            model = json.loads(body).get("model", "fixed")
+        except ValueError:
+            model = "fixed"
+        payload = _completion(self.counter["n"], model)
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(payload), payload))
+
+
+async def serve_raw(port: int, latency_s: float) -> None:
+    counter = {"n": 0}
+    server = await asyncio.get_running_loop().create_server(lambda: RawChatProtocol(latency_s, counter),
+                                                            "127.0.0.1", port, backlog=2048)
+    async with server:
+        await server.serve_forever()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--raw", action="store_true", help="a bare asyncio protocol instead of aiohttp")
     args = parser.parse_args()
+    if args.raw:
+        asyncio.run(serve_raw(args.port, args.latency))
+        return
     web.run_app(make_app(args.latency), host="127.0.0.1", port=args.port, print=None, access_log=None,
                 backlog=1024)
 
