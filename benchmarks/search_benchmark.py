@@ -3,7 +3,7 @@ samplers compared by the calls they pay before finding a pipeline within 1 point
 
     python benchmarks/search_benchmark.py calibration [--seeds 20] [--evaluated 8] [--space S] [--experiment E]
     python benchmarks/search_benchmark.py samplers [--seeds 10] [--max-trials 60] [--space S] [--experiment E]
-    python benchmarks/search_benchmark.py families [--space S] [--experiment E]
+    python benchmarks/search_benchmark.py families [--space S] [--experiment E] [--split test]
 
 Calibration: fit on the calls ``--evaluated`` random pipelines bought, predict every other
 pipeline's search-split accuracy, tokens and latency per question, compare with what the real
@@ -12,7 +12,8 @@ pipeline measured. Coverage of accuracy is by randomised PIT (a score over 40 qu
 the pipelines that need unbought calls (the others replay exactly).
 
 Families: the best pipelines of each layer kind the space offers (rank, fuse, critique, LLM judge,
-visible tests, votes), so a reader sees whether a technique helped or hurt against the others.
+visible tests, votes), so a reader sees whether a technique helped or hurt against the others;
+``--split test`` replays the pool recorded on the held-out problems instead of the search split.
 
 Samplers: ``surrogate`` is SurrogateSampler as archsearch runs it (probe each generator model with
 its cheapest pipeline, then Thompson); ``tpe``; ``random``; ``gp`` Optuna's own GPSampler (the
@@ -169,10 +170,12 @@ def main() -> None:
     p.add_argument("--max-trials", type=int, default=60)
     p.add_argument("--samplers", default="surrogate,tpe,gp,random")
     p.add_argument("--evaluated", type=int, default=8, help="calibration: pipelines the fit sees")
+    p.add_argument("--split", default="search", help="the task split whose recorded pool is replayed")
     args = p.parse_args()
     start = time.perf_counter()
     experiment, space_path = Path(args.experiment), Path(args.space)
-    rows, task, records, cache, memo = build_table(experiment, space_path)
+    rows, task, records, cache, memo = build_table(experiment, space_path, args.split)
+    tag = space_path.stem if args.split == "search" else f"{space_path.stem}-{args.split}"
     space = SearchSpace(space_path)
     specs = {spec_fingerprint(s): s for _, s in enumerate_space(space, task)}
     complete = list({r.fingerprint: r for r in rows if r.complete}.values())   # each distinct pipeline once
@@ -188,7 +191,7 @@ def main() -> None:
     else:
         result = {"best": best, "target": best - 0.01, "pipelines": len(complete),
                   "pool_calls": len(set().union(*(r.keys for r in complete)))}
-        earlier = RESULTS / f"{experiment.name}-samplers-{space_path.stem}.json"
+        earlier = RESULTS / f"{experiment.name}-samplers-{tag}.json"
         if earlier.exists():   # a run of some samplers keeps the others' figures on the same pool
             kept = json.loads(earlier.read_text())
             if all(kept.get(k) == v for k, v in result.items()):
@@ -201,7 +204,7 @@ def main() -> None:
                             "reached": sum(r["reached"] for r in runs), "max_trials": args.max_trials, "runs": runs}
             print(name, {k: v for k, v in result[name].items() if k != "runs"}, flush=True)
     result["seconds"] = time.perf_counter() - start
-    out = RESULTS / f"{experiment.name}-{args.what}-{space_path.stem}.json"
+    out = RESULTS / f"{experiment.name}-{args.what}-{tag}.json"
     out.write_text(json.dumps(result, indent=1, default=float))
     print(json.dumps({k: v for k, v in result.items() if k not in ("runs",)}, indent=1, default=str)[:4000])
 
