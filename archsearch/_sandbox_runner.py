@@ -6,7 +6,9 @@ namespace; then -- and only then -- writes {secret, results} to the result pipe 
 process at once (no atexit hooks, no lingering threads). The parent counts a run only when the
 secret comes back, so a program that exits early (sys.exit, os._exit, SystemExit, a signal), hooks
 the interpreter's exit or prints a fake result line never scores: it cannot know the secret, which
-is in no file, argument or environment variable it can read.
+is in no file, argument or environment variable it can read. One byte, written just before the
+program starts, tells the parent the sandbox itself came up: without it, a run that did not finish
+is the sandbox's failure, not the program's.
 """
 
 import json
@@ -87,6 +89,7 @@ def main():
     os.chdir(workdir)
     if mode == "guarded":
         _guard(workdir)
+    write(fd, b"S")  # started: from here on, a run that does not finish is the program's doing
     loaded, error, passed, outputs = _run(payload["program"], payload["tests"], payload["probes"])
     result = dumps({"secret": secret, "loaded": loaded, "error": error, "passed": passed, "outputs": outputs}).encode()
     write(fd, result[:60_000])

@@ -32,7 +32,12 @@ def redact(text: str) -> str:
     return text
 
 
-class LLMCallError(ArchsearchError):
+class Unscored(ArchsearchError):
+    """A question could not be answered or checked -- a call failed, or the sandbox did -- which
+    is reported apart from a wrong answer (and retried by a search)."""
+
+
+class LLMCallError(Unscored):
     """A model call failed after every retry."""
 
     def __init__(self, model: str, reason: str) -> None:
@@ -73,3 +78,11 @@ class SandboxUnavailable(ArchsearchError):
     def __init__(self, status: str, detail: str) -> None:
         super().__init__(one_line(f"the code sandbox cannot run a trivial program on this machine ({status}: {detail}); "
                                   "every answer would score as wrong, so nothing was scored"))
+
+
+class SandboxFailed(Unscored):
+    """The sandbox itself failed before a program started (no process, an interpreter that never
+    came up in time): the program was not run, so it is neither right nor wrong."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(one_line(f"the code sandbox failed before the program started: {detail}"))

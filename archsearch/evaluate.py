@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import LLMCallError
+from .errors import Unscored
 from .pipeline import Pipeline
 from .spec import Measured
 from .stats import percentile, wilson_interval
@@ -72,10 +72,10 @@ class EvalReport:
 async def score_record(pipeline: Pipeline, task: Task, record: Record) -> QuestionOutcome:
     try:
         result = await pipeline.acall(task.question(record))
-    except LLMCallError as exc:  # a failed call is not a wrong answer: report it apart
+        correct = (await task.scorer.score(result.answer, record, pipeline.client, pipeline.sandbox_memo)
+                   if result.answer is not None else 0.0)
+    except Unscored as exc:  # a failed call or sandbox is not a wrong answer: report it apart
         return QuestionOutcome(record.id, None, False, 0.0, 0.0, 0, 0, error=str(exc))
-    correct = (await task.scorer.score(result.answer, record, pipeline.client, pipeline.sandbox_memo)
-               if result.answer is not None else 0.0)
     t = result.trace
     tokens = sum(layer.tokens_in + layer.tokens_out for layer in t.layers)
     return QuestionOutcome(record.id, result.answer, bool(correct), t.cost_usd, t.latency_s, t.calls, t.cache_hits,

@@ -28,11 +28,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SandboxUnavailable
+from .errors import SandboxFailed, SandboxUnavailable
 
 _RUNNER = Path(__file__).with_name("_sandbox_runner.py")
 NOBODY = 65534
 _SELF_CHECK = "sandbox:self-check"
+_STARTED = b"S"    # the runner's first byte on the result pipe, written just before the program runs
+_HARNESS_TRIES = 3
 OUTPUT_LIMIT = 32_000
 
 
@@ -113,7 +115,7 @@ class ProgramRun:
     loaded: bool                 # the program itself ran without raising
     passed: tuple[bool, ...]     # per test
     outputs: tuple[str, ...]     # per probe: repr of its value, or "!ExceptionName"
-    status: str                  # "passed", "failed", "timeout", "incomplete"
+    status: str                  # "passed", "failed", "timeout", "incomplete"; "not started": the sandbox failed
     detail: str
     seconds: float
 
@@ -138,7 +140,12 @@ async def run_program(program: str, tests: Sequence[str] = (), probes: Sequence[
     The child is started and awaited by ``subprocess`` in a worker thread: asyncio's subprocess
     transport hung for good (on Python 3.11) about once in thousands of sandbox starts, waiting in
     ``create_subprocess_exec`` for a child watcher that never reported."""
-    return await asyncio.to_thread(_run_blocking, program, tuple(tests), tuple(probes), limits or SandboxLimits())
+    for attempt in range(_HARNESS_TRIES):
+        run = await asyncio.to_thread(_run_blocking, program, tuple(tests), tuple(probes), limits or SandboxLimits())
+        if run.status != "not started":
+            return run
+        await asyncio.sleep(0.5 * (attempt + 1))  # a transient failure (no process slot, an overloaded host)
+    raise SandboxFailed(f"{run.detail} ({_HARNESS_TRIES} tries)")
 
 
 def _run_blocking(program: str, tests: tuple[str, ...], probes: tuple[str, ...], limits: SandboxLimits) -> ProgramRun:
@@ -176,9 +183,19 @@ def _run_blocking(program: str, tests: tuple[str, ...], probes: tuple[str, ...],
         if write_end >= 0:
             os.close(write_end)
     seconds = time.monotonic() - start
+    if not result.startswith(_STARTED):
+        why = f"nothing ran within {limits.timeout_s:g}s" if timed_out else _last_line(err or out, proc.returncode)
+        return ProgramRun(False, False, (False,) * len(tests), (), "not started", why, seconds)
     if timed_out:
         return ProgramRun(False, False, (False,) * len(tests), (), "timeout", f"killed after {limits.timeout_s:g}s", seconds)
-    return _outcome(result, secret, proc.returncode, out, err, len(tests), seconds)
+    return _outcome(result[len(_STARTED):], secret, proc.returncode, out, err, len(tests), seconds)
+
+
+def _last_line(output: bytes, returncode: int | None) -> str:
+    detail = output.decode("utf-8", "replace")[-OUTPUT_LIMIT:].strip()
+    if returncode is not None and returncode < 0:
+        detail = f"killed by signal {signal.Signals(-returncode).name}. {detail}".strip()
+    return (detail.splitlines()[-1] if detail else f"exit code {returncode}")[:400]
 
 
 def _read_all(fd: int) -> bytes:
@@ -197,18 +214,14 @@ def _read_all(fd: int) -> bytes:
 
 def _outcome(raw: bytes, secret: str, returncode: int | None, out: bytes, err: bytes, n_tests: int,
              seconds: float) -> ProgramRun:
-    detail = (err or out).decode("utf-8", "replace")[-OUTPUT_LIMIT:].strip()
     try:
         result = json.loads(raw)
         genuine = isinstance(result, dict) and result.get("secret") == secret
     except ValueError:
         genuine = False
     if not genuine:
-        if returncode is not None and returncode < 0:
-            detail = f"killed by signal {signal.Signals(-returncode).name}. {detail}".strip()
-        last = detail.splitlines()[-1] if detail else f"exit code {returncode}"
         return ProgramRun(False, False, (False,) * n_tests, (), "incomplete",
-                          f"the harness did not reach its end ({last[:400]})", seconds)
+                          f"the harness did not reach its end ({_last_line(err or out, returncode)})", seconds)
     passed = tuple(bool(x) for x in result["passed"])
     outputs = tuple(str(x) for x in result["outputs"])
     ok = result["loaded"] and all(passed)

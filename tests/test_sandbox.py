@@ -134,3 +134,49 @@ def test_a_sandbox_that_cannot_run_a_trivial_program_fails_loudly():
         pytest.skip("user namespaces are disabled on this machine")
     assert out.stdout.startswith("refused: the code sandbox cannot run a trivial program"), out.stdout + out.stderr
     assert "\n" not in out.stdout.strip()
+
+
+def test_a_sandbox_that_fails_before_the_program_starts_is_unscored_not_wrong(monkeypatch):
+    """A transient failure of the sandbox itself (here: a runner that never starts) is retried, then
+    raised as SandboxFailed -- an unscored question, reported apart -- and not remembered as a
+    wrong answer; a program that ends early after it started is still the program's failure."""
+    import archsearch.sandbox as sandbox
+    from archsearch.errors import SandboxFailed, Unscored
+    from archsearch.evaluate import score_record
+
+    assert run("import os\nos._exit(0)").status == "incomplete"
+    memo = {}
+    asyncio.run(sandbox.run_program_memo("x = 1", [], (), FAST, memo))  # the self-check passes first
+    remembered = set(memo)
+    broken = ["sh", "-c", "echo 'unshare: fork failed: Resource temporarily unavailable' >&2; exit 1"]
+    monkeypatch.setattr(sandbox, "_command", lambda workdir, strong: broken)
+    with pytest.raises(SandboxFailed, match="Resource temporarily unavailable .3 tries"):
+        asyncio.run(sandbox.run_program_memo("def f(x):\n    return x\n", ["assert f(1) == 1"], (), FAST, memo))
+    assert set(memo) == remembered  # the program that never ran is not remembered
+    monkeypatch.setattr(sandbox, "_command", lambda workdir, strong: ["sleep", "30"])
+    with pytest.raises(SandboxFailed, match="nothing ran within 1s"):
+        asyncio.run(sandbox.run_program("x = 1", limits=SandboxLimits(timeout_s=1.0)))
+
+    class Scorer:
+        async def score(self, answer, record, client, memo):
+            raise SandboxFailed("no process slot")
+
+    class Task:
+        scorer = Scorer()
+
+        def question(self, record):
+            return "q"
+
+    class Pipe:
+        sandbox_memo, client = None, None
+
+        async def acall(self, question):
+            from archsearch.pipeline import Result
+            return Result("42", "42")
+
+    class Record:
+        id = "r1"
+
+    outcome = asyncio.run(score_record(Pipe(), Task(), Record()))
+    assert outcome.error and "no process slot" in outcome.error and not outcome.correct
+    assert issubclass(SandboxFailed, Unscored)

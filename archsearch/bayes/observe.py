@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import LLMCallError
+from ..errors import LLMCallError, Unscored
 from ..llm.cache import CallCache
 from ..llm.client import LLMClient
 from ..programs import check_visible
@@ -157,16 +157,17 @@ class Observer:
             ctx = self._ctx("generate", gen.model, gen.params.model)
             try:
                 c = await technique.sample(ctx, question, i)
-            except LLMCallError:
+                judged = await self.judged(record, c.text)
+            except Unscored:   # a call or the sandbox failed: what was seen up to here stands
                 break
-            out.append(Sample(c.text, await self.judged(record, c.text), self._call(ctx, "generate", 1)))
+            out.append(Sample(c.text, judged, self._call(ctx, "generate", 1)))
         return out
 
     async def _verdict(self, judge: Judge, question: Question, text: str):
         ctx = self._ctx("verify", judge.model, judge.params.model)
         try:
             [c] = await Verify(judge.params).judge(ctx, question, [_cand(text)])
-        except LLMCallError:
+        except Unscored:
             return None
         return bool(c.passed("verify")), self._call(ctx, "verify", 1)
 
@@ -182,7 +183,7 @@ class Observer:
                 ctx = self._ctx("rank", plan.rank.model, plan.rank.params.model)
                 try:
                     ranked = await Rank(plan.rank.params.model_copy(update={"keep": n})).apply(ctx, question, candidates)
-                except LLMCallError:
+                except Unscored:
                     return
                 known.ranks[(r, gi, n, q)] = (tuple(c.sample_index for c in ranked), self._call(ctx, "rank", n))
             order = known.ranks[(r, gi, n, q)][0]
@@ -194,7 +195,7 @@ class Observer:
                 ctx = self._ctx("critique", plan.critique.model, plan.critique.params.model)
                 try:
                     [done] = await Critique(plan.critique.params).apply(ctx, question, [cand])
-                except LLMCallError:
+                except Unscored:
                     return
                 known.critiques[(c_index, gi, q, cand.sample_index)] = self._call(ctx, "critique", 1)
                 critiqued.append(done)
@@ -207,9 +208,9 @@ class Observer:
         ctx = self._ctx("fuse", plan.fuse.model, plan.fuse.params.model)
         try:
             [out] = await Fuse(plan.fuse.params).apply(ctx, question, candidates)
-        except LLMCallError:
+            correct = (await self.judged(record, out.text)).correct
+        except Unscored:
             return
-        correct = (await self.judged(record, out.text)).correct
         m = sum(samples[c.sample_index].judged.correct for c in candidates)
         known.fused[(f, key, q)] = (correct, m, self._call(ctx, "fuse", len(candidates)))
 
