@@ -1,24 +1,29 @@
 """Runs inside the sandbox. Stdlib only, no archsearch.
 
-Reads one JSON line from stdin: the program, the tests, the probes, the limits, the number of the
-result pipe and this run's secret. Runs the program, then each test, then each probe, in one
-namespace; then -- and only then -- writes {secret, results} to the result pipe and ends the
-process at once (no atexit hooks, no lingering threads). The parent counts a run only when the
-secret comes back, so a program that exits early (sys.exit, os._exit, SystemExit, a signal), hooks
-the interpreter's exit or prints a fake result line never scores: it cannot know the secret, which
-is in no file, argument or environment variable it can read. One byte, written just before the
-program starts, tells the parent the sandbox itself came up: without it, a run that did not finish
-is the sandbox's failure, not the program's.
+Two processes. The judge (this process) first makes itself undumpable -- no process of the same user
+can read its memory or descriptors -- and forks the candidate's process, which holds nothing yet.
+Only then does the judge read one JSON line from stdin: the program, the tests, the probes, the
+limits, the number of the result pipe and this run's secret. The candidate's process runs the
+program and answers calls; the judge runs the tests and probes itself, with each name the program
+defines standing in for a call to it (arguments and results cross as plain values: numbers,
+strings, lists, tuples, dicts, sets, bytes). Then -- and only then -- the judge writes
+{secret, results} to the result pipe and ends at once. The model-written code never runs in the
+process that knows the secret or decides the verdict: it cannot exit early for it, patch the
+asserts, fake a result or find the secret in memory. One byte, written just before the program
+is sent, tells the parent the sandbox itself came up: without it, a run that did not finish is the
+sandbox's failure, not the program's.
 """
 
 import json
 import os
 import sys
 
+MAX_MESSAGE = 16 * 1024 * 1024
+
 
 def _guard(workdir):
-    """Defence in depth for hosts without namespaces: no sockets, no writes outside workdir,
-    no processes, no signals to other processes."""
+    """Defence in depth for hosts without namespaces: no sockets, no writes outside workdir, no
+    processes, no signals, no other process's /proc, no ctypes."""
     root = os.path.realpath(workdir)
 
     def hook(event, args):
@@ -31,8 +36,11 @@ def _guard(workdir):
             path = os.path.realpath(os.fsdecode(args[0]))
             if writing and not (path == root or path.startswith(root + os.sep)):
                 raise PermissionError(f"writing outside the sandbox directory: {path}")
-        if event in ("os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.fork", "os.kill",
-                     "os.killpg", "signal.pthread_kill"):
+            if path.startswith("/proc/") and not path.startswith(f"/proc/{os.getpid()}/"):
+                raise PermissionError("another process's /proc is not readable in the sandbox")
+        if event.startswith("ctypes.") or event in (
+                "os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.fork", "os.kill", "os.killpg",
+                "signal.pthread_kill"):
             raise PermissionError(f"{event} is not allowed in the sandbox")
 
     sys.addaudithook(hook)
@@ -46,25 +54,160 @@ def _limit(limits):
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+def _undumpable():
+    """PR_SET_DUMPABLE 0: /proc/<judge>/mem, /fd and ptrace are closed to processes of the same user."""
+    import ctypes
+
+    if ctypes.CDLL(None, use_errno=True).prctl(4, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
 def _error(exc):
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _run(program, tests, probes, _exec=exec, _eval=eval, _compile=compile, _repr=repr, _type=type):
-    """The candidate runs inside this frame's callees; everything used after it is bound here first."""
+def encode(value, depth=0):
+    """A plain value as JSON; containers other than lists are tagged objects. Subclasses (an
+    IntEnum, a namedtuple, an OrderedDict) cross as their base type."""
+    if depth > 200:
+        raise ValueError("the value is nested too deeply")
+    if value is None or type(value) in (bool, str, float):
+        return value
+    for kind in (bool, str, float):
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, int):
+        return int(value) if -10**300 < value < 10**300 else {"i": format(int(value), "x")}
+    for kind, tag in ((list, None), (tuple, "t"), (frozenset, "f"), (set, "s")):
+        if isinstance(value, kind):
+            inner = [encode(v, depth + 1) for v in value]
+            return inner if tag is None else {tag: inner}
+    if isinstance(value, dict):
+        return {"d": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
+    if isinstance(value, (bytes, bytearray)):
+        return {"b": bytes(value).hex()}
+    if isinstance(value, complex):
+        return {"c": [value.real, value.imag]}
+    raise TypeError(f"a {type(value).__name__} is not a plain value")
+
+
+def decode(data):
+    if isinstance(data, list):
+        return [decode(v) for v in data]
+    if not isinstance(data, dict):
+        return data
+    [(tag, inner)] = data.items()
+    if tag == "i":
+        return int(inner, 16)
+    if tag == "d":
+        return {decode(k): decode(v) for k, v in inner}
+    if tag == "b":
+        return bytes.fromhex(inner)
+    if tag == "c":
+        return complex(*inner)
+    return {"t": tuple, "f": frozenset, "s": set}[tag](decode(v) for v in inner)
+
+
+class Channel:
+    """Newline-delimited JSON over a pair of pipes."""
+
+    def __init__(self, read_fd, write_fd):
+        self.reader, self.write_fd = os.fdopen(read_fd, "rb"), write_fd
+
+    def send(self, message):
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(self.write_fd, data):]
+
+    def receive(self):
+        line = self.reader.readline(MAX_MESSAGE + 1)
+        if not line.endswith(b"\n"):
+            raise RuntimeError("the candidate's process ended" if not line else "the candidate's answer is too long")
+        return json.loads(line)
+
+
+def candidate_process(channel, workdir):
+    """The forked child: runs the program, then answers calls until the judge is done."""
+    start = channel.receive()
+    _limit(start["limits"])
+    os.chdir(workdir)
+    if start["guarded"]:
+        _guard(workdir)
     namespace = {"__name__": "__main__"}
-    error = None
     try:
-        _exec(_compile(program, "<candidate>", "exec"), namespace)
+        exec(compile(start["program"], "<candidate>", "exec"), namespace)
+        report = {"loaded": True, "error": None}
     except BaseException as exc:  # SystemExit too: exiting early is a failure, not a pass
-        error = _error(exc)
+        report = {"loaded": False, "error": _error(exc)}
+    callables, modules, values = [], {}, {}
+    for name, value in list(namespace.items()):
+        if name.startswith("__"):
+            continue
+        if type(value).__name__ == "module":
+            modules[name] = value.__name__
+        elif callable(value):
+            callables.append(name)
+        else:
+            try:
+                values[name] = encode(value)
+            except (TypeError, ValueError, RecursionError):
+                pass
+    channel.send({**report, "callables": callables, "modules": modules, "values": values})
+    while True:
+        call = channel.receive()
+        try:
+            result = namespace[call["name"]](*decode(call["args"]), **decode(call["kwargs"]))
+            answer = {"value": encode(result)}
+        except BaseException as exc:
+            answer = {"raised": type(exc).__name__, "message": str(exc)[:300]}
+        channel.send(answer)
+
+
+class Raised(Exception):
+    """An exception the candidate's code raised, by name, when the judge has no class of that name."""
+
+    def __init__(self, name, message):
+        super().__init__(f"{name}: {message}")
+        self.name = name
+
+
+def _proxy(channel, name):
+    import builtins
+
+    def call(*args, **kwargs):
+        channel.send({"name": name, "args": encode(list(args)), "kwargs": encode(kwargs)})
+        answer = channel.receive()
+        if "value" in answer:
+            return decode(answer["value"])
+        kind = getattr(builtins, answer["raised"], None)
+        if isinstance(kind, type) and issubclass(kind, Exception):
+            raise kind(answer["message"])
+        raise Raised(answer["raised"], answer["message"])
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+def judge(channel, load, tests, probes):
+    """Tests and probes run here, against stand-ins for what the program defined."""
+    import importlib
+
+    error = load.get("error") if not load.get("loaded") else None
     loaded = error is None
+    namespace = {"__name__": "__main__"}
+    for name, module in load.get("modules", {}).items():
+        try:
+            namespace[name] = importlib.import_module(module)
+        except Exception:
+            pass
+    namespace.update({name: decode(v) for name, v in load.get("values", {}).items()})
+    namespace.update({name: _proxy(channel, name) for name in load.get("callables", [])})
     passed = []
     for test in tests:
         try:
             if not loaded:
                 raise RuntimeError("the program did not load")
-            _exec(_compile(test, "<test>", "exec"), namespace)
+            exec(compile(test, "<test>", "exec"), namespace)
             passed.append(True)
         except BaseException as exc:
             passed.append(False)
@@ -74,26 +217,44 @@ def _run(program, tests, probes, _exec=exec, _eval=eval, _compile=compile, _repr
         try:
             if not loaded:
                 raise RuntimeError("the program did not load")
-            outputs.append(_repr(_eval(_compile(probe, "<probe>", "eval"), namespace))[:300])
+            outputs.append(repr(eval(compile(probe, "<probe>", "eval"), namespace))[:300])
         except BaseException as exc:
-            outputs.append("!" + _type(exc).__name__)
+            outputs.append("!" + (exc.name if isinstance(exc, Raised) else type(exc).__name__))
     return loaded, error, passed, outputs
 
 
 def main():
     workdir, mode = sys.argv[1], sys.argv[2]
+    _undumpable()
+    to_candidate, from_judge = os.pipe()
+    to_judge, from_candidate = os.pipe()
+    if os.fork() == 0:  # the candidate's process: it never sees the payload below
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        keep = sorted({0, 1, 2, to_candidate, from_candidate})
+        for low, high in zip(keep, keep[1:] + [4096]):
+            os.closerange(low + 1, high)
+        try:
+            candidate_process(Channel(to_candidate, from_candidate), workdir)
+        finally:
+            os._exit(0)
+    os.close(to_candidate)
+    os.close(from_candidate)
+    channel = Channel(to_judge, from_judge)
     payload = json.loads(sys.stdin.readline())
-    write, dumps, finish = os.write, json.dumps, os._exit
     fd, secret = payload["result_fd"], payload["secret"]
     _limit(payload["limits"])
     os.chdir(workdir)
-    if mode == "guarded":
-        _guard(workdir)
-    write(fd, b"S")  # started: from here on, a run that does not finish is the program's doing
-    loaded, error, passed, outputs = _run(payload["program"], payload["tests"], payload["probes"])
-    result = dumps({"secret": secret, "loaded": loaded, "error": error, "passed": passed, "outputs": outputs}).encode()
-    write(fd, result[:60_000])
-    finish(0)
+    os.write(fd, b"S")  # started: from here on, a run that does not finish is the program's doing
+    try:
+        channel.send({"program": payload["program"], "limits": payload["limits"], "guarded": mode == "guarded"})
+        load = channel.receive()
+    except (OSError, RuntimeError, ValueError) as exc:
+        load = {"loaded": False, "error": _error(exc)}
+    loaded, error, passed, outputs = judge(channel, load, payload["tests"], payload["probes"])
+    result = json.dumps({"secret": secret, "loaded": loaded, "error": error, "passed": passed, "outputs": outputs})
+    os.write(fd, result.encode()[:60_000])
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Isolation, strongest first, whatever the host allows:
   RLIMIT_NPROC caps a fork bomb;
 - otherwise: its own session (killed as a group), resource limits, and an audit hook in the
   interpreter that refuses sockets and writes outside the working directory.
-Always: a wall-clock timeout, an address-space limit, CPU and file-size limits, no core dumps.
+Always: a wall-clock timeout, an address-space limit, CPU and file-size limits, no core dumps,
+and the verdict decided in a judge process the model's code cannot reach (``_sandbox_runner``).
 """
 
 from __future__ import annotations
@@ -134,8 +135,10 @@ class ProgramRun:
 
 async def run_program(program: str, tests: Sequence[str] = (), probes: Sequence[str] = (),
                       limits: SandboxLimits | None = None) -> ProgramRun:
-    """Run ``program``, then each test (a statement block), then each probe (an expression) in one
-    namespace, isolated as the module docstring says. Only a run that hands back its secret counts.
+    """Run ``program`` in the candidate's process, then each test (a statement block) and each probe
+    (an expression) in the judge's process against stand-ins for the program's names (see
+    ``_sandbox_runner``), isolated as the module docstring says. Only a run whose judge hands back
+    its secret counts; a sandbox that never started the program raises ``SandboxFailed``.
 
     The child is started and awaited by ``subprocess`` in a worker thread: asyncio's subprocess
     transport hung for good (on Python 3.11) about once in thousands of sandbox starts, waiting in

@@ -55,6 +55,26 @@ HOSTILE = {
         "import sys\ndef skip(frame, event, arg):\n    if event == 'line':\n        try:\n"
         "            frame.f_lineno = frame.f_lineno + 1\n        except Exception:\n            pass\n    return skip\n"
         "sys.settrace(lambda frame, event, arg: skip if frame.f_code.co_name in ('check', '<module>') else None)\n"),
+    "walks the stack frames to the secret and forges a pass": WRONG + (
+        "import sys, os, json\nf = sys._getframe()\nwhile f is not None:\n    loc = f.f_locals\n"
+        "    if 'secret' in loc and 'fd' in loc:\n"
+        "        os.write(loc['fd'], json.dumps({'secret': loc['secret'], 'loaded': True, 'error': None,\n"
+        "                                        'passed': [True] * 50, 'outputs': ['5'] * 50}).encode())\n"
+        "        os._exit(0)\n    f = f.f_back\n"),
+    "searches the garbage collector and the parent's memory for the secret": WRONG + (
+        "import gc, os, re, json\nfound = set()\nfor o in gc.get_objects():\n    try:\n"
+        "        found |= set(re.findall('[0-9a-f]{32}', json.dumps(o, default=str)))\n    except Exception:\n        pass\n"
+        "parent = os.getppid()\ntry:\n    maps = open(f'/proc/{parent}/maps').read().splitlines()\n"
+        "    with open(f'/proc/{parent}/mem', 'rb') as mem:\n        for line in maps:\n"
+        "            lo, hi = (int(x, 16) for x in line.split()[0].split('-'))\n            try:\n"
+        "                mem.seek(lo)\n                found |= {m.decode() for m in re.findall(rb'[0-9a-f]{32}', mem.read(hi - lo))}\n"
+        "            except (OSError, ValueError, OverflowError):\n                pass\nexcept OSError:\n    pass\n"
+        "targets = list(range(3, 64)) + [f'/proc/{parent}/fd/{n}' for n in range(3, 64)]\n"
+        "for s in found:\n    fake = json.dumps({'secret': s, 'loaded': True, 'error': None, 'passed': [True] * 50,\n"
+        "                      'outputs': ['5'] * 50}).encode()\n    for t in targets:\n        try:\n"
+        "            if isinstance(t, int):\n                os.write(t, fake)\n            else:\n"
+        "                with open(t, 'wb') as fh:\n                    fh.write(fake)\n        except OSError:\n            pass\n"
+        "os._exit(0)\n"),
     "replaces the harness functions in sys.modules": WRONG + (
         "import sys, os, json\njson.dumps = lambda *a, **k: '{\"secret\": \"x\"}'\nos.write = lambda fd, b: len(b)\n"
         "os._exit = lambda code: None\n"),

@@ -38,8 +38,13 @@ def test_the_corpus_is_large_enough():
     assert len(HOSTILE) >= 20
 
 
+@pytest.mark.parametrize("isolation", ["host's strongest", "guarded"])
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_answer_scores_zero(name):
+def test_hostile_answer_scores_zero(name, isolation, monkeypatch):
+    if isolation == "guarded":  # what a host without namespaces (or without root) gets
+        import archsearch.sandbox
+
+        monkeypatch.setattr(archsearch.sandbox, "_strong_isolation_available", lambda: False)
     hidden, visible = _both(HOSTILE[name])
     assert hidden == 0.0, f"{name}: counted as passing the hidden tests"
     assert visible < 1.0, f"{name}: counted as passing the visible tests"

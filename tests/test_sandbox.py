@@ -144,7 +144,8 @@ def test_a_sandbox_that_fails_before_the_program_starts_is_unscored_not_wrong(mo
     from archsearch.errors import SandboxFailed, Unscored
     from archsearch.evaluate import score_record
 
-    assert run("import os\nos._exit(0)").status == "incomplete"
+    early = run("import os\nos._exit(0)")
+    assert early.status == "failed" and not early.passed  # scored: it started, and failed
     memo = {}
     asyncio.run(sandbox.run_program_memo("x = 1", [], (), FAST, memo))  # the self-check passes first
     remembered = set(memo)
