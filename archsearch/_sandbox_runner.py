@@ -179,29 +179,41 @@ def _proxy(channel, name):
         answer = channel.receive()
         if "value" in answer:
             return decode(answer["value"])
-        kind = getattr(builtins, answer["raised"], None)
-        if isinstance(kind, type) and issubclass(kind, Exception):
-            raise kind(answer["message"])
-        raise Raised(answer["raised"], answer["message"])
+        name_raised, message = str(answer["raised"]), str(answer["message"])
+        kind = getattr(builtins, name_raised, None)
+        try:  # the builtin class of that name where there is one (some need more arguments)
+            exc = kind(message) if isinstance(kind, type) and issubclass(kind, Exception) else None
+        except Exception:
+            exc = None
+        raise exc or Raised(name_raised, message)
 
     call.__name__ = call.__qualname__ = name
     return call
 
 
-def judge(channel, load, tests, probes):
-    """Tests and probes run here, against stand-ins for what the program defined."""
+def _stand_ins(namespace, channel, load):
+    """The program's modules (imported here), plain values (copied) and callables (proxied)."""
     import importlib
 
-    error = load.get("error") if not load.get("loaded") else None
-    loaded = error is None
-    namespace = {"__name__": "__main__"}
-    for name, module in load.get("modules", {}).items():
+    for name, module in load["modules"].items():
         try:
-            namespace[name] = importlib.import_module(module)
+            namespace[str(name)] = importlib.import_module(str(module))
         except Exception:
             pass
-    namespace.update({name: decode(v) for name, v in load.get("values", {}).items()})
-    namespace.update({name: _proxy(channel, name) for name in load.get("callables", [])})
+    namespace.update({str(name): decode(v) for name, v in load["values"].items()})
+    namespace.update({str(name): _proxy(channel, str(name)) for name in load["callables"]})
+
+
+def judge(channel, load, tests, probes):
+    """Tests and probes run here, against stand-ins for what the program defined."""
+    namespace = {"__name__": "__main__"}
+    try:  # the report comes from the candidate's process: anything malformed is a failed load
+        error = None if load["loaded"] is True else str(load["error"])[:500]
+        if error is None:
+            _stand_ins(namespace, channel, load)
+    except Exception as exc:
+        error = f"the program's report was malformed ({_error(exc)})"
+    loaded = error is None
     passed = []
     for test in tests:
         try:

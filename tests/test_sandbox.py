@@ -181,3 +181,21 @@ def test_a_sandbox_that_fails_before_the_program_starts_is_unscored_not_wrong(mo
     outcome = asyncio.run(score_record(Pipe(), Task(), Record()))
     assert outcome.error and "no process slot" in outcome.error and not outcome.correct
     assert issubclass(SandboxFailed, Unscored)
+
+
+def test_tests_run_in_the_judge_against_stand_ins_for_the_programs_names():
+    """The judge sees the program's modules, plain values and functions (called across the pipe);
+    a candidate's exception arrives as the same builtin type; only plain values cross."""
+    from archsearch.sandbox import run_program
+
+    program = ("import math\nLIMIT = 3\n\ndef root(x):\n    return math.sqrt(x)\n\n"
+               "def pairs(n):\n    return [(i, {i: str(i)}, {i}) for i in range(n)]\n\n"
+               "def boom(x):\n    return 1 / x\n\ndef gen():\n    yield 1\n")
+    tests = ["assert root(4) == 2.0 and math.floor(2.5) == 2 and LIMIT == 3",
+             "assert pairs(2) == [(0, {0: '0'}, {0}), (1, {1: '1'}, {1})]",
+             "try:\n    boom(0)\n    raise AssertionError('no error')\nexcept ZeroDivisionError:\n    pass",
+             "assert list(gen()) == [1]"]
+    run = asyncio.run(run_program(program, tests, ["root(9)", "boom(0)", "gen()", "pairs(1)"], FAST))
+    assert run.completed and run.loaded
+    assert run.passed == (True, True, True, False)
+    assert run.outputs == ("3.0", "!ZeroDivisionError", "!TypeError", "[(0, {0: '0'}, {0})]")
