@@ -46,8 +46,9 @@ layers:
   - {{kind: generate, params: {{model: m, n: 1}}}}
 """)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "archsearch.cli", "serve", str(spec), "--port", str(port),
-                               "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "stderr.txt"
+    server = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "archsearch.cli", "serve", str(spec),
+                               "--port", str(port), "--workers", "2"], stdout=subprocess.DEVNULL, stderr=log.open("w"))
     try:
         wait_for_port(port)
         workers = {_json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz"))["worker"]
@@ -62,6 +63,9 @@ layers:
         assert busy.returncode == 2 and busy.stderr.count("\n") == 1 and "cannot listen" in busy.stderr
         server.send_signal(signal.SIGTERM)
         assert server.wait(30) == 0
+        imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in log.read_text().splitlines()
+                    if line.startswith("import time:")}  # every import of the parent and its workers
+        assert "aiohttp" in imported and not imported & {"optuna", "jax", "numpyro"}
         time.sleep(0.5)
         for pid in workers:
             assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
