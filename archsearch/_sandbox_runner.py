@@ -36,7 +36,8 @@ def _guard(workdir):
             path = os.path.realpath(os.fsdecode(args[0]))
             if writing and not (path == root or path.startswith(root + os.sep)):
                 raise PermissionError(f"writing outside the sandbox directory: {path}")
-            if path.startswith("/proc/") and not path.startswith(f"/proc/{os.getpid()}/"):
+            parts = path.split("/")
+            if len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and parts[2] != str(os.getpid()):
                 raise PermissionError("another process's /proc is not readable in the sandbox")
         if event.startswith("ctypes.") or event in (
                 "os.system", "subprocess.Popen", "os.exec", "os.posix_spawn", "os.fork", "os.kill", "os.killpg",
