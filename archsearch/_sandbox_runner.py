@@ -72,8 +72,8 @@ def encode(value, depth=0):
     IntEnum, a namedtuple, an OrderedDict) cross as their base type."""
     if depth > 200:
         raise ValueError("the value is nested too deeply")
-    if value is None or type(value) in (bool, str, float):
-        return value
+    if value is None:
+        return None
     for kind in (bool, str, float):
         if isinstance(value, kind):
             return kind(value)
@@ -129,6 +129,8 @@ class Channel:
 
 def candidate_process(channel, workdir):
     """The forked child: runs the program, then answers calls until the judge is done."""
+    import types
+
     start = channel.receive()
     _limit(start["limits"])
     os.chdir(workdir)
@@ -144,7 +146,7 @@ def candidate_process(channel, workdir):
     for name, value in list(namespace.items()):
         if name.startswith("__"):
             continue
-        if type(value).__name__ == "module":
+        if isinstance(value, types.ModuleType):
             modules[name] = value.__name__
         elif callable(value):
             callables.append(name)

@@ -147,7 +147,8 @@ async def run_program(program: str, tests: Sequence[str] = (), probes: Sequence[
         run = await asyncio.to_thread(_run_blocking, program, tuple(tests), tuple(probes), limits or SandboxLimits())
         if run.status != "not started":
             return run
-        await asyncio.sleep(0.5 * (attempt + 1))  # a transient failure (no process slot, an overloaded host)
+        if attempt + 1 < _HARNESS_TRIES:
+            await asyncio.sleep(0.5 * (attempt + 1))  # a transient failure (no process slot, an overloaded host)
     raise SandboxFailed(f"{run.detail} ({_HARNESS_TRIES} tries)")
 
 

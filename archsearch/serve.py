@@ -231,7 +231,7 @@ def _run(spec: PipelineSpec, make_client: Callable[[], LLMClient], host: str, po
                     access_log=None, shutdown_timeout=shutdown_timeout_s, backlog=2048, handle_signals=True,
                     reuse_port=reuse_port, loop=asyncio.new_event_loop())
     except OSError as exc:
-        raise ArchsearchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise _cannot_listen(host, port, exc) from None
 
 
 def _run_worker(*args: Any) -> None:
@@ -251,4 +251,8 @@ def _check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise ArchsearchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            raise _cannot_listen(host, port, exc) from None
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> ArchsearchError:
+    return ArchsearchError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")

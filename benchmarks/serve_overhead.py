@@ -34,6 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from archsearch.testing.fixed_latency_server import take_message
 from archsearch.testing.net import free_port, wait_for_port
 
 SECONDS_HEADER = b"x-archsearch-pipeline-seconds"
@@ -50,19 +51,9 @@ class RawConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        end = self.buffer.find(b"\r\n\r\n")
-        if end < 0:
-            return
-        lines = self.buffer[:end].split(b"\r\n")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get(b"content-length", 0))
-        if len(self.buffer) < end + 4 + length:
-            return
-        self.buffer = self.buffer[end + 4 + length:]
-        self.waiter.set_result((int(lines[0].split()[1]), headers))
+        if (message := take_message(self.buffer)) is not None:
+            start, headers, _, self.buffer = message
+            self.waiter.set_result((int(start.split()[1]), headers))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.waiter is not None and not self.waiter.done():

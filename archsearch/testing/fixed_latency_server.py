@@ -47,6 +47,20 @@ def _completion(n: int, model: str) -> bytes:
     }).encode()
 
 
+def take_message(buffer: bytes) -> tuple[bytes, dict[bytes, bytes], bytes, bytes] | None:
+    """The first complete HTTP/1.1 message of ``buffer`` (Content-Length framing) as (start line,
+    lower-cased headers, body, the rest), or None while it is incomplete."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    start, *lines = buffer[:end].split(b"\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(b":") for line in lines)}
+    stop = end + 4 + int(headers.get(b"content-length", 0))
+    if len(buffer) < stop:
+        return None
+    return start, headers, buffer[end + 4:stop], buffer[stop:]
+
+
 class RawChatProtocol(asyncio.Protocol):
     """One keep-alive connection: each complete request is answered ``latency_s`` later, in order."""
 
@@ -58,15 +72,8 @@ class RawChatProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            length = 0
-            for line in self.buffer[:end].split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if len(self.buffer) < end + 4 + length:
-                return
-            body, self.buffer = self.buffer[end + 4:end + 4 + length], self.buffer[end + 4 + length:]
+        while (message := take_message(self.buffer)) is not None:
+            _, _, body, self.buffer = message
             asyncio.get_running_loop().call_later(self.latency_s, self._answer, body)
 
     def _answer(self, body: bytes) -> None:
