@@ -10,7 +10,7 @@ import os
 import string
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ class Trace:
 
     def as_dict(self) -> dict[str, Any]:
         return {"seconds": self.seconds, "latency_s": self.latency_s, "calls": self.calls, "cache_hits": self.cache_hits,
-                "usd": self.usd, "cost_usd": self.cost_usd, "layers": [asdict(t) for t in self.layers]}
+                "usd": self.usd, "cost_usd": self.cost_usd, "layers": [t.as_dict() for t in self.layers]}
 
 
 @dataclass

@@ -40,6 +40,44 @@ def split_tests(code: str) -> tuple[str, list[str]]:
     return "\n".join(setup), tests
 
 
+def _literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def parse_model_tests(text: str, entry_point: str, limit: int = 100) -> tuple[list[str], int]:
+    """Strictly parse tests a model wrote: only ``assert entry_point(literal, ...) == literal``
+    statements survive (code blocks first, else the whole reply); anything else -- imports, loops,
+    definitions, other calls, a condition that is not ``==`` -- is dropped and counted. So nothing a
+    model writes runs but a call of the function under test on plain values. (kept, dropped)."""
+    blocks = re.findall(r"```(?:python|py)?[ \t]*\n(.*?)```", text, re.DOTALL) or [text]
+    kept: list[str] = []
+    dropped = 0
+    for line in (ln.strip() for block in blocks for ln in block.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        try:
+            tree = ast.parse(line)
+        except SyntaxError:
+            dropped += 1
+            continue
+        node = tree.body[0] if len(tree.body) == 1 else None
+        cond = node.test if isinstance(node, ast.Assert) and node.msg is None else None
+        if not (isinstance(cond, ast.Compare) and len(cond.ops) == 1 and isinstance(cond.ops[0], ast.Eq)
+                and isinstance(cond.left, ast.Call) and isinstance(cond.left.func, ast.Name)
+                and cond.left.func.id == entry_point and not cond.left.keywords
+                and all(_literal(a) for a in cond.left.args) and _literal(cond.comparators[0])):
+            dropped += 1
+            continue
+        test = ast.unparse(node)
+        if test not in kept and len(kept) < limit:
+            kept.append(test)
+    return kept, dropped
+
+
 def probe_of(test: str) -> str:
     """The expression whose value a test checks: ``f(x)`` for ``assert f(x) == y``, else the test's condition."""
     node = ast.parse(test).body[0]

@@ -90,7 +90,15 @@ class _SpaceFile(Strict):
     name: str
     description: str = ""
     models: dict[str, dict[str, Any]] = Field(min_length=1)
+    instructions: dict[str, str] = Field(default_factory=dict, description="named instruction texts a generate "
+                                         "layer's `instruction` chooses among (`default`: the style's own)")
+    demo_seed: int = Field(0, description="which worked examples `demos: k` shows: the first k of the demos split "
+                                          "shuffled with this seed")
     layers: list[dict[str, Any]] = Field(min_length=1)
+
+
+DEFAULT_INSTRUCTION = "default"
+MERGED = ("combo", "prompt")   # params whose chosen mapping is merged into the layer's params
 
 
 def _label(choice: Any) -> Any:
@@ -106,6 +114,9 @@ class SearchSpace:
         for name, model in cfg.models.items():  # e.g. a literal api_key is refused here, before anything runs
             validate(ModelSpec, model, self.file, ("models", name))
         self.name, self.description, self.models, self.entries = cfg.name, cfg.description, cfg.models, cfg.layers
+        if DEFAULT_INSTRUCTION in cfg.instructions:
+            raise SpecError(self.file, f"instructions.{DEFAULT_INSTRUCTION}", "is reserved for the style's own instruction")
+        self.instructions, self.demo_seed = cfg.instructions, cfg.demo_seed
         self._check(self.entries, ("layers",))
 
     # -- validation of the space file itself -------------------------------------------------
@@ -128,6 +139,33 @@ class SearchSpace:
             template = validate(_Template, entry, self.file, where)
             for key, value in template.params.items():
                 self._check_range(value, where + ("params", key))
+            if template.kind == "generate":
+                self._check_prompt_options(template.params, where + ("params",))
+
+    def _check_prompt_options(self, params: dict, where: tuple) -> None:
+        """``instruction`` names an entry of ``instructions`` (or ``default``); ``demos`` is a count;
+        ``prompt`` chooses among mappings of the two (the variants that go together)."""
+        def options(key: str):
+            value = params[key]
+            if isinstance(value, dict) and "choice" in value:
+                return [(where + (key, "choice", i), v) for i, v in enumerate(value["choice"])]
+            return [(where + (key,), value)]
+
+        for key in ("instruction", "demos"):
+            for at, value in options(key) if key in params else []:
+                self._check_prompt_value(key, value, at)
+        for at, mapping in options("prompt") if "prompt" in params else []:
+            if not isinstance(mapping, dict) or not mapping or set(mapping) - {"instruction", "demos"}:
+                raise SpecError(self.file, format_path(at), "expected a mapping of instruction and/or demos")
+            for key, value in mapping.items():
+                self._check_prompt_value(key, value, at + (key,))
+
+    def _check_prompt_value(self, key: str, value: Any, at: tuple) -> None:
+        if key == "instruction" and value != DEFAULT_INSTRUCTION and value not in self.instructions:
+            names = ", ".join([DEFAULT_INSTRUCTION, *self.instructions])
+            raise SpecError(self.file, format_path(at), f"expected one of: {names} (names under `instructions`), but got {value!r}")
+        if key == "demos" and not (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 64):
+            raise SpecError(self.file, format_path(at), f"expected a number of worked examples from 0 to 64, but got {value!r}")
 
     def _check_range(self, value: Any, where: tuple) -> None:
         if not isinstance(value, dict):
@@ -185,15 +223,31 @@ class SearchSpace:
             params = {}
             for key, value in (entry.get("params") or {}).items():
                 chosen = self._value(s, f"{name}.{key}", value)
-                if key == "combo":
+                if key in MERGED:
                     params.update(chosen)
                 else:
                     params[key] = chosen
+            if entry["kind"] == "generate":
+                params = self._prompt(params, task)
             if entry["kind"] in ("test", "vote") and "program" not in params and task is not None \
                     and isinstance(task.scorer, PythonTests):
                 params["program"] = task.scorer.program
             out.append({"kind": entry["kind"], "params": params})
         return out
+
+    def _prompt(self, params: dict, task: Task | None) -> dict:
+        """A generator's instruction name becomes its text and ``demos: k`` the k worked examples
+        themselves, so the frozen spec needs nothing else to run."""
+        params = dict(params)
+        name = params.pop("instruction", DEFAULT_INSTRUCTION)
+        if name != DEFAULT_INSTRUCTION:
+            params["instruction"] = self.instructions[name]
+        k = params.pop("demos", 0)
+        if k:
+            if task is None:
+                raise SpecError(self.file, "demos", "worked examples come from a task's demos split: build with a task")
+            params["demos"] = task.demonstrations(k, self.demo_seed)
+        return params
 
     def build(self, s: Suggester, task: Task | None = None) -> PipelineSpec:
         layers = _early_stops_with_partners(_greedy_once(self._layers(s, self.entries, "", task)))

@@ -2,7 +2,7 @@
 # Records the real local-model pools the shipped examples replay. Resumable: the call cache skips
 # what is already recorded, so a stopped run loses at most the calls in flight. CPU-hours on 2 cores;
 # run it niced in the background, some sections or all (in this order):
-#   nohup bash experiments/record_pools.sh [samples] [layered] [layered-gsm8k] > record.log 2>&1 &
+#   nohup bash experiments/record_pools.sh [samples] [layered] [layered-gsm8k] [model-tests] [prompts] > record.log 2>&1 &
 # ARCHSEARCH_LOCAL_THREADS must not exceed the free cores (llama.cpp collapses when oversubscribed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,11 +36,23 @@ layered-gsm8k() {  # the LLM judge of the greedy answer and the fuser of the 4 s
   done
 }
 
-[ $# -gt 0 ] || set -- samples layered layered-gsm8k
+model-tests() {  # test cases written by the model (test source: model): Qwen on every HumanEval problem,
+  # 2 calls of 5 cases each at T=0.8; SmolLM2 on the 40 search problems of the layered example
+  ev $HE/pools/qwen-tests.yaml --task $HE/task.yaml --split all --concurrency 4
+  ev $HE/pools/smol-tests.yaml --task $AR/task.yaml --split search --concurrency 4
+}
+
+prompts() {  # prompt variants: greedy + 4 samples at T=0.8 per variant on every item
+  ev $GS/pools/qwen-strict.yaml --task $GS/task.yaml --split all --concurrency 4
+  ev $GS/pools/qwen-strict-demos4.yaml --task $GS/task.yaml --split all --concurrency 4
+  ev $HE/pools/qwen-edge-cases.yaml --task $HE/task.yaml --split all --concurrency 4
+}
+
+[ $# -gt 0 ] || set -- samples layered layered-gsm8k model-tests prompts
 for section in "$@"; do
   case "$section" in
-    samples|layered|layered-gsm8k) echo "== $section $(date -u +%FT%TZ)"; "$section" ;;
-    *) echo "usage: $0 [samples] [layered] [layered-gsm8k]" >&2; exit 2 ;;
+    samples|layered|layered-gsm8k|model-tests|prompts) echo "== $section $(date -u +%FT%TZ)"; "$section" ;;
+    *) echo "usage: $0 [samples] [layered] [layered-gsm8k] [model-tests] [prompts]" >&2; exit 2 ;;
   esac
 done
 echo "== done $(date -u +%FT%TZ)"

@@ -56,7 +56,29 @@ def test_shipped_tasks_load_with_fixed_splits(root):
     assert {r.id for r in archon.split("search")} <= ids[0] and archon.final_split == "test"
     assert sum(bool(r.visible_tests) for r in he.records) > 100
     gsm = Task(root / "experiments/gsm8k-local/task.yaml")
-    assert len(gsm.records) == 100 and [len(gsm.split(n)) for n in ("search", "select", "final")] == [50, 25, 25]
+    assert len(gsm.split("all")) == 100 and [len(gsm.split(n)) for n in ("search", "select", "final")] == [50, 25, 25]
+    assert len(gsm.split("demos")) == 8   # worked examples, shown and never scored
+
+
+def test_no_demonstration_comes_from_an_evaluated_split(root):
+    """DSPy users hit this leak (its issue #1181): a demonstration must never show a question that
+    is scored. Every pipeline the shipped prompt spaces can make, on every shipped task."""
+    from archsearch.space import SearchSpace, enumerate_space
+
+    for experiment, space in (("gsm8k-local", "sampling-cot-prompts.yaml"), ("humaneval-local", "sampling.yaml")):
+        task = Task(root / "experiments" / experiment / "task.yaml")
+        scored = {r.text for r in task.split("all")} | {r.fields.get("question") for r in task.split("all")}
+        shown = 0
+        for _, spec in enumerate_space(SearchSpace(root / "spaces" / space), task):
+            for layer in spec.layers:
+                for demo in layer.params.get("demos", []):
+                    shown += 1
+                    assert demo["question"] not in scored and demo["answer"] not in scored
+                    assert task.split("demos") and demo["id"] in {r.id for r in task.split("demos")}
+        assert shown > 0 or experiment != "gsm8k-local"
+    gsm = Task(root / "experiments/gsm8k-local/task.yaml")
+    assert all(r.split == "demos" for r in gsm.records if r.id.startswith("cot-exemplar"))
+    assert not {r.text for r in gsm.split("demos")} & {r.text for r in gsm.split("all")}
 
 
 def test_humaneval_canonical_solutions_pass_hidden_and_visible_tests(root):

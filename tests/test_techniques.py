@@ -87,16 +87,91 @@ def test_unit_test_layer_executes_tests():
     assert [c.answer for c in best] == ["4"]
 
 
-def test_generated_tests_come_from_the_model():
-    writer = FakeLLM(answers=lambda m, msgs, p: "```python\nassert x == 5\n```" if "assert statements" in msgs[-1]["content"] else None)
-    kept = _apply("test", {"source": "generate", "model": "m", "program": "x = {answer}"}, [_cand("4"), _cand("5")], writer)
-    assert [c.answer for c in kept] == ["5"]
+FUNC = "def f(x):\n    return {answer}"
+
+
+def _writer(*replies):
+    """A test-writing model whose i-th sample is replies[i]; everything else answers '42'."""
+    seen = []
+
+    def answer(model, msgs, params):
+        if "test cases" not in msgs[-1]["content"]:
+            return None
+        seen.append(msgs[-1]["content"])
+        return replies[len(seen) - 1]
+    return FakeLLM(answers=answer), seen
+
+
+def test_model_written_tests_are_sampled_and_run():
+    backend, seen = _writer("```python\nassert f(1) == 5\nassert f(2) == 5\n```", "assert f(3) == 5\nassert f(1) == 5")
+    params = {"source": "model", "model": "m", "n_calls": 2, "program": FUNC, "entry_point": "f"}
+    kept = _apply("test", params, [_cand("4"), _cand("5")], backend, question=Question("q", {}, None))
+    assert [c.answer for c in kept] == ["5"] and kept[0].tests_passed == 1.0
+    assert len(seen) == 2 and "`f`" in seen[0]                       # two calls (samples 0 and 1), one prompt
+    assert kept[0].behaviour == ("5", "5", "5")                       # f(1), f(2), f(3): the duplicate runs once
+
+
+def test_model_tests_are_parsed_strictly():
+    from archsearch.programs import parse_model_tests
+    hostile = """```python
+import os
+assert f(1) == 2
+assert f(1) == 2
+assert os.system("rm -rf /") == 0
+def f(x): return 2
+while True: pass
+assert f(*[1]) == 2
+assert f(x=1) == 2
+assert f(1) == g(2)
+assert f(1) != 3
+assert f(__import__("os")) == 1
+assert f([1, (2, 3)], -4.5, None, 'a') == {'k': [1]}
+```"""
+    kept, dropped = parse_model_tests(hostile, "f")
+    assert kept == ["assert f(1) == 2", "assert f([1, (2, 3)], -4.5, None, 'a') == {'k': [1]}"]
+    assert dropped == 9      # the repeated test is not counted: it is kept once
+    assert parse_model_tests("assert f(1) == 1\nassert f(2) == 2\nassert f(3) == 3", "f", limit=2) == (
+        ["assert f(1) == 1", "assert f(2) == 2"], 0)
+
+
+def test_a_written_test_every_candidate_fails_is_suspected_not_a_verdict():
+    backend, _ = _writer("assert f(1) == 4\nassert f(1) == 99")     # the second expected value is wrong
+    params = {"source": "model", "model": "m", "program": FUNC, "entry_point": "f"}
+    cands = [_cand("4"), _cand("3")]
+    cls = technique_class("test")
+    ctx = _ctx(backend)
+    kept = asyncio.run(cls(cls.Params.model_validate(params)).apply(ctx, Question("q", {}, None), cands))
+    assert [c.answer for c in kept] == ["4"] and kept[0].tests_passed == 1.0
+    assert ctx.trace.notes == {"suspected_wrong_tests": 1, "tests_dropped": 0}
+
+
+def test_task_and_model_tests_together():
+    backend, _ = _writer("assert f(0) == 4")
+    params = {"source": "task+model", "model": "m", "program": FUNC, "entry_point": "f", "keep": "all"}
+    out = _apply("test", params, [_cand("4"), _cand("5")], backend, question=Question("q", {}, "assert f(9) == 4"))
+    assert [c.tests_passed for c in out] == [1.0, 0.0] and out[0].behaviour == ("4", "4")
 
 
 def test_rank_keeps_top_k_in_model_order():
     ranker = FakeLLM(answers=lambda m, msgs, p: "[3] > [1] > [2]")
     out = _apply("rank", {"model": "m", "keep": 2}, [_cand("1"), _cand("2"), _cand("3")], ranker)
     assert [c.answer for c in out] == ["3", "1"]
+
+
+def test_generate_instruction_and_demos_make_the_prompt():
+    seen = []
+
+    def capture(model, msgs, params):
+        seen.append(msgs)
+        return "42"
+
+    demos = [{"question": "1 + 1?", "answer": "2. The answer is 2."}, {"question": "2 + 2?", "answer": "The answer is 4."}]
+    _apply("generate", {"model": "m", "instruction": "End with 'The answer is N.'", "demos": demos}, [], FakeLLM(answers=capture))
+    assert seen[0] == [{"role": "user", "content": "1 + 1?\n\nEnd with 'The answer is N.'"},
+                       {"role": "assistant", "content": "2. The answer is 2."},
+                       {"role": "user", "content": "2 + 2?\n\nEnd with 'The answer is N.'"},
+                       {"role": "assistant", "content": "The answer is 4."},
+                       {"role": "user", "content": "What is 2 + 2?\n\nEnd with 'The answer is N.'"}]
 
 
 def test_generate_personas_rotate_system_prompts():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from ..yamlio import read_yaml
 from .extractors import EXTRACTORS
 from .scorers import SCORERS
 from .user_code import add_search_path
+
+DEMOS = "demos"   # the split whose records are shown as worked examples, never evaluated
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class _TaskFile(Strict):
     reference_field: str = "reference"
     visible_tests_field: str | None = None
     split_field: str = "split"
+    demo_answer_field: str | None = Field(None, description="a field holding a worked answer that a demonstration "
+                                                             "shows (records of the demos split)")
     extractor: dict[str, Any] | str
     scorer: dict[str, Any] | str
     cache: str | None = None
@@ -80,8 +85,10 @@ class Task:
         self.records = _read_records(self.data_path, cfg)
 
     def split(self, name: str | None) -> list[Record]:
+        """The records of one split; ``all`` is every split but ``demos`` (worked examples are shown,
+        never scored)."""
         if name in (None, "all"):
-            return list(self.records)
+            return [r for r in self.records if r.split != DEMOS]
         chosen = [r for r in self.records if r.split == name]
         if not chosen:
             names = sorted({r.split for r in self.records if r.split})
@@ -98,6 +105,28 @@ class Task:
         for r in records if records is not None else self.records:
             digest.update(json.dumps([r.id, r.text, str(r.reference)], sort_keys=True).encode())
         return digest.hexdigest()[:16]
+
+    def demonstrations(self, k: int, seed: int = 0) -> list[dict[str, str]]:
+        """``k`` worked examples from the demos split, by a seeded rule recorded with the pipeline: the
+        split's ids sorted, shuffled with ``seed``, the first ``k`` (so the 2 shown are among the 4)."""
+        if k == 0:
+            return []
+        pool = [r for r in self.records if r.split == DEMOS]
+        where = f"demos: {k}"
+        if len(pool) < k:
+            raise SpecError(str(self.path), "split", f"{where} needs {k} records in split {DEMOS!r}, but it has {len(pool)}")
+        field_ = self.config.demo_answer_field
+        if field_ is None:
+            raise SpecError(str(self.path), "demo_answer_field", f"{where} needs the field holding a demonstration's "
+                                                                 "worked answer (e.g. demo_answer_field: worked)")
+        order = sorted(r.id for r in pool)
+        random.Random(seed).shuffle(order)
+        by_id = {r.id: r for r in pool}
+        picked = [by_id[i] for i in order[:k]]
+        for r in picked:
+            if not str(r.fields.get(field_) or "").strip():
+                raise SpecError(str(self.path), f"{DEMOS} record {r.id!r}", f"field {field_!r} is empty or missing")
+        return [{"question": r.text, "answer": str(r.fields[field_]), "id": r.id} for r in picked]
 
     def question(self, record: Record) -> Question:
         return Question(record.text, record.fields, record.visible_tests, record.id)

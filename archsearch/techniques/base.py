@@ -67,6 +67,16 @@ class LayerTrace:
     slowest_call_s: float = 0.0  # recorded latency, also for cache hits: the replay-time latency estimate
     calls_s: float = 0.0         # summed recorded latency of the layer's calls
     sequential: bool = False     # its calls ran one after another (a generator that stops early)
+    notes: dict[str, int] = field(default_factory=dict)  # what a technique counts of its own (e.g. tests dropped)
+
+    def count(self, name: str, k: int = 1) -> None:
+        self.notes[name] = self.notes.get(name, 0) + k
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        if not out["notes"]:
+            del out["notes"]
+        return out
 
 
 @dataclass

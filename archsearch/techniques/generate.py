@@ -1,4 +1,5 @@
-"""``generate``: n samples from one model, in one of several prompt styles."""
+"""``generate``: n samples from one model, in one of several prompt styles, optionally with an
+instruction of its own and worked examples (demonstrations) shown before the question."""
 
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ DEFAULT_PERSONAS = [
 ]
 
 
+class Demo(Strict):
+    """One worked example: a question as the task renders it and an answer the task's scorer accepts."""
+
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    id: str = Field("", description="the demos-split record it came from (provenance only)")
+
+
 class GenerateParams(Strict):
     model: str
     n: int = Field(1, ge=1, le=1000)
@@ -37,6 +46,9 @@ class GenerateParams(Strict):
     system: str = ""
     template: str = ""
     personas: list[str] = Field(default_factory=list)
+    instruction: str = Field("", description="said after the question instead of the style's own instruction")
+    demos: list[Demo] = Field(default_factory=list, max_length=64,
+                              description="worked examples shown first, as earlier turns of the chat")
     stop: Literal["never", "accepted", "settled"] = Field(
         "never", description="draw one sample at a time and stop at the first the next layer (test or verify) "
                              "accepts, or once the next layer's vote is settled; at most n either way")
@@ -49,7 +61,9 @@ class GenerateParams(Strict):
         if isinstance(data, dict):
             style = data.get("style", "direct")
             data = dict(data)
-            if not data.get("template") and isinstance(style, str) and style in STYLE_TEMPLATES:
+            if not data.get("template") and isinstance(data.get("instruction"), str) and data["instruction"]:
+                data["template"] = "{question}\n\n" + data["instruction"]
+            elif not data.get("template") and isinstance(style, str) and style in STYLE_TEMPLATES:
                 data["template"] = STYLE_TEMPLATES[style]
             if style == "personas" and not data.get("personas"):
                 data["personas"] = list(DEFAULT_PERSONAS)
@@ -66,8 +80,11 @@ class Generate(Technique):
         system = p.system
         if p.style == "personas":
             system = p.personas[sample_index % len(p.personas)]
-        user = fill(p.template, question=question_text)
-        return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        out = [{"role": "system", "content": system}] if system else []
+        for demo in p.demos:
+            out += [{"role": "user", "content": fill(p.template, question=demo.question)},
+                    {"role": "assistant", "content": demo.answer}]
+        return out + [{"role": "user", "content": fill(p.template, question=question_text)}]
 
     def sample_key(self, model: ModelSpec, question_text: str, sample_index: int) -> str:
         """The cache key of sample ``sample_index`` of this generator for a question."""
