@@ -39,16 +39,16 @@ def _evidence(search: Search):
     from .bayes.plan import plan_of, uncovered
 
     sampler = search.sampler
-    if sampler is not None and getattr(sampler, "evidence", None) is not None:
-        sampler.evidence.surrogate.method = None   # NUTS while the data are small, for the report
-        return (sampler.evidence if sampler.evidence.refresh() is not None else None), []
     specs = [spec for _, spec in enumerate_space(search.settings.space, search.settings.task)]
-    plans = [plan_of(s) for s in specs]
     missing = sorted({k for s in specs for k in uncovered(s)})
-    if missing or search.client.cache is None:
+    if sampler is not None and getattr(sampler, "evidence", None) is not None:
+        # NUTS while the data are small, for the report
+        return (sampler.evidence if sampler.evidence.refresh(method="auto") is not None else None), missing
+    plans = [p for p in (plan_of(s) for s in specs) if p is not None]
+    if not plans or search.client.cache is None:
         return None, missing
     evidence = Evidence(search.settings.task, search.records, search.client.cache, search.sandbox_memo, plans)
-    return (evidence if evidence.refresh() is not None else None), []
+    return (evidence if evidence.refresh(method="auto") is not None else None), missing
 
 
 def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0) -> Conclusion | None:
@@ -116,8 +116,9 @@ def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0) -> Conclusion 
         if out.advice is not None and plan_of(out.advice) is not None:
             out.advice_predicted = evidence.on_new([plan_of(out.advice)], 512, rng)
         final_n = len(s.task.split(out.final_split))
-        predicted = evidence.on_new([plan_of(choice.chosen.spec)], final_n, rng)
-        out.predicted_final = Band.of(predicted.accuracy[:, 0])
+        if plan_of(choice.chosen.spec) is not None:
+            predicted = evidence.on_new([plan_of(choice.chosen.spec)], final_n, rng)
+            out.predicted_final = Band.of(predicted.accuracy[:, 0])
     records = s.task.split(out.final_split)
     try:
         out.final = search.evaluate(choice.chosen.spec, records, out.final_split).measured()

@@ -76,14 +76,16 @@ def posterior_options(evidence, options: list[Option], objective: Objective, rng
     from .bayes.plan import plan_of
 
     plans = [plan_of(o.spec) for o in options]
-    if evidence is None or evidence.posterior is None or any(p is None for p in plans):
+    if evidence is None or evidence.posterior is None or plans[-1] is None:
         return False
-    sim = evidence.on_new(plans, NEW_QUESTIONS, rng)
+    covered = [i for i, p in enumerate(plans) if p is not None]   # a plugin layer without a step: no posterior
+    sim = evidence.on_new([plans[i] for i in covered], NEW_QUESTIONS, rng)
     base = sim.accuracy[:, -1]
-    for i, option in enumerate(options):
-        option.accuracy = sim.accuracy[:, i]
-        option.p_beats = float(np.mean(sim.accuracy[:, i] > base))
-        option.predicted = {m: float(np.mean(sim.metric(m)[:, i])) for m in
+    for k, i in enumerate(covered):
+        option = options[i]
+        option.accuracy = sim.accuracy[:, k]
+        option.p_beats = float(np.mean(sim.accuracy[:, k] > base))
+        option.predicted = {m: float(np.mean(sim.metric(m)[:, k])) for m in
                             ("accuracy", "calls_per_question", "usd_per_question", "latency_p50_s", "latency_p95_s")}
     options[-1].p_beats = None
     return True

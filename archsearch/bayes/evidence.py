@@ -12,12 +12,29 @@ import numpy as np
 from ..llm.cache import CallCache
 from ..tasks.task import Record, Task
 from .costs import CostModel
-from .known import KnownArrays, known_arrays, observations
+from .interpret import Simulated, simulate
+from .known import observations
 from .model import Posterior, Surrogate
-from .observe import Known, Observer
+from .objects import ObjectArrays, Objects, object_arrays
+from .observe import Observer
 from .plan import Plan
-from .replay import Context, Simulated
-from .simulator import simulate
+from .steps.state import Context
+
+DISCOVERY_ROUNDS = 4   # rankings of fusions of rankings...: each round reaches one layer further
+
+
+class _Flat:
+    """A posterior stand-in for discovery: every chance 1/2 (what is drawn does not matter there)."""
+
+    def __init__(self, G: int, Q: int, V: int, R: int, F: int) -> None:
+        self.theta, self.b = np.zeros((1, G)), np.zeros((1, Q))
+        self.tau, self.gamma, self.lam = np.zeros((1, V, G)), np.zeros((1, V, G)), np.zeros((1, V))
+        self.rank_beta, self.rank_alpha = np.zeros((1, R)), np.zeros((1, R))
+        self.fuse = {k: np.zeros((1, F)) for k in "abde"}
+        self.draws = 1
+
+    def cell_p(self, rng, draws=None):
+        return np.full((1,) + self.theta.shape[1:] + self.b.shape[1:], 0.5)
 
 
 class Evidence:
@@ -26,70 +43,90 @@ class Evidence:
         self.observer = Observer(task, records, cache, memo)
         self.plans = plans
         self.surrogate = surrogate or Surrogate()
-        self.known: Known | None = None
-        self.arrays: KnownArrays | None = None
+        self.objects: Objects | None = None
+        self.arrays: ObjectArrays | None = None
         self.posterior: Posterior | None = None
         self.costs: CostModel | None = None
         self.ctx: Context | None = None
+        self.fit_method: str | None = None
         self._fitted_on: str | None = None
 
-    def refresh(self) -> Posterior | None:
-        """Read the cache, refit; None while nothing is known."""
-        self.known = self.observer.observe(self.plans)
-        obs = observations(self.known, self.observer.verifiable)
+    @property
+    def visible(self) -> int:
+        return int(self.observer.verifiable)
+
+    def refresh(self, method: str | None = None) -> Posterior | None:
+        """Read the cache, refit if it holds anything new; None while nothing is known. ``method``
+        (nuts | svi) overrides the surrogate's choice."""
+        self.objects = self.observer.observe(self.plans)
+        self._discover()
+        obs = observations(self.objects, self.arrays, self.generator_models(), self.observer.verifiable,
+                           self.verifier_names)
         if len(obs.q) == 0:
             return None
-        self.arrays = known_arrays(self.known)
-        signature = _signature(obs)
+        signature = _signature(obs) + str(method)
         if self.posterior is None or signature != self._fitted_on:   # nothing new bought: the same posterior
-            self.posterior, self._fitted_on = self.surrogate.fit(obs), signature
-        self.costs = CostModel(self.known.calls())
-        self.ctx = Context(self.arrays, self.known.generators, self.known.judges, int(self.observer.verifiable),
-                           self.known.ranks, self.known.critiques, self.known.fused)
+            self.posterior, self._fitted_on = self.surrogate.fit(obs, method), signature
+        self.costs = CostModel(self.objects.calls())
         return self.posterior
+
+    def _discover(self) -> None:
+        """Rankings and fusions whose inputs are all known answers: run every plan once with what is
+        known and ask the cache for each such call the runtime would have made, until nothing new."""
+        for _ in range(DISCOVERY_ROUNDS):
+            self._context()
+            self.ctx.requests = set()
+            flat = _Flat(len(self.objects.generators), self.arrays.questions, self.visible + len(self.objects.judges["verify"]),
+                         len(self.objects.judges["rank"]), len(self.objects.judges["fuse"]))
+            simulate(flat, self.plans, self.ctx, CostModel([]), np.random.default_rng(0))
+            requests, self.ctx.requests = self.ctx.requests, None
+            if not requests or not self.observer.resolve(requests):
+                break
+        self._context()
+
+    def _context(self) -> None:
+        self.arrays = object_arrays(self.objects)
+        self.ctx = Context(self.arrays, self.objects, {k: i for i, k in enumerate(self.objects.generators)},
+                           {role: {k: i for i, k in enumerate(keys)} for role, keys in self.objects.judges.items()},
+                           self.visible)
+
+    def generator_models(self) -> list:
+        return [self.observer.layers[key].model for key in self.objects.generators]
 
     @property
     def verifier_names(self) -> list[str]:
-        return (["visible tests"] if self.observer.verifiable else []) + [j.model.id for j in self.known.judges["verify"]]
+        return (["visible tests"] if self.observer.verifiable else []) + \
+            [self.observer.layers[key].model.id for key in self.objects.judges["verify"]]
 
     def on_search(self, plans: list[Plan], rng: np.random.Generator, draws: np.ndarray | None = None) -> Simulated:
         """What each plan scores and spends on the search questions, replaying the known calls."""
+        self._cover(plans)
         return simulate(self.posterior, plans, self.ctx, self.costs, rng, draws)
 
     def on_new(self, plans: list[Plan], questions: int, rng: np.random.Generator,
                draws: np.ndarray | None = None) -> Simulated:
         """The same on ``questions`` questions never seen: difficulties drawn from the fitted spread,
         samples from the cell Beta around the Rasch mean, nothing replayed."""
+        self._cover(plans)
         post = self.posterior
         unseen = np.zeros((post.theta.shape[1], questions))
         fresh = dataclasses.replace(post, b=rng.normal(size=(post.draws, questions)) * post.sigma_b[:, None],
                                     cell_n=unseen, cell_y=unseen)
         testable = rng.random(questions) < self.arrays.testable.mean()
-        ctx = dataclasses.replace(self.ctx, known=KnownArrays.fresh(self.arrays, questions, testable),
-                                  ranks={}, critiques={}, fused={})
+        ctx = dataclasses.replace(self.ctx, arrays=ObjectArrays.fresh(self.arrays, questions, testable), objects=None)
         return simulate(fresh, plans, ctx, self.costs, rng, draws)
 
-    def unbought_calls(self, plans: list[Plan], determined: np.ndarray) -> np.ndarray:
-        """[P] calls each plan would buy on the search questions: its samples and judge verdicts the
-        cache lacks, and for the fusion family one call per layered step per question unless the
-        whole plan is known (an upper bound for generators that stop early)."""
-        ka, ctx = self.arrays, self.ctx
-        Q, M = ka.questions, ka.correct.shape[2]
-        out = np.zeros(len(plans))
-        for p, plan in enumerate(plans):
-            if determined[p]:
-                continue
-            for gen, n in plan.sources:
-                g = ctx.gen(gen.key)
-                out[p] += (n - np.minimum(ka.m[g], n)).sum()
-                for check in plan.checks:
-                    if check.judge is not None:
-                        j = ctx.judge("verify", check.judge.key)
-                        out[p] += (ka.verdict[j][g, :, :min(n, M)] < 0).sum() + Q * max(0, n - M)
-            if plan.family == "fusion":
-                layered = (plan.rank is not None) + (plan.fuse is not None)
-                out[p] += Q * (layered + (plan.keep or plan.slots if plan.critique is not None else 0))
-        return out
+    def _cover(self, plans: list[Plan]) -> None:
+        """Plans the evidence was not built for must use only its generators and judges."""
+        for plan in plans:
+            for layer in plan.layers:
+                table = self.ctx.generators if layer.kind == "generate" else self.ctx.judges.get(layer.kind)
+                if table is not None and layer.key not in table:
+                    raise ValueError(f"the evidence does not know the {layer.kind} layer {layer.key[:80]}")
+
+    def unbought_calls(self, plans: list[Plan], sim: Simulated) -> np.ndarray:
+        """[P] calls each plan would buy on the search questions (mean over the simulated draws)."""
+        return sim.bought.mean(axis=0)
 
 
 def _signature(obs) -> str:

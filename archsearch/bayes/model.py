@@ -263,6 +263,8 @@ class Surrogate:
         shapes = Shapes.fitting(obs, self.shapes)
         self.last_shapes = shapes
         data = obs.padded(shapes)
+        if method == "auto":   # NUTS while the data are small, whatever the surrogate was built with
+            method = "nuts" if len(obs.q) <= self.nuts_max_cells else "svi"
         method = method or self.method or ("nuts" if len(obs.q) <= self.nuts_max_cells else "svi")
         start = time.perf_counter()
         key = jax.random.PRNGKey(self.seed)

@@ -115,21 +115,27 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def _probe(self, evaluated: set) -> dict | None:
         """The cheapest pipeline of a generator model no evaluated pipeline has sampled yet, or None."""
         plans = [c[2] for c in self._candidates]
-        single = [i for i, p in enumerate(plans) if len(p.sources) == 1 and p.family == "sampling"]
+        single = [i for i, p in enumerate(plans) if len(p.generators()) == 1
+                  and not any(layer.kind in ("rank", "critique", "fuse") for layer in p.layers)]
         if not single:
             return None
-        models = model_index([plans[i].sources[0][0] for i in single])
+        models = model_index([plans[i].generators()[0].model for i in single])
         probed = {models[k] for k, i in enumerate(single) if self._candidates[i][1] in evaluated}
         todo = [k for k in range(len(single)) if models[k] not in probed]
         if not todo:
             return None
         reuse = {}
         for i in single:
-            g = plans[i].sources[0][0].key
+            g = plans[i].generators()[0].key
             reuse[g] = max(reuse.get(g, 0), plans[i].slots)
-        pick = single[min(todo, key=lambda k: (plans[single[k]].slots, -reuse[plans[single[k]].sources[0][0].key],
-                                                len(plans[single[k]].checks), plans[single[k]].vote,
-                                                plans[single[k]].stop != "never", single[k]))]
+
+        def order(k: int) -> tuple:
+            plan = plans[single[k]]
+            kinds = [layer.kind for layer in plan.layers]
+            return (plan.slots, -reuse[plan.generators()[0].key], kinds.count("verify") + kinds.count("test"),
+                    "vote" in kinds, plan.generators()[0].params.stop != "never", single[k])
+
+        pick = single[min(todo, key=order)]
         self.log.append({"probe": self._candidates[pick][1]})
         return self._candidates[pick][0]
 
@@ -145,8 +151,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         reference = reference + 0.1 * np.abs(reference) + 1e-3
         base = compute_hypervolume(observed, reference)
         # what evaluating each would buy: one question's worth of calls is the floor of a trial's price
-        price = (self.evidence.unbought_calls([c[2] for c in self._candidates], sim.determined) + len(self.records)
-                 if self.cost_aware else np.ones(len(self._candidates)))
+        price = (sim.bought[0] + len(self.records) if self.cost_aware else np.ones(len(self._candidates)))
         best, best_gain, best_score = None, 0.0, 0.0
         for i, (_, fp, _) in enumerate(self._candidates):
             if fp in evaluated:

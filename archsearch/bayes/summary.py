@@ -45,40 +45,45 @@ class Ceiling:
     fp_cost: float
 
 
-def plans_of(specs: list[PipelineSpec]):
-    plans = [plan_of(s) for s in specs]
-    return None if any(p is None for p in plans) else plans
-
-
-def believe(evidence: Evidence, specs: list[PipelineSpec], rng: np.random.Generator) -> list[Band] | None:
-    """Posterior predictive accuracy of each spec on the search questions (replaying what is known)."""
-    plans = plans_of(specs)
-    if plans is None or evidence.posterior is None:
+def believe(evidence: Evidence, specs: list[PipelineSpec], rng: np.random.Generator) -> list[Band | None] | None:
+    """Posterior predictive accuracy of each spec on the search questions (replaying what is known);
+    None for a spec the surrogate does not model."""
+    if evidence.posterior is None:
         return None
-    sim = evidence.on_search(plans, rng)
-    return [Band.of(sim.accuracy[:, i]) for i in range(len(plans))]
+    plans = [plan_of(s) for s in specs]
+    covered = [i for i, p in enumerate(plans) if p is not None]
+    sim = evidence.on_search([plans[i] for i in covered], rng) if covered else None
+    out: list[Band | None] = [None] * len(specs)
+    for k, i in enumerate(covered):
+        out[i] = Band.of(sim.accuracy[:, k])
+    return out
 
 
 def verifier_table(evidence: Evidence) -> list[VerifierRow]:
     """TPR and FPR with 90% intervals, one row per (verifier, generator) that was judged."""
     post, arrays = evidence.posterior, evidence.arrays
-    names = evidence.verifier_names
     rows = []
-    for v, name in enumerate(names):
-        for g, gen in enumerate(evidence.known.generators):
-            if v < evidence.ctx.visible:
-                n = int(arrays.m[g][arrays.testable].sum())
+    for v, name in enumerate(evidence.verifier_names):
+        for g, key in enumerate(evidence.objects.generators):
+            m = arrays.m[g]
+            if v < evidence.visible:
+                n = int(m[arrays.testable].sum())
             else:
-                n = int((arrays.verdict[v - evidence.ctx.visible, g] >= 0).sum())
+                judged = [arrays.verdict[v - evidence.visible, q, arrays.sample[g, q, :m[q]]] for q in range(len(m))]
+                n = int(sum((x >= 0).sum() for x in judged))
             if n == 0:
                 continue
-            rows.append(VerifierRow(name, _label(gen), n, Band.of(post.tpr()[:, v, g]), Band.of(post.fpr(g)[:, v])))
+            rows.append(VerifierRow(name, _label(evidence.observer.layers[key]), n, Band.of(post.tpr()[:, v, g]),
+                                    Band.of(post.fpr(g)[:, v])))
     return rows
 
 
 def _label(gen) -> str:
     p = gen.params
-    return f"{gen.model.id} T={p.temperature:g}"
+    label = f"{gen.model.id} T={p.temperature:g}"
+    if p.instruction:
+        label += f" '{p.instruction[:24]}...'" if len(p.instruction) > 24 else f" '{p.instruction}'"
+    return label + (f" {len(p.demos)} demos" if p.demos else "")
 
 
 def ceiling(evidence: Evidence, spec: PipelineSpec, fp_cost: float, k_max: int = 64) -> Ceiling | None:
@@ -86,13 +91,14 @@ def ceiling(evidence: Evidence, spec: PipelineSpec, fp_cost: float, k_max: int =
     resampling until accepted tops out at the verifier's precision (Inference Scaling fLaws)."""
     plan = plan_of(spec)
     post = evidence.posterior
-    if plan is None or post is None or post.tau.shape[1] == 0:
+    if plan is None or post is None or post.tau.shape[1] == 0 or not plan.generators():
         return None
-    g = evidence.ctx.gen(plan.sources[-1][0].key)
-    check = plan.checks[0] if plan.checks else None
-    if check is not None and check.judge is not None:
-        v = evidence.ctx.visible + evidence.ctx.judge("verify", check.judge.key)
-    elif evidence.ctx.visible:
+    last = max(i for i, layer in enumerate(plan.layers) if layer.kind == "generate")
+    g = evidence.ctx.generators[plan.layers[last].key]
+    check = next((layer for layer in plan.layers[last + 1:] if layer.kind in ("verify", "test")), None)
+    if check is not None and check.kind == "verify":
+        v = evidence.visible + evidence.ctx.judges["verify"][check.key]
+    elif evidence.visible:
         v = 0
     else:
         return None

@@ -20,6 +20,12 @@ from ..validation import Strict
 NonePassedPolicy = Literal["keep_all", "abstain", "fallback"]
 
 
+def model_identity(model: ModelSpec) -> dict[str, Any]:
+    """What of a model keys its calls (``llm.cache.request_key``): its id and public params -- not its
+    price, timeout, transport or credentials."""
+    return {"id": model.id, "params": model.public_params()}
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One answer and everything layers learned about it."""

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from ..llm.cache import request_key
 from ..llm.models import ModelSpec
 from ..validation import Strict
-from .base import Candidate, LayerContext, Technique, fill
+from .base import Candidate, LayerContext, Technique, fill, model_identity
 
 Style = Literal["direct", "chain_of_thought", "rereading", "personas"]
 
@@ -27,6 +27,9 @@ DEFAULT_PERSONAS = [
     "You are a patient teacher who explains the reasoning plainly.",
     "You are a pragmatic engineer who prefers the simplest correct solution.",
 ]
+
+
+NOT_IDENTITY = {"n", "model", "stop", "confidence"}   # how many samples and when to stop: not which
 
 
 class Demo(Strict):
@@ -103,13 +106,14 @@ class Generate(Technique):
         return ctx.next_samples(self.identity(ctx.models[self.params.model]), self.params.n)
 
     def identity(self, model: ModelSpec) -> str:
-        """What makes two generators draw the same samples: the model and every param but how many
-        and when to stop. Computed once per model object (it runs on every question)."""
+        """What makes two generators draw the same samples: what keys the model's calls and every param
+        but how many and when to stop -- the one recipe the runtime, the surrogate's plan and replay
+        use. Computed once per model object (it runs on every question)."""
         memo = self.__dict__.get("_identity")
         if memo is None or memo[0] is not model:
             p = self.params
-            memo = (model, json.dumps([model.model_dump(exclude={"price"}),
-                                       p.model_dump(exclude={"n", "model", "stop", "confidence"})], sort_keys=True))
+            memo = (model, json.dumps([model_identity(model), p.model_dump(mode="json", exclude=NOT_IDENTITY)],
+                                      sort_keys=True))
             self._identity = memo
         return memo[1]
 

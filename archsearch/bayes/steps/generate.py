@@ -1,0 +1,84 @@
+"""``generate``: n more candidates, sample i of the generator being the same object in every
+pipeline. A known sample (the cache holds it) is replayed; a drawn one is right with its cell's
+accuracy, passes the visible tests with their TPR or FPR, and repeats its question's modal answer
+with the pool's agreement rate (by text rarely, by behaviour nearly always)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..objects import CANONICAL, FRESH, MODAL_WRONG, UNKNOWN
+from .state import Draws, State, Step
+
+
+class GenerateStep(Step):
+    kind = "generate"
+
+    def __init__(self, layers: list, ctx) -> None:
+        super().__init__(layers, ctx)
+        self.g = np.array([ctx.generators[layer.key] for layer in layers])
+        self.n = np.array([layer.params.n for layer in layers])
+        self.start = np.array([layer.start for layer in layers])
+        self.adds = int(self.n.max())
+
+    @property
+    def last_index(self) -> int:
+        """The highest sample index any pipeline of this layer draws (plus one)."""
+        return int((self.start + self.n).max())
+
+    def fill(self, s: State, draws: Draws, k: slice) -> tuple[np.ndarray, np.ndarray]:
+        """Write slots ``k`` (of this layer's range) into the state; returns which are used [P, K]
+        and their calls' recorded costs [3, D, P, Q, K] (nan where drawn)."""
+        a, ctx = self.ctx.arrays, self.ctx
+        ks = np.arange(self.adds)[k]
+        P, Q, D = len(self.g), a.questions, len(draws.d)
+        i = self.start[:, None] + ks[None, :]                                         # [P, K]
+        used = ks[None, :] < self.n[:, None]
+        g3, q3, i3 = self.g[:, None, None], np.arange(Q)[None, :, None], i[:, None, :]   # -> [P, Q, K]
+        M = a.sample.shape[2]
+        known = used[:, None, :] & (i3 < a.m[g3, q3])
+        obj = np.where(known, a.sample[g3, q3, np.minimum(i3, M - 1)], UNKNOWN)
+        safe = np.maximum(obj, 0)
+        u = (slice(None), g3, q3, i3)
+        correct = np.where(known, a.correct[q3, safe], draws.correct[u] < draws.p[:, g3, q3])
+        testable = a.testable[None, None, :, None]
+        gen = np.broadcast_to(g3, known.shape)
+        genD = np.broadcast_to(gen, (D,) + known.shape)
+        if ctx.visible:
+            c0, f0 = draws.tpr(0, genD), draws.fpr(0, genD)
+            drawn_rate = (testable & (draws.passes[u] < np.where(correct, c0, f0))).astype(float)
+        else:
+            drawn_rate = np.zeros(correct.shape)
+        rate = np.where(known, a.rate[q3, safe], drawn_rate)
+        slot = FRESH + self.offset + ks[None, None, None, :]
+
+        def drawn_key(mode: int) -> np.ndarray:
+            agree = np.where(correct, draws.agreement[0, mode][:, g3, q3], draws.agreement[1, mode][:, g3, q3])
+            return np.where(draws.joins[u] < agree, np.where(correct, CANONICAL, MODAL_WRONG), slot)
+
+        by_text = drawn_key(0)
+        # a program that passes every visible test returns the expected values on their inputs: by
+        # behaviour it is one answer with the right programs, false positive or not
+        by_behaviour = np.where(testable, np.where(rate == 1.0, CANONICAL, drawn_key(1)), by_text)
+        muted = ~correct & (draws.mute[u] < a.mute_rate)
+        window = (Ellipsis, slice(self.offset + ks[0], self.offset + ks[-1] + 1)) if len(ks) else None
+        if window is None:
+            return used, np.zeros((3, D, P, Q, 0))
+        s.alive[window] = used[None, :, None, :]
+        s.obj[window] = obj
+        s.correct[window] = correct
+        s.gen[window] = gen
+        s.src[window] = i3
+        s.rate[window] = rate
+        s.cl0[window] = np.where(known, a.cluster[0][q3, safe], by_text)
+        s.cl1[window] = np.where(known, a.cluster[1][q3, safe], by_behaviour)
+        s.lv0[window] = np.where(known, a.level[0][q3, safe], 1)
+        s.lv1[window] = np.where(known, a.level[1][q3, safe], np.where(testable & ~muted, 2, 1))
+        s.weight[window], s.critic[window] = 0.0, UNKNOWN
+        cost = np.where(known[None], a.gen_cost[:, g3, q3, np.minimum(i3, M - 1)], np.nan)
+        return used, np.broadcast_to(cost[:, None], (3, D, P, Q, len(ks)))
+
+    def apply(self, s: State, draws: Draws) -> np.ndarray:
+        used, cost = self.fill(s, draws, slice(None))
+        made = np.broadcast_to(used[None, :, None, :], cost.shape[1:])
+        return self.charge(s, draws, made, cost, "generate").max(axis=-1, initial=0.0)

@@ -1,0 +1,65 @@
+"""The surrogate composes any layer order the runtime accepts: replaying known calls through the
+techniques' steps gives exactly what the real pipelines score and spend, and what is not known is
+drawn from the model."""
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+
+from archsearch.bayes.evidence import Evidence
+from archsearch.bayes.plan import plan_of
+from archsearch.evaluate import aevaluate
+from archsearch.llm import CallCache, LLMClient
+from archsearch.pipeline import Pipeline
+from archsearch.space import SearchSpace, enumerate_space
+from archsearch.tasks import Task
+from archsearch.testing import FakeLLM
+from archsearch.testing.arithmetic import NoisyArithmetic
+
+FIXTURE = Path(__file__).parent / "fixtures" / "compositions"
+
+
+def _answers():
+    noisy = NoisyArithmetic({"fake/strong": 0.6, "fake/weak": 0.35})
+
+    def answer(model, messages, params):
+        prompt = messages[-1]["content"]
+        if "Rank the candidates" in prompt or "strengths and weaknesses" in prompt:
+            return None          # the fake's own ranking and critique
+        return noisy(model, messages, params)
+    return answer
+
+
+def _run_all(tmp_path: Path, records_of=lambda task: task.split("search")):
+    task = Task(FIXTURE / "task.yaml")
+    specs = [spec for _, spec in enumerate_space(SearchSpace(FIXTURE / "space.yaml"), task)]
+    cache = CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}")
+    client = LLMClient(FakeLLM(answers=_answers()), cache)
+    records = records_of(task)
+
+    async def measure():
+        try:
+            return [(await aevaluate(Pipeline(s, client), task, records, "search")).measured() for s in specs]
+        finally:
+            await client.release_loop()
+    return task, specs, cache, asyncio.run(measure())
+
+
+def test_replay_equals_runtime_on_every_composition(tmp_path):
+    task, specs, cache, measured = _run_all(tmp_path)
+    plans = [plan_of(s) for s in specs]
+    assert len(specs) == 104 and all(p is not None for p in plans)
+    orders = {tuple(layer.kind for layer in s.layers) for s in specs}
+    for wanted in [("generate", "verify", "fuse", "vote"), ("generate", "rank", "verify"),
+                   ("generate", "verify", "verify", "vote"), ("generate", "generate", "critique", "rank", "fuse")]:
+        assert wanted in orders
+    evidence = Evidence(task, task.split("search"), cache, {}, plans)
+    assert evidence.refresh(method="svi") is not None
+    sim = evidence.on_search(plans, np.random.default_rng(0), np.array([0]))
+    assert sim.determined.all()
+    np.testing.assert_array_equal(sim.accuracy[0], [m.accuracy for m in measured])
+    np.testing.assert_allclose(sim.calls[0], [m.calls_per_question for m in measured])
+    np.testing.assert_allclose(sim.usd[0], [m.usd_per_question for m in measured], rtol=1e-9)
+    # the model saw the verdicts, rankings and fusions the pipelines made
+    assert len(evidence.objects.ranks) and len(evidence.objects.fused) and len(evidence.objects.critiques)
