@@ -22,7 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("--budget-calls", type=int, help="hard cap on new paid calls")
     p.add_argument("--storage", help="Optuna storage URL (default: sqlite in the experiment's out/ folder)")
     p.add_argument("--study", help="study name (default: derived from experiment, space and objective)")
-    p.add_argument("--sampler", default="tpe", help="tpe (default), random or nsga2")
+    p.add_argument("--sampler", default="surrogate", choices=["surrogate", "tpe", "random", "nsga2"],
+                   help="what proposes pipelines: surrogate (default: the Bayesian surrogate, Thompson sampling "
+                        "priced by the calls a proposal would buy), tpe, random or nsga2 (Optuna's)")
     p.add_argument("--seed", type=int)
     p.add_argument("--cache", help="call cache URL (default: the task's cache file)")
     p.add_argument("--concurrency", type=int, default=32)
@@ -98,7 +100,7 @@ def _run_workers(args: argparse.Namespace, settings, console) -> list[dict]:
 def cmd_optimize(args: argparse.Namespace) -> int:
     from .conclude import conclude
     from .report import export, front_table, plot_front, print_conclusion, summary, write_json
-    from .search import Search, open_study
+    from .search import Search, make_sampler, make_storage, open_study
 
     exp, settings, client, cache_url = build(args)
     space, objective, out, study = settings.space, settings.objective, settings.out_dir, settings.study_name
@@ -125,7 +127,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             console.print(f"worker {r['worker']}: {len(r['trials'])} trials, {r['stats']['calls']} paid calls, "
                           f"{r['stats']['cache_hits']} cache hits" + (f", stopped: {r['stopped']}" if r["stopped"] else ""))
             search.stopped = search.stopped or r["stopped"]
-        search.study = open_study(settings)
+        search.storage = make_storage(settings.storage)
+        search.study = open_study(settings, make_sampler("tpe", settings.seed), search.storage)
     else:
         with Live(status(), console=console, refresh_per_second=4, transient=False) as live:
             search.on_progress = lambda info: live.update(status(info))

@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.table import Table
 
 from . import __version__
+from .bayes.plan import uncovered
 from .conclude import Conclusion
 from .search import Search, measured_from_attrs
 from .spec import PipelineSpec, Provenance, save_spec
@@ -55,6 +56,8 @@ def front_table(search: Search, conclusion: Conclusion | None) -> Table:
         o = options.get(t.number)
         mark = " *" if t.number == chosen else (" (baseline)" if t.number == baseline else "")
         post = "" if o is None or o.accuracy is None else "{:.3f} [{:.3f}, {:.3f}]".format(*o.band())
+        if o is not None and o.accuracy is None and conclusion.evidence is not None:
+            post = "not modelled (" + ", ".join(uncovered(o.spec)) + ")"
         beats = "baseline" if t.number == baseline else ("" if o is None or o.p_beats is None else f"{o.p_beats:.2f}")
         if o is not None and o.p_beats_select is not None:
             beats += f" -> {o.p_beats_select:.2f} with select"
@@ -82,9 +85,12 @@ def print_conclusion(console, conclusion: Conclusion) -> None:
     choice and its final-split score against the prediction, and plain notes."""
     c = conclusion
     if c.evidence is None:
-        console.print(f"surrogate: this space has layers the model does not cover ({', '.join(c.uncovered) or 'none'}); "
+        console.print(f"surrogate: no pipeline of this space can be modelled (layers: {', '.join(c.uncovered) or 'none'}); "
                       "no posterior, chosen on raw search scores")
     else:
+        if c.uncovered:
+            console.print(f"surrogate: pipelines with {', '.join(c.uncovered)} layers are not modelled (TPE proposed "
+                          "them; no posterior for them, so they are not chosen over modelled ones)")
         post = c.evidence.posterior
         console.print(f"surrogate: NumPyro {post.method}, {post.seconds:.1f}s" + (f"; {'; '.join(post.warnings)}" if post.warnings else ""))
         table = verifier_table(c)

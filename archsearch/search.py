@@ -39,7 +39,7 @@ class SearchSettings:
     storage: str
     study_name: str
     out_dir: Path
-    sampler: str = "tpe"
+    sampler: str = "surrogate"
     seed: int = 0
     concurrency: int = 32
     budget: Budget = field(default_factory=Budget)
@@ -56,9 +56,13 @@ class TrialOutcome:
     reason: str = ""
 
 
+SAMPLERS = ("surrogate", "tpe", "random", "nsga2")
+
+
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """Constraints reach every sampler as Trial.set_constraint values (Optuna 5's replacement for
-    constraints_func): the samplers and ``study.best_trials`` see the feasible front."""
+    constraints_func): the samplers and ``study.best_trials`` see the feasible front. (The surrogate
+    sampler needs the search's task and cache: ``Search`` builds it.)"""
     if name == "tpe":
         return RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=8)
     if name == "random":
@@ -68,28 +72,28 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     raise ArchsearchError(f"unknown sampler {name!r} (expected one of: surrogate, tpe, random, nsga2)")
 
 
-class _RungView:
-    """What Optuna's SuccessiveHalvingPruner reads of a study, for a multi-objective one: the
-    pruner ranks trials by their first objective (accuracy) at each rung."""
+def make_storage(url: str) -> optuna.storages.BaseStorage:
+    """The study's storage, built here so the search can use its public API (a multi-objective
+    trial's rung values are stored through it)."""
+    if url.startswith(("sqlite:", "postgresql", "mysql")):
+        return _rdb_storage(url)
+    if url.endswith(".log") or url.startswith("journal:"):
+        path = url.removeprefix("journal:")
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    if url in ("", ":memory:"):
+        return optuna.storages.InMemoryStorage()
+    raise ArchsearchError(f"storage {url!r}: expected a SQLAlchemy URL (sqlite:///..., postgresql://...), "
+                          "a journal file (journal:PATH or PATH.log) or :memory:")
 
-    def __init__(self, study: optuna.Study, direction: optuna.study.StudyDirection) -> None:
-        self._study, self.direction, self._storage = study, direction, study._storage
 
-    def get_trials(self, deepcopy: bool = False, states=None):
-        return self._study.get_trials(deepcopy=deepcopy, states=states)
-
-
-def open_study(settings: SearchSettings, sampler: optuna.samplers.BaseSampler | None = None) -> optuna.Study:
+def open_study(settings: SearchSettings, sampler: optuna.samplers.BaseSampler | None = None,
+               storage: optuna.storages.BaseStorage | None = None) -> optuna.Study:
     """Create or load the study; its metric names are the objective's, for Optuna's tools."""
-    storage: Any = settings.storage
-    if storage.startswith(("sqlite:", "postgresql", "mysql")):
-        storage = _rdb_storage(storage)
-    elif storage.endswith(".log") or storage.startswith("journal:"):
-        path = storage.removeprefix("journal:")
-        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(path))
+    storage = storage or make_storage(settings.storage)
     study = optuna.create_study(storage=storage, study_name=settings.study_name, load_if_exists=True,
                                 directions=settings.objective.directions,
-                                sampler=sampler or make_sampler(settings.sampler, settings.seed))
+                                sampler=sampler or make_sampler("tpe" if settings.sampler == "surrogate" else settings.sampler,
+                                                                settings.seed))
     names = [m.name for m in settings.objective.metrics]
     if study.metric_names != names:
         with warnings.catch_warnings():
@@ -158,9 +162,8 @@ class Search:
         self.sandbox_memo: dict = {}
         self.records = settings.task.split("search")
         self.study: optuna.Study | None = None
+        self.storage: optuna.storages.BaseStorage | None = None
         self.sampler = None
-        h = settings.objective.halving
-        self.pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=h.first_rung, reduction_factor=h.reduction_factor)
         self.stopped: str = ""
 
     # -- evaluation --------------------------------------------------------------------------
@@ -193,9 +196,25 @@ class Search:
         return False
 
     def _should_prune(self, trial: optuna.Trial, size: int, m: Measured) -> bool:
-        frozen = self.study._storage.get_trial(trial._trial_id)
-        view = _RungView(self.study, self.study.directions[0])
-        return self.pruner.prune(view, frozen) and self._dominated(size, m)
+        """Successive halving at this rung: the trial goes on if its accuracy is among the top
+        1/reduction_factor of every trial's at this rung; else it stops, but only when a finished
+        trial also beats it there by the margin at no more calls (``_dominated``)."""
+        key = str(size)
+        values = [t.user_attrs["rungs"][key]["accuracy"]
+                  for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+                  if t.number != trial.number and key in (t.user_attrs.get("rungs") or {})]
+        if not values:
+            return False
+        values = sorted(values + [m.accuracy], reverse=True)
+        keep = max(1, len(values) // self.settings.objective.halving.reduction_factor)
+        return m.accuracy < values[keep - 1] and self._dominated(size, m)
+
+    def _report_rung(self, trial: optuna.Trial, size: int, accuracy: float) -> None:
+        """Trial.report refuses multi-objective studies; the storage's public API records the same
+        value, so optuna-dashboard shows the rungs."""
+        study_id = self.storage.get_study_id_from_name(self.settings.study_name)
+        trial_id = self.storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        self.storage.set_trial_intermediate_value(trial_id, size, accuracy)
 
     def _evaluate_in_rungs(self, trial: optuna.Trial, spec: PipelineSpec) -> tuple[EvalReport, bool]:
         """Score on growing rungs; each rung's accuracy is the trial's intermediate value at step =
@@ -210,8 +229,7 @@ class Search:
             m = report.measured()
             rungs[str(size)] = m.model_dump()
             trial.set_user_attr("rungs", rungs)
-            # Trial.report refuses multi-objective studies; the storage API records the same value
-            self.study._storage.set_trial_intermediate_value(trial._trial_id, size, m.accuracy)
+            self._report_rung(trial, size, m.accuracy)
             if size < sizes[-1] and self._should_prune(trial, size, m):
                 return report, True
         return report, False
@@ -248,8 +266,12 @@ class Search:
             study.tell(trial, state=TrialState.FAIL)
             return TrialOutcome(trial.number, "FAIL", None, None, reason=str(exc))
         fp = spec_fingerprint(spec)
-        trial.set_user_attr("fingerprint", fp)
+        trial.set_user_attr("fingerprint", fp)   # the claim: other workers' samplers skip it from now on
         trial.set_user_attr("spec", dump_spec(spec))
+        if self._running_elsewhere(trial.number, fp):
+            trial.set_user_attr("failure", "the same pipeline is running in another worker")
+            study.tell(trial, state=TrialState.FAIL)
+            return TrialOutcome(trial.number, "DUPLICATE", spec, None, reason="running in another worker")
         previous = self._known().get(fp)
         if previous is not None:  # the same pipeline again: reuse its result, spend nothing
             for key in ("rungs", "search", "unscored", "failed_questions"):
@@ -288,7 +310,12 @@ class Search:
         trial.set_user_attr("unscored", len(report.failures))  # incomplete: infeasible, never on the front
         self._set_constraints(trial, measured, len(report.failures))
         study.tell(trial, s.objective.values(measured))
-        return TrialOutcome(trial.number, "COMPLETE", spec, measured, last_rung(study._storage.get_trial(trial._trial_id)))
+        return TrialOutcome(trial.number, "COMPLETE", spec, measured, last_rung(trial))
+
+    def _running_elsewhere(self, number: int, fp: str) -> bool:
+        """An earlier trial still running (another worker's) claimed this pipeline first."""
+        return any(t.number < number and t.user_attrs.get("fingerprint") == fp
+                   for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
 
     @staticmethod
     def _record_failures(trial, report: EvalReport) -> None:
@@ -324,7 +351,9 @@ class Search:
 
     def run(self) -> list[TrialOutcome]:
         s = self.settings
-        self.study = open_study(s, self._surrogate_sampler() if s.sampler == "surrogate" else None)
+        sampler = self._surrogate_sampler() if s.sampler == "surrogate" else None   # (slow imports: before the storage)
+        self.storage = make_storage(s.storage)
+        self.study = open_study(s, sampler, self.storage)
         _fail_orphans(self.study)
         if s.sampler != "surrogate":  # the surrogate sampler's probes start with it anyway
             self._enqueue_baseline()

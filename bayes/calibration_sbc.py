@@ -1,10 +1,13 @@
 """Recovery and calibration on simulated searches with known truth.
 
-For each seed: draw true abilities, question difficulties, verifier rates per (verifier, generator),
-rankers' selection strengths and fusers' curves; simulate what a search would observe (8 samples
-per question and generator, verdicts of 2 verifiers, 2 rankers and 2 fusers on every question),
-fit the NumPyro model, and check whether the 90% posterior intervals contain the truth. Pooled
-over 20 seeds, the hit rate of a calibrated model is about 0.90.
+For each seed: draw true abilities (two models, three settings, and a prompt variant of the first
+model's first setting), question difficulties, verifier rates per (verifier, generator), rankers'
+selection strengths and fusers' curves; simulate what a search would observe (8 samples per question
+and generator -- the prompt variant on half the questions --, verdicts of 2 verifiers, and on every
+question 2 rankers and 2 fusers given the candidates of a random layer composition: some samples,
+perhaps filtered by a verifier, perhaps cut short), fit the NumPyro model, and check whether the 90%
+posterior intervals contain the truth. Pooled over 20 seeds, the hit rate of a calibrated model is
+about 0.90.
 
     python bayes/calibration_sbc.py [--seeds 20]
 """
@@ -21,13 +24,14 @@ from archsearch.bayes.model import Shapes, Surrogate
 from archsearch.bayes.simulate import draw_truth, simulate
 
 
-def run(seeds: int = 20, questions: int = 40, generators: int = 3, verifiers: int = 2) -> dict:
+def run(seeds: int = 20, questions: int = 40, verifiers: int = 2) -> dict:
     surrogate = Surrogate(Shapes())
-    hits = {"theta": [], "tpr": [], "fpr": [], "rank_beta": [], "fuse_a": [], "fuse_b": [], "fuse_e": []}
+    hits = {"theta": [], "prompt_effect": [], "tpr": [], "fpr": [], "rank_beta": [], "fuse_a": [], "fuse_b": [],
+            "fuse_e": []}
     fit_seconds = []
     for seed in range(seeds):
         rng = np.random.default_rng(1000 + seed)
-        truth = draw_truth(rng, questions, generators, verifiers)
+        truth = draw_truth(rng, questions, verifiers)
         post = surrogate.fit(simulate(truth, rng), "nuts")
         fit_seconds.append(post.seconds)
 
@@ -36,10 +40,11 @@ def run(seeds: int = 20, questions: int = 40, generators: int = 3, verifiers: in
             return list(np.ravel((lo <= value) & (value <= hi)))
 
         hits["theta"] += inside(post.theta, truth.theta)
+        hits["prompt_effect"] += inside(post.theta[:, 3] - post.theta[:, 0], truth.prompt_effect)
         hits["tpr"] += inside(post.tpr(), truth.tpr())                 # per (verifier, generator)
         # FPR of each verifier for each generator, averaged over the questions: per draw at that
         # draw's ability and difficulties vs the truth at the true ones
-        for g in range(generators):
+        for g in range(len(truth.theta)):
             hits["fpr"] += inside(post.fpr(g), truth.fpr(g))
         hits["rank_beta"] += inside(post.rank_beta, truth.rank_beta)
         for k in ("a", "b", "e"):

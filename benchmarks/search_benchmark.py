@@ -84,7 +84,7 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
             measured = np.array([getattr(rows[i], attr) for i in held])
             draws = {"accuracy": sim.accuracy, "calls": sim.calls, "tokens": sim.tokens, "latency": sim.latency_p50}[metric]
             if metric == "calls":   # only pipelines that stop early spend a random number of calls
-                stops = np.array([plans[i].stop != "never" for i in held]) & unknown
+                stops = np.array([any(g.params.stop != "never" for g in plans[i].generators()) for i in held]) & unknown
                 if stops.any():
                     add("calls:sequential-unbought", judge(draws[:, stops], measured[stops], rng))
                     add("calls:sequential-unbought-mean", {"relative": [abs(draws[:, stops].mean() - measured[stops].mean())

@@ -16,7 +16,7 @@ import numpy as np
 
 from archsearch.bayes.model import Surrogate
 from archsearch.bayes.predict import PipelineFeatures, predict_accuracy
-from archsearch.bayes.simulate import draw_truth, simulate
+from archsearch.bayes.simulate import draw_truth, plain, simulate
 
 
 def fits(questions: int, generators: int, verifiers: int, samples: int, method: str, repeats: int) -> dict:
@@ -24,7 +24,7 @@ def fits(questions: int, generators: int, verifiers: int, samples: int, method: 
     seconds, post = [], None
     for seed in range(repeats):
         rng = np.random.default_rng(seed)
-        obs = simulate(draw_truth(rng, questions, generators, verifiers), rng, samples=samples)
+        obs = simulate(draw_truth(rng, questions, verifiers, structure=plain(generators)), rng, samples=samples)
         t = time.perf_counter()
         post = surrogate.fit(obs, method)
         seconds.append(time.perf_counter() - t)

@@ -42,6 +42,9 @@ class FilteredCache:
     def get(self, key: str):
         return self.cache.get(key) if key in self.allowed else None
 
+    def created(self, key: str):
+        return self.cache.created(key) if key in self.allowed else None
+
 
 class RecordingCache:
     """The cache, noting every key it answered: the calls a pipeline consumed."""

@@ -65,4 +65,4 @@ def test_missing_spec_file():
 
 def test_unknown_split():
     result = run_cli("evaluate", GOOD_SPEC, "--task", GOOD_TASK, "--split", "dev")
-    assert result.returncode == 2 and "no records in split 'dev' (have: final, search, select)" in result.stderr
+    assert result.returncode == 2 and "no records in split 'dev' (have: demos, final, search, select)" in result.stderr

@@ -174,7 +174,7 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     planned = [entry["choice"] for entry in plans]
     assert all(fingerprints.count(fp) == 1 for fp in planned)  # never one already evaluated
     post = search.sampler.last_posterior
-    ids = [g.model.id for g in search.sampler.evidence.known.generators]
+    ids = [layer.model.id for layer in search.sampler.evidence.generator_layers()]
     strong, weak = ids.index("fake/strong"), ids.index("fake/weak")
     assert (post.theta[:, strong] > post.theta[:, weak]).mean() > 0.95  # it learnt which model is better
 
@@ -202,3 +202,41 @@ def test_optimize_workers_on_a_dask_cluster(latency_server, tmp_path):
     served = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{latency_server}/stats").read())["n"]
     rows = sqlite3.connect(exp / "calls.sqlite").execute("select count(*) from archsearch_llm_calls").fetchone()[0]
     assert served == rows > 0                 # every paid call once: none paid twice
+
+
+def test_a_users_own_layer_order_gets_a_posterior_for_every_front_row(fault_server, tmp_path):
+    """A space outside the old two shapes (verify before fuse, a vote after a fuse) over two models of
+    an OpenAI-compatible endpoint that fails 15% of requests: the surrogate (the default sampler)
+    models every pipeline, so every front row has a posterior and P(beats the baseline), and the
+    LLM judge has a row in the verifier table."""
+    import json
+    import textwrap
+
+    from conftest import http_experiment, run_cli
+
+    exp = http_experiment(tmp_path / "exp", fault_server, trials=12)
+    base = f"transport: http, params: {{api_base: \"http://127.0.0.1:{fault_server}/v1\"}}, " \
+           f"price: {{input_per_mtok: 1, output_per_mtok: 2}}"
+    (exp / "space.yaml").write_text(textwrap.dedent(f"""
+        name: users-own
+        models:
+          a: {{id: openai/a, {base}}}
+          b: {{id: openai/b, {base}}}
+        layers:
+          - {{kind: generate, params: {{model: {{choice: [a, b]}}, n: {{choice: [1, 3, 5]}}, temperature: 0.7, max_tokens: 32}}}}
+          - {{kind: verify, optional: true, params: {{model: a, max_tokens: 32}}}}
+          - {{kind: fuse, optional: true, params: {{model: b, max_tokens: 32}}}}
+          - {{kind: vote, optional: true}}
+    """))
+    out = run_cli("optimize", str(exp), "--concurrency", "8")
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((exp / "out" / "report.json").read_text())
+    assert report["surrogate"]["modelled"] and report["surrogate"]["uncovered_layers"] == []
+    front = {row["trial"] for row in report["front"]}
+    options = {o["trial"]: o for o in report["options"]}
+    baseline = report["choice"]["baseline"]["trial"]
+    assert front and front <= set(options)
+    for trial in front:
+        assert options[trial]["posterior_new_questions"] is not None
+        assert trial == baseline or options[trial]["p_beats_baseline"] is not None
+    assert any(v["verifier"] == "openai/a" for v in report["verifiers"])

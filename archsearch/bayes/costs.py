@@ -2,10 +2,14 @@
 
     log tokens_in  = w0 + w1 log(k) + eps          k: candidates in the prompt (1 for generate,
     log tokens_out = w0 + w1 log(k) + eps             verify, critique; n for rank and fuse)
-    log latency    = w0 + w1 log(tokens_out + 1) + w2 log(tokens_in + 1) + eps
+    log latency    = w0 + w1 log(tokens_out + 1) + w2 log(tokens_in + 1) + u_session + eps
 
 each eps ~ N(0, s^2): conjugate Normal-Inverse-Gamma regressions, one per (model, role, quantity).
-Latency is drawn given the call's drawn tokens (long answers are slow). The prior is centred on
+Latency is drawn given the call's drawn tokens (long answers are slow). Calls recorded in one
+sitting share its load (``u_session``; sittings are split where no call was recorded for half an
+hour): the regression is fitted within sittings, their spread estimated (shrunk towards a prior of
+two sittings at 0.4), and calls not yet made share ONE fresh draw of it per posterior draw -- the
+sitting a search's new calls will be made in. The prior is centred on
 what the same role showed for every model (or generic values when nothing is known) with the
 weight of about two calls, so a (model, role) never observed gets wide but sane predictions. A
 pipeline never run gets its $/question and latency from draws of these, plus the recorded figures
@@ -22,6 +26,31 @@ QUANTITIES = ("tokens_in", "tokens_out", "latency_s")
 GENERIC = {"tokens_in": [np.log(300.0), 0.0], "tokens_out": [np.log(150.0), 0.0], "latency_s": [-3.0, 1.0, 0.0]}
 A0, B0 = 2.0, 1.0          # InvGamma prior on s^2: mean 1 (a factor e on the log scale), weak
 PRIOR_CALLS = 2.0          # the prior's weight on w, in calls
+SESSION_GAP_S = 1800.0     # calls further apart than this were recorded in different sittings
+SESSION_SD, SESSION_PRIOR = 0.4, 2.0   # prior spread of a sitting's log-latency offset, and its weight in sittings
+
+
+def sittings(created: np.ndarray) -> np.ndarray:
+    """A sitting index per call: calls sorted by time, a new sitting after each long gap (unknown
+    times, 0, form their own)."""
+    order = np.argsort(created, kind="stable")
+    gaps = np.diff(created[order]) > SESSION_GAP_S
+    index = np.empty(len(created), int)
+    index[order] = np.concatenate([[0], np.cumsum(gaps)]) if len(created) else []
+    return index
+
+
+def _within_sittings(y: np.ndarray, x: np.ndarray, sitting: np.ndarray, prior_mean) -> tuple[np.ndarray, float]:
+    """(y with each sitting's offset removed, the offsets' spread): the pooled fit's residuals averaged
+    per sitting are the offsets; their spread beyond what their own noise explains is the sittings'."""
+    pooled = _fit(x, y, prior_mean)
+    r = y - x @ pooled.mean
+    ids, inverse, counts = np.unique(sitting, return_inverse=True, return_counts=True)
+    means = np.bincount(inverse, weights=r) / counts
+    within = float(np.mean((r - means[inverse]) ** 2)) if len(r) > len(ids) else 1.0
+    between = float(np.var(means, ddof=1) - np.mean(within / counts)) if len(ids) > 1 else 0.0
+    spread = (SESSION_PRIOR * SESSION_SD ** 2 + (len(ids) - 1) * max(between, 0.0)) / (SESSION_PRIOR + len(ids) - 1)
+    return y - (means[inverse] - means.mean()), float(np.sqrt(spread))
 
 
 @dataclass(frozen=True)
@@ -61,6 +90,7 @@ class CostModel:
         self.fits: dict[tuple[str, str, str], _Fit] = {}
         self.role_prior: dict[tuple[str, str], np.ndarray] = {}
         self.counts: dict[tuple[str, str], int] = {}
+        self.session_sd: dict[tuple[str, str], float] = {}
         self.usd_per_token: dict[str, float] = {}
         spent: dict[str, list[float]] = {}
         for c in calls:
@@ -78,11 +108,17 @@ class CostModel:
             for qty in QUANTITIES:
                 y = np.log(np.maximum([getattr(c, qty) for c in rows], 1e-3))
                 self.role_prior[(role, qty)] = _fit(_design(rows, qty), y, GENERIC[qty]).mean
+        when = sittings(np.array([c.created for c in calls], float))
+        sitting_of = {id(c): s for c, s in zip(calls, when)}
         for (model, role), rows in groups.items():
             self.counts[(model, role)] = len(rows)
             for qty in QUANTITIES:
                 y = np.log(np.maximum([getattr(c, qty) for c in rows], 1e-3))
-                self.fits[(model, role, qty)] = _fit(_design(rows, qty), y, self.role_prior[(role, qty)])
+                x = _design(rows, qty)
+                if qty == "latency_s":
+                    y, self.session_sd[(model, role)] = _within_sittings(
+                        y, x, np.array([sitting_of[id(c)] for c in rows]), self.role_prior[(role, qty)])
+                self.fits[(model, role, qty)] = _fit(x, y, self.role_prior[(role, qty)])
 
     def fit_for(self, model: str, role: str, qty: str) -> _Fit:
         if (model, role, qty) in self.fits:
@@ -100,6 +136,7 @@ class CostDraw:
     def __init__(self, model: CostModel, rng: np.random.Generator, draws: int) -> None:
         self.model, self.rng, self.draws = model, rng, draws
         self._params: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
+        self.sitting = rng.standard_normal(draws)   # the load of the sitting new calls are made in, per draw
 
     def params(self, model: str, role: str, qty: str) -> tuple[np.ndarray, np.ndarray]:
         key = (model, role, qty)
@@ -124,4 +161,7 @@ class CostDraw:
         one = np.ones(shape)
         logk = np.log(np.maximum(np.broadcast_to(inputs, shape), 1.0))
         tokens_in, tokens_out = draw("tokens_in", [one, logk]), draw("tokens_out", [one, logk])
-        return np.stack([tokens_in, tokens_out, draw("latency_s", [one, np.log1p(tokens_out), np.log1p(tokens_in)])])
+        sd = self.model.session_sd.get((model, role), SESSION_SD)
+        load = np.exp(sd * (self.sitting if rows is None else self.sitting[rows]))[lead]
+        latency = draw("latency_s", [one, np.log1p(tokens_out), np.log1p(tokens_in)]) * load
+        return np.stack([tokens_in, tokens_out, latency])

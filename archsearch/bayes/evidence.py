@@ -13,7 +13,7 @@ from ..llm.cache import CallCache
 from ..tasks.task import Record, Task
 from .costs import CostModel
 from .interpret import Simulated, simulate
-from .known import observations
+from .known import generator_structure, observations
 from .model import Posterior, Surrogate
 from .objects import ObjectArrays, Objects, object_arrays
 from .observe import Observer
@@ -48,7 +48,7 @@ class Evidence:
         self.posterior: Posterior | None = None
         self.costs: CostModel | None = None
         self.ctx: Context | None = None
-        self.fit_method: str | None = None
+        self._fitted: Posterior | None = None
         self._fitted_on: str | None = None
 
     @property
@@ -60,13 +60,15 @@ class Evidence:
         (nuts | svi) overrides the surrogate's choice."""
         self.objects = self.observer.observe(self.plans)
         self._discover()
-        obs = observations(self.objects, self.arrays, self.generator_models(), self.observer.verifiable,
-                           self.verifier_names)
+        structure = generator_structure(self.generator_layers())
+        obs = observations(self.objects, self.arrays, structure, self.observer.verifiable, self.verifier_names)
         if len(obs.q) == 0:
             return None
         signature = _signature(obs) + str(method)
-        if self.posterior is None or signature != self._fitted_on:   # nothing new bought: the same posterior
-            self.posterior, self._fitted_on = self.surrogate.fit(obs, method), signature
+        if self._fitted is None or signature != self._fitted_on:   # nothing new bought: the same posterior
+            self._fitted, self._fitted_on = self.surrogate.fit(obs, method), signature
+        # generators added since the fit, with nothing known of them: drawn from their priors
+        self.posterior = self._fitted.for_generators(*structure, np.random.default_rng(len(structure[0])))
         self.costs = CostModel(self.objects.calls())
         return self.posterior
 
@@ -90,8 +92,8 @@ class Evidence:
                            {role: {k: i for i, k in enumerate(keys)} for role, keys in self.objects.judges.items()},
                            self.visible)
 
-    def generator_models(self) -> list:
-        return [self.observer.layers[key].model for key in self.objects.generators]
+    def generator_layers(self) -> list:
+        return [self.observer.layers[key] for key in self.objects.generators]
 
     @property
     def verifier_names(self) -> list[str]:
@@ -130,10 +132,16 @@ class Evidence:
 
 
 def _signature(obs) -> str:
-    """A digest of the model's data: equal data, equal posterior (a refit would only cost time)."""
+    """A digest of the model's data: equal data, equal posterior (a refit would only cost time). The
+    generators nothing is known of do not count: their priors are drawn without a refit."""
     digest = hashlib.sha256()
+    seen = np.unique(obs.g)
     for f in dataclasses.fields(obs):
         value = getattr(obs, f.name)
+        if f.name.startswith("generator_") and value is not None:
+            value = np.asarray(value)[seen] if isinstance(value, np.ndarray) else [value[i] for i in seen]
+        if f.name == "n_generators":
+            value = len(seen)
         digest.update(f.name.encode())
         digest.update(np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray) else repr(value).encode())
     return digest.hexdigest()

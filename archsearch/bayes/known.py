@@ -8,15 +8,38 @@ import json
 
 import numpy as np
 
+from ..techniques.base import model_identity
+from ..techniques.generate import NOT_IDENTITY
 from .model import Observations
 from .objects import UNKNOWN, ObjectArrays, Objects
+
+PROMPT_FIELDS = {"style", "system", "template", "personas", "instruction", "demos"}
 
 
 def model_index(models) -> np.ndarray:
     """[G] one index per distinct model (price aside): greedy and sampled settings of a model share it."""
     ids: dict[str, int] = {}
-    keys = [json.dumps({"id": m.id, "params": m.public_params()}, sort_keys=True) for m in models]
+    keys = [json.dumps(model_identity(m), sort_keys=True) for m in models]
     return np.array([ids.setdefault(k, len(ids)) for k in keys], int)
+
+
+def generator_structure(layers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[G] each generator's model, setting and prompt-variant index: generators of one model share its
+    ability; those of one setting (its temperature and every param but the prompt) share a shift;
+    the model's first prompt is its reference (-1) and every other prompt of the model a variant."""
+    models = model_index([layer.model for layer in layers])
+    settings: dict[str, int] = {}
+    variants: dict[str, int] = {}
+    reference: dict[int, str] = {}
+    setting_of, variant_of = [], []
+    for m, layer in zip(models, layers):
+        dumped = layer.params.model_dump(mode="json", exclude=NOT_IDENTITY)
+        setting = json.dumps([int(m), {k: v for k, v in dumped.items() if k not in PROMPT_FIELDS}], sort_keys=True)
+        prompt = json.dumps([int(m), {k: v for k, v in dumped.items() if k in PROMPT_FIELDS}], sort_keys=True)
+        setting_of.append(settings.setdefault(setting, len(settings)))
+        reference.setdefault(int(m), prompt)
+        variant_of.append(-1 if reference[int(m)] == prompt else variants.setdefault(prompt, len(variants)))
+    return models, np.array(setting_of, int), np.array(variant_of, int)
 
 
 def _cells(objects: Objects, arrays: ObjectArrays, verifiable: bool) -> list[tuple]:
@@ -46,9 +69,9 @@ def _cells(objects: Objects, arrays: ObjectArrays, verifiable: bool) -> list[tup
     return rows
 
 
-def observations(objects: Objects, arrays: ObjectArrays, models: list, verifiable: bool,
+def observations(objects: Objects, arrays: ObjectArrays, structure: tuple, verifiable: bool,
                  verifier_names: list[str]) -> Observations:
-    """``models``: the model of each generator, in index order (settings of one model share its ability)."""
+    """``structure``: each generator's model, setting and prompt variant (``generator_structure``)."""
     rows = _cells(objects, arrays, verifiable)
     V = int(verifiable) + arrays.verdict.shape[0]
     c = len(rows)
@@ -72,7 +95,8 @@ def observations(objects: Objects, arrays: ObjectArrays, models: list, verifiabl
         q=np.array([r[0] for r in rows], int), g=np.array([r[1] for r in rows], int), n=np.array([r[2] for r in rows], int),
         y=np.array([r[3] for r in rows], int), tp=tp, fp=fp, seen=jn > 0, judged_n=jn, judged_y=jy,
         n_questions=arrays.questions, n_generators=arrays.m.shape[0], n_verifiers=V,
-        generator_names=list(objects.generators), verifier_names=verifier_names, generator_model=model_index(models),
+        generator_names=list(objects.generators), verifier_names=verifier_names, generator_model=structure[0],
+        generator_setting=structure[1], generator_variant=structure[2],
         rank_r=np.array([r[0] for r in rank_rows], int), rank_y=rank_y, rank_valid=rank_valid,
         rank_first=np.array([r[2] for r in rank_rows], int), rank_second=np.array([r[3] for r in rank_rows], int),
         n_rankers=len(objects.judges["rank"]),

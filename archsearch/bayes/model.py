@@ -1,6 +1,8 @@
 """The NumPyro model of what a search observes (see bayes/MODEL.md for the why).
 
-generation   theta[g] = ability[model of g] + 0.75 * shift[g]   (settings of one model share its ability)
+generation   theta[g] = ability[model of g] + 0.75 * shift[setting of g] + tau_p * prompt[variant of g]
+             (settings of one model share its ability; a prompt variant other than the model's first is
+             a shrunken effect, so an untried variant is predicted from its model with honest width)
              mu[q, g] = sigmoid(theta[g] - b[q]),  b[q] = sigma_b * z[q]
              y[q,g] ~ BetaBinomial(mu phi[g], (1 - mu) phi[g], n[q,g])      (per-cell accuracy p integrated out)
 verifiers    TPR c[v,g] = sigmoid(tau[v] + s_tau e[v,g])                          tp ~ Bin(y, c)
@@ -16,6 +18,7 @@ compiled code until a dimension doubles.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass, field, fields
@@ -28,7 +31,8 @@ import numpyro.distributions as dist
 from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
 from numpyro.infer.autoguide import AutoNormal
 
-SETTINGS_SCALE = 0.75   # logits: how far temperature / prompt style typically move one model's ability
+SETTINGS_SCALE = 0.75   # logits: how far temperature typically moves one model's ability
+PROMPT_SCALE = 0.5      # logits: the prior scale of how far a prompt variant moves it (half-normal)
 
 
 def _grow(needed: int, floor: int) -> int:
@@ -84,6 +88,8 @@ class Observations:
     generator_names: list[str] = field(default_factory=list)
     verifier_names: list[str] = field(default_factory=list)
     generator_model: np.ndarray | None = None   # [generators] which model each generator samples (default: its own)
+    generator_setting: np.ndarray | None = None  # [generators] its setting (temperature, ...; default: its own)
+    generator_variant: np.ndarray | None = None  # [generators] its prompt variant, -1 for its model's first (default)
     judged_n: np.ndarray | None = None  # [cells, verifiers] samples that verifier judged (default: all where seen)
     judged_y: np.ndarray | None = None  # [cells, verifiers] of which correct
     rank_r: np.ndarray = field(default_factory=lambda: _empty(0, dtype=int))        # [rank obs] ranker
@@ -110,14 +116,18 @@ class Observations:
             spec = [(0, size - a.shape[0])] + ([(0, width - a.shape[1])] if width is not None else [])
             return jnp.asarray(np.pad(a, spec, constant_values=fill))
 
-        model_of = np.arange(shapes.generators)
-        if self.generator_model is not None:
-            model_of[: self.n_generators] = self.generator_model
+        model_of, setting_of = np.arange(shapes.generators), np.arange(shapes.generators)
+        variant_of = np.full(shapes.generators, -1)
+        for target, given in ((model_of, self.generator_model), (setting_of, self.generator_setting),
+                              (variant_of, self.generator_variant)):
+            if given is not None:
+                target[: self.n_generators] = given
         R, W = shapes.rank_obs, shapes.rank_width
         seen = np.asarray(self.seen, bool)
         jn = self.judged_n if self.judged_n is not None else np.where(seen, np.asarray(self.n)[:, None], 0)
         jy = self.judged_y if self.judged_y is not None else np.where(seen, np.asarray(self.y)[:, None], 0)
-        return {"model_of": jnp.asarray(model_of), "q": pad(self.q, shapes.cells), "g": pad(self.g, shapes.cells),
+        return {"model_of": jnp.asarray(model_of), "setting_of": jnp.asarray(setting_of),
+                "variant_of": jnp.asarray(variant_of), "q": pad(self.q, shapes.cells), "g": pad(self.g, shapes.cells),
                 "n": pad(self.n, shapes.cells), "y": pad(self.y, shapes.cells), "tp": pad(self.tp, shapes.cells, width=V),
                 "fp": pad(self.fp, shapes.cells, width=V), "jn": pad(jn, shapes.cells, width=V),
                 "jy": pad(jy, shapes.cells, width=V), "seen": pad(seen, shapes.cells, width=V).astype(bool),
@@ -137,17 +147,21 @@ def fuse_share(m, k):
     return jnp.log(share) - jnp.log1p(-share)
 
 
-def model(model_of, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank_valid, rank_first, rank_second, rank_mask,
-          fuse_f, fuse_q, fuse_k, fuse_m, fuse_crit, fuse_y, fuse_mask, shapes: Shapes):
+def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank_valid,
+          rank_first, rank_second, rank_mask, fuse_f, fuse_q, fuse_k, fuse_m, fuse_crit, fuse_y, fuse_mask,
+          shapes: Shapes):
     sigma_b = numpyro.sample("sigma_b", dist.HalfNormal(2.0))
     with numpyro.plate("questions", shapes.questions):
         z = numpyro.sample("z", dist.Normal(0.0, 1.0))
     b = numpyro.deterministic("b", sigma_b * z)
     with numpyro.plate("generators", shapes.generators):
         model_ability = numpyro.sample("model_ability", dist.Normal(0.0, 1.5))   # indexed by model
-        shift = numpyro.sample("shift", dist.Normal(0.0, 1.0))                    # this generator's settings
+        shift = numpyro.sample("shift", dist.Normal(0.0, 1.0))                    # indexed by setting
+        prompt = numpyro.sample("prompt", dist.Normal(0.0, 1.0))                  # indexed by prompt variant
         log_phi = numpyro.sample("log_phi", dist.Normal(1.5, 1.0))
-    theta = numpyro.deterministic("theta", model_ability[model_of] + SETTINGS_SCALE * shift)
+    tau_prompt = numpyro.sample("tau_prompt", dist.HalfNormal(PROMPT_SCALE))
+    delta = jnp.where(variant_of >= 0, tau_prompt * prompt[jnp.maximum(variant_of, 0)], 0.0)
+    theta = numpyro.deterministic("theta", model_ability[model_of] + SETTINGS_SCALE * shift[setting_of] + delta)
     with numpyro.plate("verifiers", shapes.verifiers):
         tau = numpyro.sample("tau", dist.Normal(1.0, 1.0))
         gamma = numpyro.sample("gamma", dist.Normal(-1.0, 1.0))
@@ -212,10 +226,42 @@ class Posterior:
     fuse: dict[str, np.ndarray] = field(default_factory=dict)                 # a, b, d, e: [draws, fusers]
     diagnostics: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    latent: dict[str, np.ndarray] = field(default_factory=dict)   # padded draws: what ``for_generators`` rebuilds from
 
     @property
     def draws(self) -> int:
         return self.theta.shape[0]
+
+    def for_generators(self, model_of: np.ndarray, setting_of: np.ndarray, variant_of: np.ndarray,
+                       rng: np.random.Generator) -> Posterior:
+        """The posterior over a longer list of generators (the first ones as fitted): a new one is its
+        model's ability plus its setting's shift and its prompt variant's effect, each the fitted draw
+        where that model, setting or variant was fitted, else a draw from its prior -- no refit."""
+        G, D, fitted = len(model_of), self.draws, self.theta.shape[1]
+        if G <= fitted or not self.latent:
+            return self
+
+        def pick(name: str, index: np.ndarray, scale: float, loc: float = 0.0) -> np.ndarray:
+            have = self.latent[name]
+            prior = loc + scale * rng.standard_normal((D, len(index)))
+            inside = index < have.shape[1]
+            return np.where(inside[None], have[:, np.minimum(index, have.shape[1] - 1)], prior)
+
+        new = np.arange(fitted, G)
+        tau_p = self.latent["tau_prompt"][:, None]
+        theta = (pick("model_ability", model_of[new], 1.5) + SETTINGS_SCALE * pick("shift", setting_of[new], 1.0)
+                 + np.where(variant_of[new] >= 0, tau_p * pick("prompt", np.maximum(variant_of[new], 0), 1.0), 0.0))
+        phi = np.exp(pick("log_phi", new, 1.0, 1.5))
+        V = self.tau.shape[1]
+        e = rng.standard_normal((2, D, V, len(new)))
+        tau = self.latent["tau_v"][:, :V, None] + self.latent["s_tau"][:, None, None] * e[0]
+        gamma = self.latent["gamma_v"][:, :V, None] + self.latent["s_gam"][:, None, None] * e[1]
+        Q = self.b.shape[1]
+        return dataclasses.replace(
+            self, theta=np.concatenate([self.theta, theta], axis=1), phi=np.concatenate([self.phi, phi], axis=1),
+            tau=np.concatenate([self.tau, tau], axis=2), gamma=np.concatenate([self.gamma, gamma], axis=2),
+            cell_n=np.concatenate([self.cell_n, np.zeros((len(new), Q))]),
+            cell_y=np.concatenate([self.cell_y, np.zeros((len(new), Q))]))
 
     def cell_p(self, rng: np.random.Generator, draws: np.ndarray | None = None) -> np.ndarray:
         """One draw of every cell's accuracy per posterior draw, given what the cell showed: [D, G, Q]."""
@@ -283,11 +329,13 @@ class Surrogate:
         np.add.at(cell_y, (obs.g, obs.q), obs.y)
         s = {k: np.asarray(v) for k, v in samples.items()}
         R, F = obs.n_rankers, obs.n_fusers
+        latent = {k: s[k] for k in ("model_ability", "shift", "prompt", "tau_prompt", "log_phi", "s_tau", "s_gam")}
+        latent |= {"tau_v": s["tau"], "gamma_v": s["gamma"]}
         return Posterior(theta=s["theta"][:, :G], b=s["b"][:, :Q], phi=np.exp(s["log_phi"][:, :G]), cell_n=cell_n,
                          cell_y=cell_y, tau=s["tau_vg"][:, :V, :G], gamma=s["gamma_vg"][:, :V, :G], lam=s["lam"][:, :V],
                          sigma_b=s["sigma_b"], rank_beta=s["rank_beta"][:, :R], rank_alpha=s["rank_alpha"][:, :R],
                          fuse={k: s[f"fuse_{k}"][:, :F] for k in "abde"}, method=method,
-                         seconds=time.perf_counter() - start, diagnostics=diagnostics, warnings=warnings)
+                         seconds=time.perf_counter() - start, diagnostics=diagnostics, warnings=warnings, latent=latent)
 
     def _nuts(self, key, data, shapes: Shapes, kernel, extra_batches: int = 2):
         """NUTS; while the effective sample size is short, keep sampling from where the chain is (no new

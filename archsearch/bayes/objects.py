@@ -44,6 +44,7 @@ class CallObs:
     tokens_out: int
     latency_s: float
     usd: float = 0.0
+    created: float = 0.0     # when it was recorded: calls close in time share a recording session's load
 
 
 Inputs = tuple[tuple[int, int], ...]   # a call's input candidates in order: (object, critic or -1)

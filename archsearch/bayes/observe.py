@@ -50,7 +50,7 @@ class _Remembered:
     claims = False
 
     def __init__(self, cache) -> None:
-        self.cache, self.rows = cache, {}
+        self.cache, self.rows, self.times = cache, {}, {}
 
     def get(self, key: str):
         if key not in self.rows:
@@ -60,6 +60,12 @@ class _Remembered:
             self.rows[key] = row
         return self.rows[key]
 
+    def created(self, key: str) -> float:
+        if key not in self.times:
+            when = getattr(self.cache, "created", lambda k: None)(key)
+            self.times[key] = when or 0.0
+        return self.times[key]
+
 
 class Observer:
     def __init__(self, task: Task, records: list[Record], cache: CallCache, memo: dict, max_samples: int = 64) -> None:
@@ -67,7 +73,8 @@ class Observer:
         self.verifiable = isinstance(task.scorer, PythonTests) and any(r.visible_tests for r in records)
         self.limits = SandboxLimits()  # the test layer's defaults
         self._scored: dict[tuple, Judged] = {}
-        self._client = LLMClient(_Refuse(), _Remembered(cache), max_retries=0)
+        self._remembered = _Remembered(cache)
+        self._client = LLMClient(_Refuse(), self._remembered, max_retries=0)
         self._loop = asyncio.new_event_loop()
         self._sandboxes: asyncio.Semaphore | None = None
         self.layers: dict[str, Layer] = {}
@@ -92,12 +99,13 @@ class Observer:
     # -- the cache through the techniques' own code ----------------------------------------
     def _ctx(self, layer: Layer) -> LayerContext:
         return LayerContext(self._client, {layer.params.model: layer.model}, self.task.extractor,
-                            LayerTrace(0, layer.kind), asyncio.Semaphore(1), label=layer.kind, sandbox_memo=self.memo)
+                            LayerTrace(0, layer.kind), asyncio.Semaphore(1), label=layer.kind, sandbox_memo=self.memo,
+                            keys=[])
 
-    @staticmethod
-    def _call(ctx: LayerContext, layer: Layer, inputs: int) -> CallObs:
+    def _call(self, ctx: LayerContext, layer: Layer, inputs: int) -> CallObs:
         t = ctx.trace
-        return CallObs(layer.model.id, layer.kind, inputs, t.tokens_in, t.tokens_out, t.calls_s, t.cost_usd)
+        created = max((self._remembered.created(k) for k in ctx.keys), default=0.0)
+        return CallObs(layer.model.id, layer.kind, inputs, t.tokens_in, t.tokens_out, t.calls_s, t.cost_usd, created)
 
     async def judged(self, q: int, text: str) -> Judged:
         record = self.records[q]

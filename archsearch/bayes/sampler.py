@@ -1,71 +1,94 @@
 """``SurrogateSampler``: Thompson sampling over the pipelines of a space.
 
-Before each trial: refit the model on what the cache holds, draw ONE posterior sample, predict
-every pipeline the space can make -- accuracy, calls, dollars and latency, replaying the calls
-already bought and drawing the rest (evidence.py) -- and propose the unevaluated one that most
-improves the hypervolume of the front (observed points plus that candidate's predicted point) per
-call its evaluation would buy (``cost_aware``: samples and verdicts already cached are free, so
-pipelines that reuse them are tried before ones that buy new calls; EI per unit cost). It
-starts (``startup="probe"``) by running the cheapest pipeline of each generator model not yet
-sampled, then plans from the posterior straight away; with ``startup="tpe"`` it defers to TPE for
-the first ``min_trials`` trials. Spaces with layers the model does not cover, and parameters a
-plan leaves open, go to TPE.
+Before each trial: read what the cache holds (refitting only when it holds something new), draw ONE
+posterior sample -- a distinct one per trial, so workers sharing a study disagree -- predict each
+candidate pipeline's accuracy, calls, dollars and latency (replaying the calls already bought,
+drawing the rest), and propose the one whose predicted point adds most hypervolume to the observed
+front per call its evaluation would buy (samples and verdicts already cached are free, so pipelines
+that reuse them come first; EI per unit cost). Pipelines already evaluated, or running in another
+worker, are never proposed. It starts by running the cheapest pipeline of each generator model not
+yet sampled. Candidates: every pipeline of a space small enough to list; otherwise a fresh draw per
+trial of random pipelines plus every pipeline one decision away from the observed front. A pipeline
+the surrogate cannot model (a plugin layer without a step) is left to TPE, every third trial.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import random
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import optuna
-from optuna._hypervolume import compute_hypervolume
 from optuna.trial import TrialState
 
 from ..llm.cache import CallCache
 from ..objectives import Objective
-from ..space import SearchSpace, enumerate_space, spec_fingerprint
+from ..space import Drawer, SearchSpace, enumerate_space, has_floats, neighbours, spec_fingerprint
 from ..tasks.task import Record, Task
 from .evidence import Evidence
+from .hypervolume import gains
 from .known import model_index
 from .model import Surrogate
-from .plan import plan_of, uncovered
+from .plan import Plan, plan_of
 from .tpe import RungAwareTPE
+
+CONSTRAINED = {"usd_per_question", "latency_p50_s", "latency_p95_s", "calls_per_question", "accuracy"}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    params: dict[str, Any]
+    fingerprint: str
+    plan: Plan | None          # None: the surrogate does not model it
 
 
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
-                 memo: dict, seed: int = 0, min_trials: int = 4, startup: Literal["tpe", "probe"] = "probe",
-                 surrogate: Surrogate | None = None, cost_aware: bool = True) -> None:
-        self.space, self.task, self.records, self.objective, self.startup = space, task, records, objective, startup
-        self.cache, self.memo = cache, memo
-        self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=min_trials)
-        self.rng = np.random.default_rng(seed)
-        self.min_trials, self.cost_aware = min_trials, cost_aware
-        # one posterior draw per trial: SVI restarted from its last solution is fast enough to refit
-        # before every trial (the report refits with NUTS when the data are small)
+                 memo: dict, seed: int = 0, surrogate: Surrogate | None = None, cost_aware: bool = True,
+                 enumerate_limit: int = 5000, drawn: int = 192) -> None:
+        self.space, self.task, self.records, self.objective = space, task, records, objective
+        self.cache, self.memo, self.seed = cache, memo, seed
+        self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=4)
+        self.cost_aware, self.enumerate_limit, self.drawn = cost_aware, enumerate_limit, drawn
+        # one posterior draw per trial: SVI restarted from its last solution refits quickly
         self.surrogate = surrogate or Surrogate(seed=seed, method="svi")
-        self._candidates = None
-        self._plans: dict[int, dict] = {}
         self.evidence: Evidence | None = None
-        self.uncovered: list[str] = []
+        self._listed: list[Candidate] | None = None
+        self._plans: dict[int, dict] = {}
         self.log: list[dict] = []
 
     # -- candidates ----------------------------------------------------------------------------
-    def candidates(self):
-        """(params, fingerprint, plan) of every pipeline of the space; [] when some are not modelled."""
-        if self._candidates is None:
-            rows, missing = [], set()
-            for params, spec in enumerate_space(self.space, self.task):
-                plan = plan_of(spec)
-                if plan is None:
-                    missing.update(uncovered(spec))
-                rows.append((params, spec_fingerprint(spec), plan))
-            self.uncovered = sorted(missing)
-            self._candidates = [] if missing else rows
-            if rows and not missing:
-                self.evidence = Evidence(self.task, self.records, self.cache, self.memo, [r[2] for r in rows],
-                                         self.surrogate)
-        return self._candidates
+    def _candidate(self, params: dict, spec) -> Candidate:
+        return Candidate(params, spec_fingerprint(spec), plan_of(spec))
+
+    def listed(self) -> list[Candidate] | None:
+        """Every pipeline of the space, or None when it has too many to list."""
+        if self._listed is None and not has_floats(self.space):
+            rows = enumerate_space(self.space, self.task, limit=self.enumerate_limit + 1)
+            if len(rows) <= self.enumerate_limit:
+                self._listed = [self._candidate(params, spec) for params, spec in rows]
+        return self._listed
+
+    def candidates(self, study: optuna.Study, rng: random.Random) -> list[Candidate]:
+        listed = self.listed()
+        if listed is not None:
+            return listed
+        seen: dict[str, Candidate] = {}
+
+        def add(fixed: dict | None) -> Drawer:
+            drawer = Drawer(rng, fixed)
+            spec = self.space.build(drawer, self.task)
+            seen.setdefault(spec_fingerprint(spec), self._candidate(dict(drawer.params), spec))
+            return drawer
+
+        for _ in range(self.drawn):
+            add(None)
+        for t in _front(study, self.objective):
+            base = add(t.params)
+            for moved in neighbours(base.params, base.options, rng):
+                add(moved)
+        return list(seen.values())
 
     @property
     def last_posterior(self):
@@ -80,26 +103,20 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 
     def before_trial(self, study, trial) -> None:
         self.fallback.before_trial(study, trial)
-        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not self.candidates():
-            return
-        seen = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        evaluated = {t.user_attrs.get("fingerprint") for t in seen}
-        plan = self._probe(evaluated) if self.startup == "probe" else None
-        if plan is None and done and (len(done) >= self.min_trials or self.startup == "probe"):
-            plan = self._plan(done, evaluated)
-        if plan is not None:
-            self._plans[trial.number] = plan
+        rng = random.Random(hash((self.seed, trial.number)))
+        candidates = self.candidates(study, rng)
+        covered = [c for c in candidates if c.plan is not None]
+        if not covered or (len(covered) < len(candidates) and trial.number % 3 == 2):
+            return   # TPE: nothing modelled, or its turn for the pipelines the model cannot see
+        taken = _taken(study, trial.number)
+        params = self._probe(covered, taken) or self._propose(study, covered, taken, trial.number)
+        if params is not None:
+            self._plans[trial.number] = params
 
     def sample_independent(self, study, trial, param_name, param_distribution):
         plan = self._plans.get(trial.number, {})
-        if param_name in plan:
-            value = plan[param_name]
-            try:
-                if param_distribution._contains(param_distribution.to_internal_repr(value)):
-                    return value
-            except (ValueError, TypeError):
-                pass
+        if param_name in plan and _contains(param_distribution, plan[param_name]):
+            return plan[param_name]
         return self.fallback.sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(self, study, trial, state, values) -> None:
@@ -107,61 +124,102 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.fallback.after_trial(study, trial, state, values)
 
     # -- the proposal --------------------------------------------------------------------------
-    def fit(self):
+    def fit(self, plans: list[Plan] | None = None):
         """Refit on what the cache holds (None while nothing is known)."""
-        self.candidates()
-        return self.evidence.refresh() if self.evidence else None
+        plans = plans if plans is not None else [c.plan for c in self.listed() or [] if c.plan is not None]
+        if self.evidence is None:
+            self.evidence = Evidence(self.task, self.records, self.cache, self.memo, plans, self.surrogate)
+        self.evidence.plans = plans
+        return self.evidence.refresh()
 
-    def _probe(self, evaluated: set) -> dict | None:
+    def _probe(self, covered: list[Candidate], taken: set[str]) -> dict | None:
         """The cheapest pipeline of a generator model no evaluated pipeline has sampled yet, or None."""
-        plans = [c[2] for c in self._candidates]
-        single = [i for i, p in enumerate(plans) if len(p.generators()) == 1
-                  and not any(layer.kind in ("rank", "critique", "fuse") for layer in p.layers)]
+        single = [c for c in covered if len(c.plan.generators()) == 1
+                  and not any(layer.kind in ("rank", "critique", "fuse") for layer in c.plan.layers)]
         if not single:
             return None
-        models = model_index([plans[i].generators()[0].model for i in single])
-        probed = {models[k] for k, i in enumerate(single) if self._candidates[i][1] in evaluated}
+        models = model_index([c.plan.generators()[0].model for c in single])
+        probed = {models[k] for k, c in enumerate(single) if c.fingerprint in taken}
         todo = [k for k in range(len(single)) if models[k] not in probed]
         if not todo:
             return None
-        reuse = {}
-        for i in single:
-            g = plans[i].generators()[0].key
-            reuse[g] = max(reuse.get(g, 0), plans[i].slots)
+        reuse: dict[str, int] = {}
+        for c in single:
+            key = c.plan.generators()[0].key
+            reuse[key] = max(reuse.get(key, 0), c.plan.slots)
 
         def order(k: int) -> tuple:
-            plan = plans[single[k]]
+            plan = single[k].plan
             kinds = [layer.kind for layer in plan.layers]
             return (plan.slots, -reuse[plan.generators()[0].key], kinds.count("verify") + kinds.count("test"),
-                    "vote" in kinds, plan.generators()[0].params.stop != "never", single[k])
+                    "vote" in kinds, plan.generators()[0].params.stop != "never", k)
 
         pick = single[min(todo, key=order)]
-        self.log.append({"probe": self._candidates[pick][1]})
-        return self._candidates[pick][0]
+        self.log.append({"probe": pick.fingerprint})
+        return pick.params
 
-    def _plan(self, done, evaluated: set) -> dict | None:
-        if self.fit() is None:
+    def _propose(self, study, covered: list[Candidate], taken: set[str], number: int) -> dict | None:
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+        open_ = [c for c in covered if c.fingerprint not in taken]
+        if not done or not open_ or self.fit([c.plan for c in covered]) is None:
             return None
-        draw = int(self.rng.integers(self.last_posterior.draws))
-        sim = self.evidence.on_search([c[2] for c in self._candidates], self.rng, np.array([draw]))
+        rng = np.random.default_rng([self.seed, number])
+        draw = int(rng.integers(self.last_posterior.draws))
+        sim = self.evidence.on_search([c.plan for c in open_], rng, np.array([draw]))
         predicted = np.array([self._to_min([sim.metric(m.name)[0, i] for m in self.objective.metrics])
-                              for i in range(len(self._candidates))])
-        observed = np.array([self._to_min(t.values) for t in done])
-        reference = np.max(np.vstack([predicted, observed]), axis=0) + 1e-6
+                              for i in range(len(open_))])
+        feasible = self._feasible(sim)
+        observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(-1, len(predicted[0]))
+        reference = np.max(np.vstack([predicted, observed]), axis=0)
         reference = reference + 0.1 * np.abs(reference) + 1e-3
-        base = compute_hypervolume(observed, reference)
+        gain = np.where(feasible, gains(observed, predicted, reference), 0.0)
         # what evaluating each would buy: one question's worth of calls is the floor of a trial's price
-        price = (sim.bought[0] + len(self.records) if self.cost_aware else np.ones(len(self._candidates)))
-        best, best_gain, best_score = None, 0.0, 0.0
-        for i, (_, fp, _) in enumerate(self._candidates):
-            if fp in evaluated:
-                continue
-            gain = compute_hypervolume(np.vstack([observed, predicted[i]]), reference) - base
-            if gain > 1e-12 and gain / price[i] > best_score:
-                best, best_gain, best_score = i, gain, gain / price[i]
-        self.log.append({"draw": draw, "gain": best_gain, "price": None if best is None else float(price[best]),
-                         "choice": None if best is None else self._candidates[best][1]})
-        return None if best is None else self._candidates[best][0]
+        price = sim.bought[0] + len(self.records) if self.cost_aware else np.ones(len(open_))
+        score = gain / price
+        best = int(np.argmax(score))
+        self.log.append({"draw": draw, "gain": float(gain[best]), "price": float(price[best]),
+                         "choice": open_[best].fingerprint if gain[best] > 1e-12 else None, "candidates": len(open_)})
+        return open_[best].params if gain[best] > 1e-12 else None
+
+    def _feasible(self, sim) -> np.ndarray:
+        ok = np.ones(sim.accuracy.shape[1], bool)
+        for name, bound in self.objective.constraints.items():
+            if name in CONSTRAINED:
+                value = sim.metric(name)[0]
+                ok &= (bound.max is None or value <= bound.max) & (bound.min is None or value >= bound.min)
+        return ok
 
     def _to_min(self, values) -> list[float]:
         return [-v if m.direction == "maximize" else v for v, m in zip(values, self.objective.metrics)]
+
+
+def _taken(study: optuna.Study, number: int) -> set[str]:
+    """Fingerprints evaluated, or claimed by a trial still running (another worker's)."""
+    out = set()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)):
+        if t.number != number and t.user_attrs.get("fingerprint"):
+            out.add(t.user_attrs["fingerprint"])
+    return out
+
+
+def _feasible_trial(t) -> bool:
+    return all(v <= 0 for v in t.constraints.values())
+
+
+def _front(study: optuna.Study, objective: Objective) -> list:
+    try:
+        return [t for t in study.best_trials if t.params]
+    except (RuntimeError, ValueError):
+        return []
+
+
+def _contains(distribution, value) -> bool:
+    """Whether an Optuna distribution admits ``value`` (its public parts only)."""
+    if isinstance(distribution, optuna.distributions.CategoricalDistribution):
+        return any(value == c and type(value) is type(c) for c in distribution.choices)
+    if isinstance(distribution, optuna.distributions.IntDistribution):
+        return isinstance(value, int) and distribution.low <= value <= distribution.high \
+            and (value - distribution.low) % distribution.step == 0
+    if isinstance(distribution, optuna.distributions.FloatDistribution):
+        return isinstance(value, (int, float)) and distribution.low <= value <= distribution.high
+    return False

@@ -86,6 +86,13 @@ class CallCache:
         conn.rollback()  # end the read transaction so other writers are never blocked by it
         return None if row is None else json.loads(row[0])
 
+    def created(self, key: str) -> float | None:
+        """When the call was recorded (the surrogate groups calls into recording sessions by it)."""
+        conn = self._connection()
+        row = conn.execute(select(calls_table.c.created).where(calls_table.c.key == key)).first()
+        conn.rollback()
+        return None if row is None else float(row[0])
+
     def put(self, key: str, model_id: str, request: dict[str, Any], response: dict[str, Any]) -> None:
         values = dict(key=key, model=model_id, created=time.time(),
                       request=json.dumps(request, sort_keys=True, ensure_ascii=False),

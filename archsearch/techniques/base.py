@@ -97,6 +97,7 @@ class LayerContext:
     label: str = field(default="")
     sandbox_memo: dict | None = None
     drawn: dict[str, int] = field(default_factory=dict)  # per question: samples already drawn, by generator
+    keys: list[str] | None = None    # when a list, the cache key of every call made is added to it
 
     def next_samples(self, generator: str, n: int) -> range:
         """Sample indices for ``n`` more samples of one generator on this question: a second layer
@@ -120,6 +121,8 @@ class LayerContext:
         t.tokens_out += result.tokens_out
         t.slowest_call_s = max(t.slowest_call_s, result.latency_s)
         t.calls_s += result.latency_s
+        if self.keys is not None:
+            self.keys.append(result.key)
         return result
 
     def candidate(self, result: CallResult, model: str, source: str, sample_index: int) -> Candidate:
