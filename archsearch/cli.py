@@ -39,6 +39,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for row, result in zip(rows, results):
             print(json.dumps({"id": row.get("id"), "answer": result.answer, "calls": result.trace.calls,
                               "cache_hits": result.trace.cache_hits, "usd": result.trace.usd}))
+    stats = pipe.client.stats
+    if stats.held_summary():
+        print(f"slow calls: {stats.held_summary()}", file=sys.stderr)
     if detail:
         with open(args.trace, "w", encoding="utf-8") as fh:
             for row, result in zip(rows, results):

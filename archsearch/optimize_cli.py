@@ -151,6 +151,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     wide = Console(width=max(Console().width, 170))
     wide.print(front_table(search, conclusion))
     plot_front(search, out / "front.png")
+    if client.stats.held_summary():
+        console.print(f"slow calls: {client.stats.held_summary()}")
     if failures or client.stats.failures:
         console.print(f"[yellow]{client.stats.failures} calls failed after every retry "
                       f"(attempt errors: {client.stats.errors}); {len(failures)} trials had failures — see report.json")

@@ -19,11 +19,24 @@ from archsearch.testing import FakeLLM, NoisyArithmetic  # noqa: E402
 
 
 class LoggingFake(FakeLLM):
-    def __init__(self, log: Path, **kw):
+    """Logs each answered request; with ``cache``, also a request for a call the cache already holds
+    (paid twice), and with ``jitter`` holds one request in twelve for 2 s (a slow tail to hedge)."""
+
+    def __init__(self, log: Path, cache: CallCache | None = None, jitter: bool = False, **kw):
         super().__init__(**kw)
         self.log = log.open("a", buffering=1)
+        self.cache, self.jitter, self.started = cache, jitter, 0
 
     async def complete(self, model_id, messages, params, sample_index=0):
+        import asyncio
+
+        from archsearch.llm import call_key
+
+        if self.cache is not None and self.cache.get(call_key(model_id, messages, params, sample_index)) is not None:
+            self.log.write("REPAID\n")
+        self.started += 1
+        if self.jitter and self.started % 12 == 0:
+            await asyncio.sleep(2.0)
         result = await super().complete(model_id, messages, params, sample_index)
         key = hashlib.sha256(json.dumps([model_id, messages, params, sample_index], sort_keys=True).encode()).hexdigest()
         self.log.write(key + "\n")
@@ -39,10 +52,12 @@ def main() -> None:
     p.add_argument("--budget-usd", type=float)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log", default="paid.log")
+    p.add_argument("--jitter", action="store_true", help="hold one request in twelve for 2 s: hedged calls")
     a = p.parse_args()
     work, toy = Path(a.work), Path(__file__).parent / "fixtures" / "toy"
-    backend = LoggingFake(work / a.log, answers=NoisyArithmetic({"fake/strong": 0.75, "fake/weak": 0.35}), latency_s=0.01)
     cache = CallCache(a.cache or f"sqlite:///{work / 'calls.sqlite'}", claims=bool(a.cache))
+    backend = LoggingFake(work / a.log, cache=CallCache(cache.url) if a.jitter else None, jitter=a.jitter,
+                          answers=NoisyArithmetic({"fake/strong": 0.75, "fake/weak": 0.35}), latency_s=0.01)
     budget = SharedBudget(cache.engine, "study:crash", usd=a.budget_usd) if a.budget_usd is not None else Budget()
     client = LLMClient(backend, cache, max_concurrency=8)
     settings = SearchSettings(task=Task(toy / "task.yaml"), space=SearchSpace(toy / "space.yaml"),
@@ -52,7 +67,7 @@ def main() -> None:
     search = Search(settings, client)
     outcomes = search.run()
     print(json.dumps({"usd": client.stats.usd, "calls": client.stats.calls, "stopped": search.stopped,
-                      "trials": [o.number for o in outcomes]}))
+                      "trials": [o.number for o in outcomes], "hedges": sum(client.stats.hedges.values())}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The LLM client: cache keys, retries with backoff, timeouts, accounting, in-flight dedupe, budget."""
 
 import asyncio
+import time
 
 import pytest
 
@@ -181,3 +182,45 @@ def test_adversarial_prompts_never_take_spend_past_the_cap():
     assert budget.spent_usd <= 0.25 + 1e-9 and budget.reserved_usd == pytest.approx(0.0, abs=1e-9)
     assert client.stats.budget_overruns == 0         # no call cost more than was reserved for it
     assert budget.spent_usd > 0.2                    # and the bound is not so loose that it wastes the cap
+
+
+class _Held(FakeLLM):
+    """A fake model that holds every ``every``-th request for ``hold_s`` seconds (a stuck connection)."""
+
+    def __init__(self, every: int = 7, hold_s: float = 30.0, **kw):
+        super().__init__(**kw)
+        self.every, self.hold_s, self.started = every, hold_s, 0
+
+    async def complete(self, model_id, messages, params, sample_index=0):
+        self.started += 1
+        if self.started % self.every == 0:
+            await asyncio.sleep(self.hold_s)
+        await asyncio.sleep(0.01)
+        return await super().complete(model_id, messages, params, sample_index)
+
+
+def test_held_requests_are_hedged_or_timed_out_within_budget():
+    """Every 7th request hangs for 30 s: after the first answers the client neither waits the
+    configured timeout nor spends past its budget, and it says how often it hedged."""
+    from archsearch.llm import Budget
+
+    model = ModelSpec(id="fake/priced", price={"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}, timeout_s=60)
+    budget = Budget(usd=0.5)
+    client = LLMClient(_Held(), budget=budget, max_concurrency=8, max_retries=3)
+
+    async def many():
+        done, failed = [], 0
+        for batch in range(8):
+            out = await asyncio.gather(*(client.complete(model, [{"role": "user", "content": f"q{batch}-{i}"}],
+                                                         max_tokens=20) for i in range(8)), return_exceptions=True)
+            done += [o for o in out if not isinstance(o, BaseException)]
+            failed += sum(isinstance(o, BaseException) for o in out)
+        return done, failed
+
+    start = time.perf_counter()
+    done, failed = asyncio.run(many())
+    assert time.perf_counter() - start < 30          # no answer waited out a hold
+    assert sum(client.stats.hedges.values()) + sum(client.stats.timeouts.values()) > 0
+    assert budget.spent_usd <= budget.usd + 1e-12 and abs(budget.reserved_usd) < 1e-12
+    assert budget.spent_usd == pytest.approx(client.stats.usd + client.stats.hedge_usd)
+    assert client.stats.budget_overruns == 0 and len(done) + failed == 64

@@ -16,13 +16,16 @@ WORKER = Path(__file__).parent / "search_worker.py"
 TRIALS = 14
 
 
-def _start(work: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(WORKER), str(work), str(TRIALS)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _start(work: Path, *extra: str, stdout=subprocess.DEVNULL) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(WORKER), str(work), str(TRIALS), *extra],
+                            stdout=stdout, stderr=subprocess.PIPE)
 
 
 def _completed(work: Path) -> dict[int, tuple]:
-    study = optuna.load_study(study_name="crash", storage=f"sqlite:///{work / 'study.sqlite'}")
+    try:
+        study = optuna.load_study(study_name="crash", storage=f"sqlite:///{work / 'study.sqlite'}")
+    except KeyError:   # killed after the storage file was made, before the study was
+        return {}
     return {t.number: tuple(t.values) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
 
 
@@ -53,3 +56,26 @@ def test_kill_minus_nine_then_resume(tmp_path):
     print(f"kill -9 x4: completed trials kept {len(seen)}, paid calls {sum(paid.values())}, repeated {repeated}")
     assert repeated == 0  # only the microseconds between a reply and its cache write are exposed
     assert cached == len(paid)
+
+
+def test_kill_minus_nine_during_hedged_calls_then_resume(tmp_path):
+    """One request in twelve is slow, so calls get hedged (two requests for one call); killed at
+    random moments and resumed, no call whose answer the cache holds is ever requested again."""
+    import json
+
+    rng = random.Random(5)
+    for _ in range(3):
+        proc = _start(tmp_path, "--jitter")
+        time.sleep(rng.uniform(2.0, 5.0))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    proc = _start(tmp_path, "--jitter", stdout=subprocess.PIPE)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    log = (tmp_path / "paid.log").read_text().split()
+    assert "REPAID" not in log
+    study = optuna.load_study(study_name="crash", storage=f"sqlite:///{tmp_path / 'study.sqlite'}")
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))) == TRIALS
+    hedges = json.loads(out.decode().strip().splitlines()[-1])["hedges"]
+    print(f"hedged calls in the last run: {hedges}")
+    assert hedges > 0

@@ -71,3 +71,44 @@ layers:
             assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     finally:
         server.kill()
+
+
+def test_a_held_upstream_request_does_not_hold_a_client(tmp_path):
+    """Serve's calls are watched like a search's: with one upstream request in six hanging for
+    60 s, no client waits more than a few seconds (a held call is hedged or timed out and retried)."""
+    import json as _json
+    import time
+    import urllib.request
+
+    from archsearch.testing.fault_server import make_app, schedule
+    from archsearch.testing.net import free_port, serving, wait_for_port
+
+    plan = schedule(seed=3, n=1000, failure_rate=1 / 6, kinds=("hang",))   # the first hang is the 6th request
+    with serving(make_app(plan, hang_s=60.0)) as upstream:
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(f"""schema_version: 1
+name: h
+task: {{template: "{{question}}", extractor: {{kind: last_number}}}}
+models:
+  m: {{id: openai/fault, transport: http, params: {{api_base: "http://127.0.0.1:{upstream}/v1"}}}}
+layers:
+  - {{kind: generate, params: {{model: m, n: 1}}}}
+""")
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "archsearch.cli", "serve", str(spec), "--port", str(port)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port)
+            waits = []
+            for i in range(30):
+                request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/chat/completions", data=_json.dumps(
+                    {"model": "h", "messages": [{"role": "user", "content": f"What is {i} + 1?"}]}).encode())
+                start = time.perf_counter()
+                reply = _json.load(urllib.request.urlopen(request, timeout=120))
+                waits.append(time.perf_counter() - start)
+                assert reply["choices"][0]["message"]["content"]
+        finally:
+            server.terminate()
+            server.wait(30)
+    held = sum(1 for outcome in plan[:40] if outcome == "hang")
+    assert held >= 5 and max(waits) < 10, waits   # the first answers teach the client what usual is

@@ -14,7 +14,7 @@ from ..tasks.task import Record, Task
 from .costs import CostModel
 from .interpret import Simulated, simulate
 from .known import generator_structure, observations
-from .model import Posterior, Surrogate
+from .model import Posterior, Shapes, Surrogate
 from .objects import ObjectArrays, Objects, object_arrays
 from .observe import Observer
 from .plan import Plan
@@ -66,11 +66,21 @@ class Evidence:
             return None
         signature = _signature(obs) + str(method)
         if self._fitted is None or signature != self._fitted_on:   # nothing new bought: the same posterior
+            self.surrogate.shapes = self._floor(obs)
             self._fitted, self._fitted_on = self.surrogate.fit(obs, method), signature
         # generators added since the fit, with nothing known of them: drawn from their priors
         self.posterior = self._fitted.for_generators(*structure, np.random.default_rng(len(structure[0])))
         self.costs = CostModel(self.objects.calls())
         return self.posterior
+
+    def _floor(self, obs) -> Shapes:
+        """Padded shapes big enough for what this search can observe, so that a growing search
+        recompiles the model rarely (each recompile costs tens of seconds; a warm refit, a fraction)."""
+        Q, G, V = obs.n_questions, obs.n_generators, obs.n_verifiers
+        R, F = obs.n_rankers, obs.n_fusers
+        return Shapes.fitting(obs, Shapes(questions=Q, generators=G, verifiers=max(V, 1), cells=G * Q,
+                                          rank_obs=max(8, 4 * Q * R), rankers=max(R, 1), fuse_obs=max(8, 4 * Q * F),
+                                          fusers=max(F, 1)))
 
     def _discover(self) -> None:
         """Rankings and fusions whose inputs are all known answers: run every plan once with what is

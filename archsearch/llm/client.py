@@ -9,12 +9,15 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from ..errors import BudgetBusy, LLMCallError
+from ..errors import BudgetBusy, BudgetExhausted, LLMCallError
 from .budget import Budget
 from .cache import CallCache, request_key, request_params
+from .latency import HedgeBucket, LatencyTracker
 from .models import ModelSpec, is_secret_param
 from .prices import LOCAL_PREFIX, cost_usd, worst_case_usd
 from .types import Backend, CallResult, Messages, RetryableError
+
+WATCH_S = 0.5   # how often a waiting call re-reads its timeout and hedge point
 
 
 @dataclass
@@ -29,12 +32,26 @@ class ClientStats:
     seconds: float = 0.0    # summed call latency of paid calls
     budget_overruns: int = 0  # calls that cost more than the worst case reserved for them (should stay 0)
     errors: dict[str, int] = field(default_factory=dict)  # every failed attempt, by reason
+    timeouts: dict[str, int] = field(default_factory=dict)    # attempts that ran out of time, by model
+    hedges: dict[str, int] = field(default_factory=dict)      # second requests sent for a slow call, by model
+    hedge_wins: dict[str, int] = field(default_factory=dict)  # ... that answered first
+    hedge_usd: float = 0.0  # what the losing requests of hedged calls cost (their worst case when cancelled)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     def record_error(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
+
+    def held_summary(self) -> str:
+        """One line on slow calls, per model: timeouts, hedges and hedge wins ('' when none)."""
+        models = sorted(set(self.timeouts) | set(self.hedges))
+        return "; ".join(f"{m}: {self.timeouts.get(m, 0)} timed out, {self.hedges.get(m, 0)} hedged "
+                         f"({self.hedge_wins.get(m, 0)} hedges answered first)" for m in models)
+
+    @staticmethod
+    def count(table: dict[str, int], model_id: str) -> None:
+        table[model_id] = table.get(model_id, 0) + 1
 
 
 class LLMClient:
@@ -51,6 +68,7 @@ class LLMClient:
         backoff_max_s: float = 30.0,
         budget: Budget | None = None,
         seed: int | None = None,
+        hedging: bool = True,
     ) -> None:
         self.backend = backend
         self.cache = cache
@@ -61,6 +79,9 @@ class LLMClient:
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
         self.budget = budget
+        self.hedging = hedging
+        self.latency = LatencyTracker()
+        self.bucket = HedgeBucket()
         self.stats = ClientStats()
         self._rng = random.Random(seed)
         self._inflight: dict[str, asyncio.Future] = {}
@@ -150,15 +171,16 @@ class LLMClient:
     async def _paid_call(self, model: ModelSpec, messages: Messages, params: dict[str, Any],
                          sample_index: int, key: str) -> CallResult:
         async with self._semaphore(model.id):
-            held = 0.0
+            held, worst = 0.0, None
             if self.budget is not None:
-                held = await self._reserve(worst_case_usd(model, messages, params["max_tokens"]))
+                worst = worst_case_usd(model, messages, params["max_tokens"])
+                held = await self._reserve(worst)
             try:
                 resolved = model.call_params()
                 secrets = {str(resolved[k]): str(ref) for k, ref in model.params.items()
                            if is_secret_param(k) and resolved[k] != ref}
                 sent = {**resolved, "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
-                completion, latency = await self._with_retries(model, messages, sent, sample_index, secrets)
+                completion, latency, slow = await self._with_retries(model, messages, sent, sample_index, secrets, worst)
             except BaseException:
                 if self.budget is not None:
                     self.budget.settle(held, 0.0)
@@ -168,7 +190,7 @@ class LLMClient:
                 if usd > held + 1e-12:  # the bound failed (a provider billing past max_tokens?): say so
                     self.stats.budget_overruns += 1
                 self.budget.settle(held, usd)
-        result = CallResult(completion.text, completion.tokens_in, completion.tokens_out, usd, latency, False, key)
+        result = CallResult(completion.text, completion.tokens_in, completion.tokens_out, usd, latency, False, key, **slow)
         self.stats.calls += 1
         self.stats.tokens_in += completion.tokens_in
         self.stats.tokens_out += completion.tokens_out
@@ -192,26 +214,31 @@ class LLMClient:
                 await asyncio.sleep(0.01 + self._rng.random() * 0.02)
 
     async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int,
-                            secrets: dict[str, str] | None = None):
+                            secrets: dict[str, str] | None = None, worst_usd: float | None = None):
         """Call with retries; a provider that echoes a resolved secret in an error gets it replaced by
         its os.environ/NAME reference before the message goes anywhere."""
         try:
-            return await self._attempts(model, messages, params, sample_index)
+            return await self._attempts(model, messages, params, sample_index, worst_usd)
         except LLMCallError as exc:
             raise LLMCallError(model.id, _scrub(exc.reason, secrets)) from None
 
-    async def _attempts(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int):
+    async def _attempts(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int,
+                        worst_usd: float | None = None):
         backend, model_id = self._backend(model), model.id
-        timeout = self.timeout_for(model)
-        last = ""
+        usual = (model_id, params.get("max_tokens"))      # what the latency of this kind of call is judged by
+        last, slow = "", {"timeouts": 0, "hedged": False, "hedge_won": False}
         for attempt in range(self.max_retries + 1):
             start = time.perf_counter()
             try:
-                async with asyncio.timeout(timeout):  # unlike wait_for, no extra task per call
-                    completion = await backend.complete(model_id, messages, params, sample_index)
-                return completion, time.perf_counter() - start
-            except TimeoutError:
-                last, retry_after = f"timed out after {timeout:g}s", None  # a held request: retry it
+                call = lambda: backend.complete(model_id, messages, params, sample_index)  # noqa: E731
+                completion = await self._watched(model, call, usual, worst_usd, slow)
+                seconds = time.perf_counter() - start
+                self.latency.observe(usual, seconds)
+                return completion, seconds, slow
+            except TimeoutError as exc:
+                last, retry_after = f"timed out after {exc.args[0] if exc.args else '?'}s", None  # held: retry it
+                self.stats.count(self.stats.timeouts, model_id)
+                slow["timeouts"] += 1
             except RetryableError as exc:
                 last, retry_after = str(exc), exc.retry_after
             self.stats.record_error("timeout" if last.startswith("timed out") else last.split(":")[0])
@@ -223,6 +250,75 @@ class LLMClient:
             await asyncio.sleep(delay)
         self.stats.failures += 1
         raise LLMCallError(model_id, f"{last} (after {self.max_retries + 1} attempts)")
+
+    async def _watched(self, model: ModelSpec, call, usual: tuple, worst_usd: float | None, slow: dict):
+        """One attempt, watched: its timeout is the tracker's (re-read while it waits, so a call that
+        started before the model's usual latency was known is not held to the configured 60 s), and
+        past the usual latency (p95, or ``hedge_after_s``) one identical request goes too, if the
+        bucket and the budget allow: the first answer wins, the other is cancelled. In-process local
+        models have neither (a hedge would only compute twice). Raises TimeoutError(seconds)."""
+        self.bucket.call()
+        configured = self.timeout_for(model)
+        if configured is None:
+            return await call()
+        hedging = self.hedging and model.hedge
+        start, tasks, hedge, held = time.perf_counter(), {asyncio.ensure_future(call())}, None, None
+        try:
+            while True:
+                timeout = self.latency.timeout(usual, configured)
+                after = model.hedge_after_s or self.latency.hedge_after(usual)
+                elapsed = time.perf_counter() - start
+                if elapsed >= timeout:
+                    raise TimeoutError(round(timeout, 2))
+                wake = [timeout - elapsed, WATCH_S]
+                if hedging and after is not None:
+                    if elapsed < after:
+                        wake.append(after - elapsed)
+                    else:
+                        hedging = False   # one decision per attempt
+                        if self.bucket.take() and (held := await self._hedge_budget(worst_usd)) is not None:
+                            hedge = asyncio.ensure_future(call())
+                            tasks.add(hedge)
+                            self.stats.count(self.stats.hedges, model.id)
+                            slow["hedged"] = True
+                pending = {t for t in tasks if not t.done()}
+                done, _ = await asyncio.wait(pending, timeout=max(0.0, min(wake)), return_when=asyncio.FIRST_COMPLETED)
+                answered = [t for t in done if t.exception() is None]
+                if answered:
+                    result = self._settle_hedge(model, answered[0], tasks, hedge, held)
+                    slow["hedge_won"] = hedge is not None and answered[0] is hedge
+                    held = None
+                    return result
+                if all(t.done() for t in tasks):
+                    raise next(t.exception() for t in tasks if t.done())
+        finally:
+            for task in tasks:
+                task.cancel()
+            if held is not None and self.budget is not None:
+                self.budget.settle(held, held)   # a hedge never settled (cancelled): count its worst case
+
+    def _settle_hedge(self, model: ModelSpec, winner, tasks: set, hedge, held):
+        """The winner's answer; a hedged call's losing request is accounted (its cost if it answered,
+        else its worst case) against the hedge's own reservation."""
+        if hedge is not None:
+            if winner is hedge:
+                self.stats.count(self.stats.hedge_wins, model.id)
+            loser = next(t for t in tasks if t is not winner)
+            answered = loser.done() and not loser.cancelled() and loser.exception() is None
+            spent = cost_usd(model, loser.result()) if answered else (held or 0.0)
+            self.stats.hedge_usd += spent
+            if self.budget is not None:
+                self.budget.settle(held, spent)
+        return winner.result()
+
+    async def _hedge_budget(self, worst_usd: float | None) -> float | None:
+        """Reserve the hedge's worst case like any call's; None (no hedge) when the budget has no room."""
+        if self.budget is None:
+            return 0.0
+        try:
+            return self.budget.reserve(worst_usd)
+        except (BudgetBusy, BudgetExhausted):
+            return None
 
 
 def _scrub(text: str, secrets: dict[str, str] | None) -> str:

@@ -42,7 +42,11 @@ class ModelSpec(Strict):
     price: Price | None = None
     transport: Literal["litellm", "http"] = Field(
         "litellm", description="'http' posts straight to an OpenAI-compatible params.api_base, skipping litellm")
-    timeout_s: float | None = Field(None, gt=0, le=3600, description="per-call timeout (default: the objective's)")
+    timeout_s: float | None = Field(None, gt=0, le=3600, description="per-call timeout (default: the objective's); "
+                                    "once 20 calls are seen, 3x their p99 within [2 s, this]")
+    hedge: bool = Field(True, description="send one identical request when a call runs past the model's usual "
+                                          "latency (its p95), first answer wins; a few percent of calls at most")
+    hedge_after_s: float | None = Field(None, gt=0, le=3600, description="hedge after this many seconds instead of the p95")
 
     @field_validator("params")
     @classmethod

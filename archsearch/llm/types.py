@@ -30,6 +30,9 @@ class CallResult:
     latency_s: float
     cached: bool
     key: str
+    timeouts: int = 0         # attempts of this call that ran out of time before one answered
+    hedged: bool = False      # a second request was sent for it ...
+    hedge_won: bool = False   # ... and answered first
 
 
 class RetryableError(Exception):

@@ -123,6 +123,9 @@ class LayerContext:
         t.calls_s += result.latency_s
         if self.keys is not None:
             self.keys.append(result.key)
+        for name, k in (("timeouts", result.timeouts), ("hedges", result.hedged), ("hedge_wins", result.hedge_won)):
+            if k:
+                t.count(name, int(k))
         return result
 
     def candidate(self, result: CallResult, model: str, source: str, sample_index: int) -> Candidate:
