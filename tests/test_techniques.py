@@ -259,3 +259,14 @@ def test_vote_by_behaviour_ignores_programs_that_crash_on_every_input():
     cands = [Candidate(text=t, answer=t, model="m", source="generate") for t in (crash, crash, crash, good)]
     q = Question("implement f", {}, "assert f(1) == 2")
     assert _apply("vote", {"by": "behaviour"}, cands, question=q)[0].answer == good
+
+
+def test_vote_by_agreement_weighs_groups_by_the_tests_they_pass():
+    """CodeT's dual agreement: two programs that always return 1 (one of three tests passed) lose to
+    one program that passes all three: 2 x 1/3 < 1 x 3/3, though they are the plurality."""
+    q = Question("f", {}, "assert f(1) == 1\nassert f(2) == 2\nassert f(3) == 3")
+    cands = [_cand("1"), _cand("1 + 0"), _cand("x")]
+    tested = _apply("test", {"program": FUNC, "keep": "all"}, cands, question=q)
+    assert [c.tests_passed for c in tested] == [pytest.approx(1 / 3), pytest.approx(1 / 3), 1.0]
+    assert _apply("vote", {"by": "agreement"}, tested, question=q)[0].answer == "x"
+    assert _apply("vote", {"by": "behaviour", "program": FUNC}, tested, question=q)[0].answer == "1"

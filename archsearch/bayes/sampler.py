@@ -46,11 +46,12 @@ class Candidate:
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
                  memo: dict, seed: int = 0, surrogate: Surrogate | None = None, cost_aware: bool = True,
-                 enumerate_limit: int = 5000, drawn: int = 192) -> None:
+                 enumerate_limit: int = 5000, drawn: int = 192, replicates: int = 6) -> None:
         self.space, self.task, self.records, self.objective = space, task, records, objective
         self.cache, self.memo, self.seed = cache, memo, seed
         self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=4)
         self.cost_aware, self.enumerate_limit, self.drawn = cost_aware, enumerate_limit, drawn
+        self.replicates = replicates
         # one posterior draw per trial: SVI restarted from its last solution refits quickly
         self.surrogate = surrogate or Surrogate(seed=seed, method="svi")
         self.evidence: Evidence | None = None
@@ -165,16 +166,20 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             return None
         rng = np.random.default_rng([self.seed, number])
         draw = int(rng.integers(self.last_posterior.draws))
-        sim = self.evidence.on_search([c.plan for c in open_], rng, np.array([draw]))
-        predicted = np.array([self._to_min([sim.metric(m.name)[0, i] for m in self.objective.metrics])
-                              for i in range(len(open_))])
-        feasible = self._feasible(sim)
-        observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(-1, len(predicted[0]))
-        reference = np.max(np.vstack([predicted, observed]), axis=0)
+        # one posterior draw (Thompson), simulated ``replicates`` times: the expected gain under that draw,
+        # so that the argmax over many candidates is not won by one lucky simulated outcome
+        sim = self.evidence.on_search([c.plan for c in open_], rng, np.full(self.replicates, draw))
+        K = len(self.objective.metrics)
+        predicted = np.stack([np.stack([np.asarray(sim.metric(m.name)[r]) for m in self.objective.metrics], axis=1)
+                              for r in range(self.replicates)])                                   # [R, C, K]
+        predicted = np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -predicted, predicted)
+        observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(-1, K)
+        reference = np.max(np.vstack([predicted.reshape(-1, K), observed]), axis=0)
         reference = reference + 0.1 * np.abs(reference) + 1e-3
-        gain = np.where(feasible, gains(observed, predicted, reference), 0.0)
+        gain = np.mean([gains(observed, predicted[r], reference) for r in range(self.replicates)], axis=0)
+        gain = np.where(self._feasible(sim), gain, 0.0)
         # what evaluating each would buy: one question's worth of calls is the floor of a trial's price
-        price = sim.bought[0] + len(self.records) if self.cost_aware else np.ones(len(open_))
+        price = sim.bought.mean(axis=0) + len(self.records) if self.cost_aware else np.ones(len(open_))
         score = gain / price
         best = int(np.argmax(score))
         self.log.append({"draw": draw, "gain": float(gain[best]), "price": float(price[best]),
@@ -185,7 +190,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         ok = np.ones(sim.accuracy.shape[1], bool)
         for name, bound in self.objective.constraints.items():
             if name in CONSTRAINED:
-                value = sim.metric(name)[0]
+                value = sim.metric(name).mean(axis=0)
                 ok &= (bound.max is None or value <= bound.max) & (bound.min is None or value >= bound.min)
         return ok
 

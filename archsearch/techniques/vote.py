@@ -3,7 +3,10 @@
 ``by: answer`` compares the extracted answers as text (numbers, short strings). ``by: behaviour``
 is for code: each program runs on the inputs of the question's visible tests and programs that
 return the same values are one answer (AlphaCode / CodeT clustering), so two loops written
-differently agree; where a question has no visible tests it falls back to the text.
+differently agree; where a question has no visible tests it falls back to the text. ``by:
+agreement`` is CodeT's dual agreement (Chen et al. 2022): after a ``test`` layer (e.g. model-written
+tests, ``keep: all``), programs with the same behaviour on the tests' inputs form a group, and a
+group scores (programs in it) x (tests its members pass): the best group wins.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from .base import Candidate, LayerContext, Technique
 class VoteParams(Strict):
     weight_by: Literal["none", "verdicts"] = "none"
     verdict_weight: float = Field(1.0, ge=0, le=1000)
-    by: Literal["answer", "behaviour"] = "answer"
+    by: Literal["answer", "behaviour", "agreement"] = "answer"
     program: str = "{answer}"
     timeout_s: float = Field(10.0, gt=0, le=600)
     memory_mb: int = Field(1024, ge=64)
@@ -62,6 +65,8 @@ class Vote(Technique):
     Params = VoteParams
 
     def weight(self, c: Candidate) -> float:
+        if self.params.by == "agreement":   # a group's score: its size times the share of tests it passes
+            return c.tests_passed or 0.0
         if self.params.weight_by == "none":
             return 1.0
         return 1.0 + self.params.verdict_weight * sum(ok for _, ok in c.verdicts)
@@ -86,6 +91,8 @@ class Vote(Technique):
     async def keys(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list:
         """What the vote compares, per candidate (None: no vote while others have one)."""
         keys = [normalise(c.answer) for c in candidates]
+        if self.params.by == "agreement":   # behaviour on the tests the test layer ran (it set it)
+            return [("behaviour", c.behaviour) if c.behaviour is not None else k for c, k in zip(candidates, keys)]
         if self.params.by == "behaviour":
             keys = await self.behaviours(ctx, question, candidates) or keys
         return keys
