@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="also write the summary to this JSON file")
     ev.set_defaults(func=cmd_evaluate)
 
-    from .optimize_cli import add_parser
+    from .optimize.cli import add_parser
 
     add_parser(sub)
     return parser

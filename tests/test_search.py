@@ -4,11 +4,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from archsearch.conclude import conclude
 from archsearch.llm import Budget, CallCache, LLMClient
 from archsearch.objectives import load_objective
-from archsearch.report import export
-from archsearch.search import Search, SearchSettings
+from archsearch.optimize.conclude import conclude
+from archsearch.optimize.report import export
+from archsearch.optimize.search import Search, SearchSettings
 from archsearch.space import RandomSuggester, SearchSpace
 from archsearch.spec import load_spec
 from archsearch.tasks import Task

@@ -6,7 +6,6 @@ import csv
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,30 +16,11 @@ from ..kinds import validate_kind
 from ..validation import Strict, validate
 from ..yamlio import read_yaml
 from .extractors import EXTRACTORS
+from .record import Question, Record
 from .scorers import SCORERS
 from .user_code import add_search_path
 
 DEMOS = "demos"   # the split whose records are shown as worked examples, never evaluated
-
-
-@dataclass(frozen=True)
-class Record:
-    id: str
-    fields: dict[str, Any]
-    reference: Any = None
-    text: str = ""
-    visible_tests: str | None = None
-    split: str | None = None
-
-
-@dataclass(frozen=True)
-class Question:
-    """What a pipeline answers: the rendered text plus the raw fields it came from."""
-
-    text: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    visible_tests: str | None = None
-    id: str | None = None
 
 
 class _TaskFile(Strict):

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from .experiment import Experiment, default_experiment
+from ..experiment import Experiment, default_experiment
 
 
 def add_parser(sub) -> None:
@@ -38,14 +38,14 @@ def add_parser(sub) -> None:
 
 def build(args: argparse.Namespace):
     """Everything a worker needs, from the command's arguments (each worker process calls this)."""
-    from .llm.cache import CallCache
-    from .llm.client import LLMClient
-    from .llm.local import local_slots
-    from .llm.shared_budget import SharedBudget
-    from .objectives import load_objective
+    from ..llm.cache import CallCache
+    from ..llm.client import LLMClient
+    from ..llm.local import local_slots
+    from ..llm.shared_budget import SharedBudget
+    from ..objectives import load_objective
+    from ..space import SearchSpace
+    from ..tasks.task import Task
     from .search import SearchSettings
-    from .space import SearchSpace
-    from .tasks.task import Task
 
     exp = Experiment(args.experiment or default_experiment())
     cfg = exp.config
@@ -99,55 +99,69 @@ def _run_workers(args: argparse.Namespace, settings, console) -> list[dict]:
 
 def cmd_optimize(args: argparse.Namespace) -> int:
     from .conclude import conclude
-    from .report import export, front_table, plot_front, print_conclusion, summary, write_json
-    from .search import Search, make_sampler, make_storage, open_study
 
     exp, settings, client, cache_url = build(args)
-    space, objective, out, study = settings.space, settings.objective, settings.out_dir, settings.study_name
     console = Console(stderr=True)
-    console.print(f"[bold]archsearch optimize[/] {exp.dir} — space {space.name}, objective {objective.name}, "
-                  f"study {study}, cache {cache_url}")
-
-    def status(info=None) -> Text:
-        s = client.stats
-        done = info["finished"] if info else 0
-        last = ""
-        if info:
-            front = search.front()
-            pick = max if objective.metrics[0].direction == "maximize" else min
-            best = pick((t.values[0] for t in front), default=float("nan"))
-            last = f" | front {len(front)} pipelines, best {objective.metrics[0].name} {best:.3f}"
-        return Text(f"trials {done}/{settings.trials} | paid calls {s.calls} | cache hits {s.cache_hits} | "
-                    f"${s.usd:.4f} spent | retries {s.retries} | failed calls {s.failures}{last}")
-
-    search = Search(settings, client)
-    if args.workers > 1:
-        results = _run_workers(args, settings, console)
-        for r in results:
-            console.print(f"worker {r['worker']}: {len(r['trials'])} trials, {r['stats']['calls']} paid calls, "
-                          f"{r['stats']['cache_hits']} cache hits" + (f", stopped: {r['stopped']}" if r["stopped"] else ""))
-            search.stopped = search.stopped or r["stopped"]
-        search.storage = make_storage(settings.storage)
-        search.study = open_study(settings, make_sampler("tpe", settings.seed), search.storage)
-    else:
-        with Live(status(), console=console, refresh_per_second=4, transient=False) as live:
-            search.on_progress = lambda info: live.update(status(info))
-            search.run()
+    console.print(f"[bold]archsearch optimize[/] {exp.dir} — space {settings.space.name}, objective "
+                  f"{settings.objective.name}, study {settings.study_name}, cache {cache_url}")
+    search = _search(args, settings, client, console)
     if search.stopped:
         console.print(f"[yellow]stopped early:[/] {search.stopped}")
     if not search.front():
         console.print("[red]no pipeline completed; nothing to report[/]")
         return 1
-    failures = [{"trial": t.number, "state": t.state.name, "failure": t.user_attrs.get("failure"),
-                 "failed_questions": t.user_attrs.get("failed_questions", []),
-                 "retried_questions": t.user_attrs.get("retried_questions", [])}
-                for t in search.study.trials if t.user_attrs.get("failure") or t.user_attrs.get("failed_questions")
-                or t.user_attrs.get("retried_questions")]
-    report = {"study": study, "storage": settings.storage, "cache": cache_url, "stopped": search.stopped,
-              "failures": failures,
-              "front": [{"trial": t.number, "values": t.values, "search": t.user_attrs.get("search")} for t in search.front()]}
     console.print("the posterior, the choice and the final split ...")
     conclusion = conclude(search, args.fp_cost, settings.seed)
+    return _report(search, conclusion, client, cache_url, console)
+
+
+def _search(args: argparse.Namespace, settings, client, console):
+    """Run the study: in this process with a live status line, or in ``--workers`` processes."""
+    from .search import Search
+    from .study import make_sampler, make_storage, open_study
+
+    search = Search(settings, client)
+    if args.workers > 1:
+        for r in _run_workers(args, settings, console):
+            console.print(f"worker {r['worker']}: {len(r['trials'])} trials, {r['stats']['calls']} paid calls, "
+                          f"{r['stats']['cache_hits']} cache hits" + (f", stopped: {r['stopped']}" if r["stopped"] else ""))
+            search.stopped = search.stopped or r["stopped"]
+        search.storage = make_storage(settings.storage)
+        search.study = open_study(settings, make_sampler("tpe", settings.seed), search.storage)
+        return search
+    with Live(_status(search, client, None), console=console, refresh_per_second=4, transient=False) as live:
+        search.on_progress = lambda info: live.update(_status(search, client, info))
+        search.run()
+    console.print()   # the status line ends here: what follows starts on a line of its own
+    return search
+
+
+def _status(search, client, info) -> Text:
+    s, settings = client.stats, search.settings
+    done, last = (info["finished"] if info else 0), ""
+    if info:
+        goal = settings.objective.metrics[0]
+        front = search.front()
+        best = (max if goal.direction == "maximize" else min)((t.values[0] for t in front), default=float("nan"))
+        last = f" | front {len(front)} pipelines, best {goal.name} {best:.3f}"
+    return Text(f"trials {done}/{settings.trials} | paid calls {s.calls} | cache hits {s.cache_hits} | "
+                f"${s.usd:.4f} spent | retries {s.retries} | failed calls {s.failures}{last}")
+
+
+def _report(search, conclusion, client, cache_url: str, console) -> int:
+    """Print the front and the conclusion; write front.png, report.json and the chosen pipeline."""
+    from ..spec import save_spec
+    from .records import TrialRecord
+    from .report import export, front_table, plot_front, print_conclusion, summary, write_json
+
+    settings, out = search.settings, search.settings.out_dir
+    trials = [TrialRecord.of(t) for t in search.study.trials]
+    failures = [{"trial": r.number, "state": r.state, "failure": r.failure, "failed_questions": r.failed_questions,
+                 "retried_questions": r.retried_questions}
+                for r in trials if r.failure or r.failed_questions or r.retried_questions]
+    report = {"study": settings.study_name, "storage": settings.storage, "cache": cache_url, "stopped": search.stopped,
+              "failures": failures, "front": [{"trial": r.number, "values": r.values, "search": r.search.model_dump()}
+                                               for r in map(TrialRecord.of, search.front())]}
     wide = Console(width=max(Console().width, 170))
     wide.print(front_table(search, conclusion))
     plot_front(search, out / "front.png")
@@ -160,14 +174,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         console.print("no Pareto pipeline meets the objective's constraints; nothing exported")
         write_json(out / "report.json", {**report, "client": client.stats.as_dict()})
         return 1
-    path = out / "pipeline.yaml"
     if conclusion.advice is not None:
-        from .spec import save_spec
-
         conclusion.advice_path = out / "resample-until-accepted.yaml"
         save_spec(conclusion.advice, conclusion.advice_path)
     print_conclusion(wide, conclusion)
-    export(search, conclusion, path)
-    console.print(f"wrote {path}, {out / 'front.png'}, {out / 'report.json'}")
+    export(search, conclusion, out / "pipeline.yaml")
+    console.print(f"wrote {out / 'pipeline.yaml'}, {out / 'front.png'}, {out / 'report.json'}")
     write_json(out / "report.json", {**report, **summary(conclusion), "client": client.stats.as_dict()})
     return 0

@@ -11,36 +11,18 @@ from pathlib import Path
 
 from rich.table import Table
 
-from . import __version__
-from .bayes.plan import uncovered
+from .. import __version__
+from ..bayes.plan import uncovered
+from ..pipeline import build_techniques
+from ..spec import PipelineSpec, Provenance, save_spec
 from .conclude import Conclusion
-from .search import Search, measured_from_attrs
-from .spec import PipelineSpec, Provenance, save_spec
+from .records import TrialRecord
+from .search import Search
 
 
 def describe(spec: PipelineSpec) -> str:
-    parts = []
-    for layer in spec.layers:
-        p = layer.params
-        if layer.kind == "generate":
-            stop = {"never": "", "accepted": " until accepted"}.get(p.get("stop", "never"),
-                                                                    f" until settled at {p.get('confidence', 0.95):g}")
-            parts.append(f"generate {p['model']} n={p['n']} T={p['temperature']:g}{stop}")
-        elif layer.kind == "test":
-            policy = "" if p["keep"] == "best" else f", none passed: {p['on_none_passed']}"
-            parts.append(f"test ({p['source']} tests, keep {p['keep']}{policy})")
-        elif layer.kind == "verify":
-            parts.append(f"verify {p['model']} (none passed: {p['on_none_passed']})")
-        elif layer.kind == "vote":
-            parts.append("vote" + (" by behaviour" if p.get("by") == "behaviour" else "")
-                         + (" (weighted)" if p["weight_by"] != "none" else ""))
-        elif layer.kind in ("rank", "fuse"):
-            parts.append(f"{layer.kind} {p['model']} " + (f"keep={p['keep']}" if layer.kind == "rank" else f"n_out={p['n_out']}"))
-        elif layer.kind == "critique":
-            parts.append(f"critique {p['model']}")
-        else:
-            parts.append(layer.kind)
-    return " -> ".join(parts)
+    """The pipeline in one line: each layer as its technique describes itself."""
+    return " -> ".join(t.describe() for t in build_techniques(spec))
 
 
 def front_table(search: Search, conclusion: Conclusion | None) -> Table:
@@ -52,7 +34,8 @@ def front_table(search: Search, conclusion: Conclusion | None) -> Table:
                 "$/question", "latency p50", "calls/q", "scored"):
         table.add_column(col)
     for t in search.front():
-        m = measured_from_attrs(t.user_attrs, "search")
+        record = TrialRecord.of(t)
+        m = record.search
         o = options.get(t.number)
         mark = " *" if t.number == chosen else (" (baseline)" if t.number == baseline else "")
         post = "" if o is None or o.accuracy is None else "{:.3f} [{:.3f}, {:.3f}]".format(*o.band())
@@ -62,7 +45,7 @@ def front_table(search: Search, conclusion: Conclusion | None) -> Table:
         if o is not None and o.p_beats_select is not None:
             beats += f" -> {o.p_beats_select:.2f} with select"
         select = "" if o is None or o.select is None else f"{o.select['value']:.3f}" + (" (revealed)" if o.select["revealed"] else "")
-        scored = f"{m.questions}/{m.questions + int(t.user_attrs.get('unscored', 0))}"
+        scored = f"{m.questions}/{m.questions + record.unscored}"
         table.add_row(f"{t.number}{mark}", describe(search.spec_of(t)), f"{m.accuracy:.3f} [{m.accuracy_low:.2f}, {m.accuracy_high:.2f}]",
                       post, beats, select, f"{m.usd_per_question:.5f}", f"{m.latency_p50_s:.1f}s", f"{m.calls_per_question:.1f}",
                       scored)
@@ -126,7 +109,7 @@ def plot_front(search: Search, path: Path) -> None:
     labels: dict[tuple[float, float], list[str]] = {}
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        m = measured_from_attrs(t.user_attrs, "search")
+        m = TrialRecord.of(t).search
         on = t.number in front
         yerr = [[max(0.0, m.accuracy - m.accuracy_low)], [max(0.0, m.accuracy_high - m.accuracy)]]
         ax.errorbar(m.calls_per_question, m.accuracy, yerr=yerr,
