@@ -75,9 +75,20 @@ def format_path(loc: Sequence[str | int]) -> str:
 class SandboxUnavailable(ArchsearchError):
     """The code sandbox cannot run a known-good program here: every answer would score as wrong."""
 
-    def __init__(self, status: str, detail: str) -> None:
+    def __init__(self, status: str, detail: str, requires=()) -> None:
+        if requires:
+            super().__init__(one_line(f"requires: {', '.join(requires)}: the code sandbox cannot import them with "
+                                      f"{_interpreter()} ({detail}); every answer needing them would score as wrong, "
+                                      "so nothing was scored -- install them for that interpreter"))
+            return
         super().__init__(one_line(f"the code sandbox cannot run a trivial program on this machine ({status}: {detail}); "
                                   "every answer would score as wrong, so nothing was scored"))
+
+
+def _interpreter() -> str:
+    import sys
+
+    return sys.executable
 
 
 class SandboxFailed(Unscored):

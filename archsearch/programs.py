@@ -112,9 +112,9 @@ async def check_visible(template: str, fields: dict[str, Any], answer: str, visi
 
 
 async def check_hidden(template: str, fields: dict[str, Any], answer: str, tests: str, call: str,
-                       limits: SandboxLimits | None, memo: dict | None) -> bool:
+                       limits: SandboxLimits | None, memo: dict | None, requires: tuple | list = ()) -> bool:
     """The hidden-test verdict: the test block and its call ran to the end without raising."""
     program = candidate_program(template, fields, answer)
     block = f"{tests}\n\n{fill(call, **fields)}\n"
-    run = await run_program_memo(program, [block], (), limits, memo)
+    run = await run_program_memo(program, [block], (), limits, memo, requires)
     return run.ok

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -72,16 +73,47 @@ def _uid_mapped(uid: int, uid_map: str = "/proc/self/uid_map") -> bool:
     return any(int(inside) <= uid < int(inside) + int(count) for inside, _, count in rows)
 
 
-def _interpreter_for_nobody() -> str:
-    """A Python that user ``nobody`` can execute (a venv under /root is not reachable)."""
-    real = os.path.realpath(sys.executable)
-    parts = Path(real).parents
-    if all(os.stat(p).st_mode & 0o001 for p in parts if p != Path("/")):
-        return real
-    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
-        if os.path.exists(candidate):
-            return candidate
-    return real
+def _hidden_ancestors(paths: list[str]) -> list[str]:
+    """The highest folder on each path that user ``nobody`` cannot pass through (e.g. /root, 0700)."""
+    found: list[str] = []
+    for path in paths:
+        parts = Path(path).parts
+        for i in range(2, len(parts) + 1):
+            folder = str(Path(*parts[:i]))
+            try:
+                if not os.stat(folder).st_mode & 0o001:
+                    if folder not in found:
+                        found.append(folder)
+                    break
+            except OSError:
+                break
+    return found
+
+
+@functools.cache
+def _interpreter_mounts() -> str:
+    """Shell lines that make this interpreter and its packages reachable for ``nobody`` inside the
+    sandbox's own mount namespace: each folder on their paths that nobody cannot pass through (a
+    venv under /root) is covered by an empty tmpfs, and the interpreter's folders are bound back in
+    at their own paths -- so the user's packages import there, and the rest of that folder (root's
+    home) is not even visible."""
+    import sysconfig
+
+    keep = sorted({os.path.dirname(sys.executable), sys.prefix, sys.base_prefix, sys.exec_prefix,
+                   os.path.dirname(os.path.realpath(sys.executable)),
+                   *(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))})
+    keep = [k for k in keep if os.path.isdir(k) and not any(k != o and k.startswith(o + os.sep) for o in keep)]
+    hidden = _hidden_ancestors(keep)
+    keep = [k for k in keep if any(k.startswith(h + os.sep) for h in hidden)]
+    if not hidden:
+        return ""
+    lines = []
+    for i, path in enumerate(keep):
+        lines.append(f"mkdir -p /tmp/.keep/{i} && mount --bind {shlex.quote(path)} /tmp/.keep/{i}")
+    lines += [f"mount -t tmpfs -o mode=0755,size=1m tmpfs {shlex.quote(h)}" for h in hidden]
+    for i, path in enumerate(keep):
+        lines.append(f"mkdir -p {shlex.quote(path)} && mount --bind /tmp/.keep/{i} {shlex.quote(path)}")
+    return "; ".join(lines) + "; "
 
 
 def _limits(limits: SandboxLimits) -> dict[str, int]:
@@ -94,12 +126,12 @@ def _limits(limits: SandboxLimits) -> dict[str, int]:
 def _command(workdir: str, strong: bool) -> list[str]:
     if not strong:
         return [sys.executable, "-I", str(_RUNNER), workdir, "guarded"]
-    python = _interpreter_for_nobody()
     inner = (
         "set -e; for d in /tmp /var/tmp /dev/shm; do [ -d $d ] && mount -t tmpfs -o size=64m tmpfs $d; done; "
+        + _interpreter_mounts() +
         f"mkdir /tmp/work; chown {NOBODY}:{NOBODY} /tmp/work; cd /tmp/work; "
         f"exec setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --no-new-privs "
-        f"{python} -I -S -c \"$ARCHSEARCH_RUNNER\" /tmp/work isolated"
+        f"{shlex.quote(sys.executable)} -I -c \"$ARCHSEARCH_RUNNER\" /tmp/work isolated"
     )
     return ["unshare", "--fork", "--pid", "--net", "--mount", "--kill-child", "sh", "-c", inner]
 
@@ -247,17 +279,22 @@ def _kill_group(pid: int) -> None:
 
 
 async def run_program_memo(program: str, tests: Sequence[str], probes: Sequence[str], limits: SandboxLimits | None,
-                           memo: dict | None) -> ProgramRun:
+                           memo: dict | None, requires: Sequence[str] = ()) -> ProgramRun:
     """``run_program`` with results remembered: the search checks the same program for many
-    pipelines (a candidate from a shared pool), and a deterministic program need not run twice."""
+    pipelines (a candidate from a shared pool), and a deterministic program need not run twice.
+    Once per memo (and per set of ``requires``, the modules the task's programs import) a known-good
+    program must pass first: a broken sandbox, or a package the sandbox cannot import, fails loudly
+    instead of every answer scoring as wrong."""
     if memo is None:
         return await run_program(program, tests, probes, limits)
-    if _SELF_CHECK not in memo:   # once per memo (a search, an evaluation): a broken sandbox fails loudly
-        # run inline, not awaited: the first batch of questions would otherwise each start its own check
-        memo[_SELF_CHECK] = _run_blocking("def f(x):\n    return x + 1\n", ("assert f(1) == 2",), (),
-                                          limits or SandboxLimits())
-    if not memo[_SELF_CHECK].ok:
-        raise SandboxUnavailable(memo[_SELF_CHECK].status, memo[_SELF_CHECK].detail)
+    for needed in ((), tuple(requires)) if requires else ((),):
+        check_key = (_SELF_CHECK, needed)
+        if check_key not in memo:   # run inline, not awaited: the first questions would otherwise each start one
+            imports = "".join(f"import {name}\n" for name in needed)
+            memo[check_key] = _run_blocking(imports + "def f(x):\n    return x + 1\n", ("assert f(1) == 2",), (),
+                                            limits or SandboxLimits())
+        if not memo[check_key].ok:
+            raise SandboxUnavailable(memo[check_key].status, memo[check_key].detail, needed)
     key = hashlib.sha256(json.dumps([program, list(tests), list(probes), repr(limits)]).encode()).hexdigest()
     if key not in memo:
         memo[key] = await run_program(program, tests, probes, limits)

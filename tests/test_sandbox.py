@@ -199,3 +199,21 @@ def test_tests_run_in_the_judge_against_stand_ins_for_the_programs_names():
     assert run.completed and run.loaded
     assert run.passed == (True, True, True, False)
     assert run.outputs == ("3.0", "!ZeroDivisionError", "!TypeError", "[(0, {0: '0'}, {0})]")
+
+
+def test_programs_import_the_users_packages_and_requires_is_checked_once():
+    """The sandbox runs this interpreter, with its packages (numpy here), also as root under the
+    strong isolation (a venv under /root is bound into the sandbox's own mount namespace); a task's
+    ``requires`` that the sandbox cannot import is one error, not every answer scored wrong."""
+    import asyncio
+
+    from archsearch.errors import SandboxUnavailable
+    from archsearch.sandbox import run_program_memo
+
+    program = "import numpy as np\ndef mean(xs):\n    return float(np.mean(xs))\n"
+    run = asyncio.run(run_program_memo(program, ["assert mean([1, 2, 3]) == 2.0"], [], None, {}, requires=["numpy"]))
+    assert run.ok, run.detail
+    with pytest.raises(SandboxUnavailable) as caught:
+        asyncio.run(run_program_memo("x = 1", ["assert x == 1"], [], None, {}, requires=["a_missing_package"]))
+    message = str(caught.value)
+    assert "\n" not in message and "requires: a_missing_package" in message and "No module named" in message

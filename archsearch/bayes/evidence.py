@@ -13,7 +13,7 @@ from ..llm.cache import CallCache
 from ..tasks.task import Record, Task
 from .costs import CostModel
 from .interpret import Simulated, simulate
-from .known import generator_structure, observations
+from .known import generator_structure, judge_models, observations
 from .model import Posterior, Shapes, Surrogate
 from .objects import ObjectArrays, Objects, object_arrays
 from .observe import Observer
@@ -61,7 +61,11 @@ class Evidence:
         self.objects = self.observer.observe(self.plans)
         self._discover()
         structure = generator_structure(self.generator_layers())
-        obs = observations(self.objects, self.arrays, structure, self.observer.verifiable, self.verifier_names)
+        layers = self.observer.layers
+        judges = {role: [layers[key].model for key in keys] for role, keys in self.objects.judges.items()}
+        obs = observations(self.objects, self.arrays, structure, self.observer.verifiable, self.verifier_names,
+                           judge_models([layer.model for layer in self.generator_layers()], judges,
+                                        self.observer.verifiable))
         if len(obs.q) == 0:
             return None
         signature = _signature(obs) + str(method)

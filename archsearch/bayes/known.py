@@ -69,9 +69,24 @@ def _cells(objects: Objects, arrays: ObjectArrays, verifiable: bool) -> list[tup
     return rows
 
 
+def judge_models(generator_models: list, judges: dict[str, list], verifiable: bool) -> dict[str, np.ndarray]:
+    """Per role, each judge's model as an index among the generators' models (-1: none of them): a
+    judge, ranker or fuser whose model also samples has that model's ability as a covariate."""
+    ids: dict[str, int] = {}
+    for m in generator_models:
+        ids.setdefault(json.dumps(model_identity(m), sort_keys=True), len(ids))
+
+    def index(models: list) -> np.ndarray:
+        return np.array([ids.get(json.dumps(model_identity(m), sort_keys=True), -1) for m in models], int)
+
+    return {"verifier": np.concatenate([[-1] * int(verifiable), index(judges["verify"])]).astype(int),
+            "ranker": index(judges["rank"]), "fuser": index(judges["fuse"])}
+
+
 def observations(objects: Objects, arrays: ObjectArrays, structure: tuple, verifiable: bool,
-                 verifier_names: list[str]) -> Observations:
-    """``structure``: each generator's model, setting and prompt variant (``generator_structure``)."""
+                 verifier_names: list[str], judge_model: dict[str, np.ndarray] | None = None) -> Observations:
+    """``structure``: each generator's model, setting and prompt variant (``generator_structure``);
+    ``judge_model``: each judge's model among them (``judge_models``)."""
     rows = _cells(objects, arrays, verifiable)
     V = int(verifiable) + arrays.verdict.shape[0]
     c = len(rows)
@@ -101,4 +116,4 @@ def observations(objects: Objects, arrays: ObjectArrays, structure: tuple, verif
         rank_first=np.array([r[2] for r in rank_rows], int), rank_second=np.array([r[3] for r in rank_rows], int),
         n_rankers=len(objects.judges["rank"]),
         fuse_f=fuse[:, 0].astype(int), fuse_q=fuse[:, 1].astype(int), fuse_k=fuse[:, 2], fuse_m=fuse[:, 3],
-        fuse_crit=fuse[:, 4], fuse_y=fuse[:, 5], n_fusers=len(objects.judges["fuse"]))
+        fuse_crit=fuse[:, 4], fuse_y=fuse[:, 5], n_fusers=len(objects.judges["fuse"]), judge_model=judge_model or {})

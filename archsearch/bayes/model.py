@@ -105,6 +105,8 @@ class Observations:
     fuse_crit: np.ndarray = field(default_factory=lambda: _empty(0))
     fuse_y: np.ndarray = field(default_factory=lambda: _empty(0))
     n_fusers: int = 0
+    judge_model: dict[str, np.ndarray] = field(default_factory=dict)  # role -> [judges] the model index of each
+    # verifier, ranker and fuser among the generators' models (-1: its model samples nothing, or no model)
 
     def padded(self, shapes: Shapes) -> dict[str, jnp.ndarray]:
         if shapes != Shapes.fitting(self, shapes):
@@ -138,7 +140,9 @@ class Observations:
                 "fuse_f": pad(self.fuse_f, shapes.fuse_obs), "fuse_q": pad(self.fuse_q, shapes.fuse_obs),
                 "fuse_k": pad(self.fuse_k, shapes.fuse_obs, fill=1), "fuse_m": pad(self.fuse_m, shapes.fuse_obs),
                 "fuse_crit": pad(self.fuse_crit, shapes.fuse_obs), "fuse_y": pad(self.fuse_y, shapes.fuse_obs),
-                "fuse_mask": jnp.asarray(np.arange(shapes.fuse_obs) < len(self.fuse_f))}
+                "fuse_mask": jnp.asarray(np.arange(shapes.fuse_obs) < len(self.fuse_f)),
+                **{f"{role}_model": pad(self.judge_model.get(role, np.zeros(0, int)), size, fill=-1)
+                   for role, size in (("verifier", V), ("ranker", shapes.rankers), ("fuser", shapes.fusers))}}
 
 
 def fuse_share(m, k):
@@ -149,7 +153,7 @@ def fuse_share(m, k):
 
 def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank_valid,
           rank_first, rank_second, rank_mask, fuse_f, fuse_q, fuse_k, fuse_m, fuse_crit, fuse_y, fuse_mask,
-          shapes: Shapes):
+          verifier_model, ranker_model, fuser_model, shapes: Shapes):
     sigma_b = numpyro.sample("sigma_b", dist.HalfNormal(2.0))
     with numpyro.plate("questions", shapes.questions):
         z = numpyro.sample("z", dist.Normal(0.0, 1.0))
@@ -162,10 +166,19 @@ def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, ma
     tau_prompt = numpyro.sample("tau_prompt", dist.HalfNormal(PROMPT_SCALE))
     delta = jnp.where(variant_of >= 0, tau_prompt * prompt[jnp.maximum(variant_of, 0)], 0.0)
     theta = numpyro.deterministic("theta", model_ability[model_of] + SETTINGS_SCALE * shift[setting_of] + delta)
+    # a judge's, ranker's or fuser's skill follows its model's ability where that model also samples
+    # (a weak model judges near chance): how much, per role, is learnt
+    follows = numpyro.sample("skill_follows_ability", dist.HalfNormal(0.5).expand([3]).to_event(1))
+
+    def ability_of(index):
+        return jnp.where(index >= 0, model_ability[jnp.maximum(index, 0)], 0.0)
+
     with numpyro.plate("verifiers", shapes.verifiers):
-        tau = numpyro.sample("tau", dist.Normal(1.0, 1.0))
-        gamma = numpyro.sample("gamma", dist.Normal(-1.0, 1.0))
+        tau_raw = numpyro.sample("tau_raw", dist.Normal(1.0, 1.0))
+        gamma_raw = numpyro.sample("gamma_raw", dist.Normal(-1.0, 1.0))
         lam = numpyro.sample("lam", dist.Normal(0.0, 1.0))
+    tau = numpyro.deterministic("tau", tau_raw + follows[0] * ability_of(verifier_model))
+    gamma = numpyro.deterministic("gamma", gamma_raw - follows[0] * ability_of(verifier_model))
     s_tau = numpyro.sample("s_tau", dist.HalfNormal(0.7))
     s_gam = numpyro.sample("s_gam", dist.HalfNormal(0.7))
     with numpyro.plate("verifier_generator", shapes.verifiers * shapes.generators):
@@ -185,8 +198,9 @@ def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, ma
         numpyro.sample("tp", dist.Binomial(jy, logits=logit_c).mask(judged), obs=tp)
         numpyro.sample("fp", dist.Binomial(jn - jy, logits=logit_f).mask(judged), obs=fp)
     with numpyro.plate("rankers", shapes.rankers):
-        rank_beta = numpyro.sample("rank_beta", dist.Normal(1.0, 1.0))
+        rank_beta_raw = numpyro.sample("rank_beta_raw", dist.Normal(1.0, 1.0))
         rank_alpha = numpyro.sample("rank_alpha", dist.Normal(0.0, 1.0))
+    rank_beta = numpyro.deterministic("rank_beta", rank_beta_raw + follows[1] * ability_of(ranker_model))
     first_slot = (jnp.arange(shapes.rank_width) == 0)[None, :]
     util = rank_beta[rank_r][:, None] * rank_y + rank_alpha[rank_r][:, None] * first_slot
     util = jnp.where(rank_valid, util, -1e9)
@@ -196,10 +210,11 @@ def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, ma
     second = jnp.take_along_axis(jax.nn.log_softmax(rest, axis=-1), jnp.maximum(rank_second, 0)[:, None], axis=-1)[:, 0]
     numpyro.factor("rank", jnp.sum(jnp.where(rank_mask, top + jnp.where(rank_second >= 0, second, 0.0), 0.0)))
     with numpyro.plate("fusers", shapes.fusers):
-        fuse_a = numpyro.sample("fuse_a", dist.Normal(0.0, 1.0))
+        fuse_a_raw = numpyro.sample("fuse_a_raw", dist.Normal(0.0, 1.0))
         fuse_b = numpyro.sample("fuse_b", dist.Normal(1.0, 0.5))
         fuse_d = numpyro.sample("fuse_d", dist.Normal(0.0, 0.5))
         fuse_e = numpyro.sample("fuse_e", dist.Normal(0.0, 0.5))
+    fuse_a = numpyro.deterministic("fuse_a", fuse_a_raw + follows[2] * ability_of(fuser_model))
     logit_fuse = (fuse_a[fuse_f] + fuse_b[fuse_f] * fuse_share(fuse_m, fuse_k) - fuse_d[fuse_f] * b[fuse_q]
                   + fuse_e[fuse_f] * fuse_crit)
     with numpyro.plate("fuse_obs", shapes.fuse_obs):
@@ -379,7 +394,8 @@ class Surrogate:
             def draw(params, rng_key, data):
                 latent = guide.sample_posterior(jax.random.fold_in(rng_key, 1), params,
                                                 sample_shape=(self.num_samples,), **data)
-                sites = Predictive(kernel, posterior_samples=latent, return_sites=["b", "theta", "tau_vg", "gamma_vg"])(
+                sites = Predictive(kernel, posterior_samples=latent, return_sites=["b", "theta", "tau_vg", "gamma_vg", "tau", "gamma",
+                                                                                      "rank_beta", "fuse_a"])(
                     jax.random.fold_in(rng_key, 2), **data)
                 return sites | latent
 

@@ -14,6 +14,7 @@ the surrogate cannot model (a plugin layer without a step) is left to TPE, every
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -24,13 +25,13 @@ from optuna.trial import TrialState
 
 from ..bayes.evidence import Evidence
 from ..bayes.hypervolume import gains
-from ..bayes.known import model_index
 from ..bayes.model import Surrogate
 from ..bayes.plan import Plan, plan_of
 from ..llm.cache import CallCache
 from ..objectives import Objective
 from ..space import Drawer, SearchSpace, enumerate_space, has_floats, neighbours, spec_fingerprint
 from ..tasks.task import Record, Task
+from ..techniques.base import model_identity
 from .tpe import RungAwareTPE
 
 CONSTRAINED = {"usd_per_question", "latency_p50_s", "latency_p95_s", "calls_per_question", "accuracy"}
@@ -46,12 +47,14 @@ class Candidate:
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
                  memo: dict, seed: int = 0, surrogate: Surrogate | None = None, cost_aware: bool = True,
-                 enumerate_limit: int = 5000, drawn: int = 192, replicates: int = 6) -> None:
+                 enumerate_limit: int = 5000, drawn: int = 192, replicates: int = 6, price_floor: float | None = None) -> None:
         self.space, self.task, self.records, self.objective = space, task, records, objective
         self.cache, self.memo, self.seed = cache, memo, seed
         self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=4)
         self.cost_aware, self.enumerate_limit, self.drawn = cost_aware, enumerate_limit, drawn
-        self.replicates = replicates
+        self.replicates, self.redraws = replicates, 4
+        # the price of a proposal: the calls it buys plus one (a free pipeline is still a trial)
+        self.price_floor = 1.0 if price_floor is None else price_floor
         # one posterior draw per trial: SVI restarted from its last solution refits quickly
         self.surrogate = surrogate or Surrogate(seed=seed, method="svi")
         self.evidence: Evidence | None = None
@@ -134,28 +137,30 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         return self.evidence.refresh()
 
     def _probe(self, covered: list[Candidate], taken: set[str]) -> dict | None:
-        """The cheapest pipeline of a generator model no evaluated pipeline has sampled yet, or None."""
-        single = [c for c in covered if len(c.plan.generators()) == 1
-                  and not any(layer.kind in ("rank", "critique", "fuse") for layer in c.plan.layers)]
-        if not single:
+        """The cheapest pipeline that samples a generator model no evaluated pipeline has sampled yet
+        (alone if it can, else in the smallest ensemble), or None: a model's ability is what its
+        samples, and its judgements, rankings and fusions, are predicted from."""
+        plain = [c for c in covered if not any(layer.kind in ("rank", "critique", "fuse") for layer in c.plan.layers)]
+        if not plain:
             return None
-        models = model_index([c.plan.generators()[0].model for c in single])
-        probed = {models[k] for k, c in enumerate(single) if c.fingerprint in taken}
-        todo = [k for k in range(len(single)) if models[k] not in probed]
+        keys = {c.fingerprint: [json.dumps(model_identity(g.model), sort_keys=True) for g in c.plan.generators()]
+                for c in plain}
+        probed = {m for c in plain if c.fingerprint in taken for m in keys[c.fingerprint]}
+        todo = [c for c in plain if set(keys[c.fingerprint]) - probed]
         if not todo:
             return None
         reuse: dict[str, int] = {}
-        for c in single:
-            key = c.plan.generators()[0].key
-            reuse[key] = max(reuse.get(key, 0), c.plan.slots)
+        for c in plain:
+            for g in c.plan.generators():
+                reuse[g.key] = max(reuse.get(g.key, 0), c.plan.slots)
 
-        def order(k: int) -> tuple:
-            plan = single[k].plan
-            kinds = [layer.kind for layer in plan.layers]
-            return (plan.slots, -reuse[plan.generators()[0].key], kinds.count("verify") + kinds.count("test"),
-                    "vote" in kinds, plan.generators()[0].params.stop != "never", k)
+        def order(c: Candidate) -> tuple:
+            kinds = [layer.kind for layer in c.plan.layers]
+            return (len(c.plan.generators()), c.plan.slots, -sum(reuse[g.key] for g in c.plan.generators()),
+                    kinds.count("verify") + kinds.count("test"), "vote" in kinds,
+                    any(g.params.stop != "never" for g in c.plan.generators()))
 
-        pick = single[min(todo, key=order)]
+        pick = min(todo, key=order)
         self.log.append({"probe": pick.fingerprint})
         return pick.params
 
@@ -165,26 +170,33 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if not done or not open_ or self.fit([c.plan for c in covered]) is None:
             return None
         rng = np.random.default_rng([self.seed, number])
-        draw = int(rng.integers(self.last_posterior.draws))
-        # one posterior draw (Thompson), simulated ``replicates`` times: the expected gain under that draw,
-        # so that the argmax over many candidates is not won by one lucky simulated outcome
+        observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(
+            -1, len(self.objective.metrics))
+        for attempt in range(self.redraws):  # noqa: B007 - a draw in which nothing can gain: draw again
+            draw = int(rng.integers(self.last_posterior.draws))
+            gain, price = self._gains(open_, observed, draw, rng)
+            best = int(np.argmax(gain / price))
+            if gain[best] > 1e-12:
+                break
+        self.log.append({"draw": draw, "gain": float(gain[best]), "price": float(price[best]), "redraws": attempt,
+                         "choice": open_[best].fingerprint if gain[best] > 1e-12 else None, "candidates": len(open_)})
+        return open_[best].params if gain[best] > 1e-12 else None
+
+    def _gains(self, open_: list[Candidate], observed: np.ndarray, draw: int, rng) -> tuple[np.ndarray, np.ndarray]:
+        """(expected hypervolume gain, calls bought + the floor) of each candidate under one posterior
+        draw, simulated ``replicates`` times: the expected gain given that draw (Thompson sampling),
+        so that the argmax over many candidates is not won by one lucky simulated outcome."""
         sim = self.evidence.on_search([c.plan for c in open_], rng, np.full(self.replicates, draw))
         K = len(self.objective.metrics)
         predicted = np.stack([np.stack([np.asarray(sim.metric(m.name)[r]) for m in self.objective.metrics], axis=1)
                               for r in range(self.replicates)])                                   # [R, C, K]
         predicted = np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -predicted, predicted)
-        observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(-1, K)
         reference = np.max(np.vstack([predicted.reshape(-1, K), observed]), axis=0)
         reference = reference + 0.1 * np.abs(reference) + 1e-3
         gain = np.mean([gains(observed, predicted[r], reference) for r in range(self.replicates)], axis=0)
         gain = np.where(self._feasible(sim), gain, 0.0)
-        # what evaluating each would buy: one question's worth of calls is the floor of a trial's price
-        price = sim.bought.mean(axis=0) + len(self.records) if self.cost_aware else np.ones(len(open_))
-        score = gain / price
-        best = int(np.argmax(score))
-        self.log.append({"draw": draw, "gain": float(gain[best]), "price": float(price[best]),
-                         "choice": open_[best].fingerprint if gain[best] > 1e-12 else None, "candidates": len(open_)})
-        return open_[best].params if gain[best] > 1e-12 else None
+        price = sim.bought.mean(axis=0) + self.price_floor if self.cost_aware else np.ones(len(open_))
+        return gain, price
 
     def _feasible(self, sim) -> np.ndarray:
         ok = np.ones(sim.accuracy.shape[1], bool)

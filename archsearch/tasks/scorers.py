@@ -71,12 +71,15 @@ class PythonTests(Strict):
     call: str = ""
     timeout_s: float = Field(10.0, gt=0, le=600)
     memory_mb: int = Field(1024, ge=64)
+    requires: list[str] = Field(default_factory=list, description="modules the programs import (the task's "
+                                "``requires``): the sandbox must import them, else one error, not every answer wrong")
 
     async def score(self, answer: str | None, record: Record, client: LLMClient | None = None, memo: dict | None = None) -> float:
         if not answer:
             return 0.0
         limits = SandboxLimits(timeout_s=self.timeout_s, memory_mb=self.memory_mb)
-        return float(await check_hidden(self.program, record.fields, answer, str(record.reference), self.call, limits, memo))
+        return float(await check_hidden(self.program, record.fields, answer, str(record.reference), self.call, limits,
+                                        memo, self.requires))
 
 
 class LLMJudge(Strict):

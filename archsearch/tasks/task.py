@@ -7,7 +7,7 @@ import hashlib
 import json
 import random
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -33,6 +33,8 @@ class _TaskFile(Strict):
     split_field: str = "split"
     demo_answer_field: str | None = Field(None, description="a field holding a worked answer that a demonstration "
                                                              "shows (records of the demos split)")
+    requires: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]] = Field(
+        default_factory=list, description="modules the answers' programs import (e.g. numpy): checked once in the sandbox")
     extractor: dict[str, Any] | str
     scorer: dict[str, Any] | str
     cache: str | None = None
@@ -54,6 +56,8 @@ class Task:
         add_search_path(self.path.parent)  # for "module:function" extractors and scorers beside the task
         self.extractor = validate_kind(EXTRACTORS, cfg.extractor, file, ("extractor",))
         self.scorer = validate_kind(SCORERS, cfg.scorer, file, ("scorer",))
+        if cfg.requires and hasattr(self.scorer, "requires"):
+            self.scorer = self.scorer.model_copy(update={"requires": list(cfg.requires)})
         self.data_path = (self.path.parent / cfg.data).resolve()
         if not self.data_path.exists():
             raise SpecError(file, "data", f"cannot read data {str(self.data_path)!r} (no such file or folder)")
