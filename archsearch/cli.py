@@ -50,6 +50,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import InitRequest, init
+
+    folder = Path(args.folder)
+    written = init(InitRequest(folder, Path(args.data), args.model or [], args.task_kind, args.question_field,
+                               args.reference_field, args.api_base, args.api_key_env))
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    print("next:")
+    print(f"  archsearch optimize {folder} --estimate    # what the search would cost, before any call")
+    print(f"  archsearch optimize {folder}               # the search itself")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
     from .spec import load_spec
@@ -158,6 +171,18 @@ def build_parser() -> argparse.ArgumentParser:
     srv.add_argument("--workers", type=int, default=1,
                      help="server processes sharing the port (one event loop tops out near one core)")
     srv.set_defaults(func=cmd_serve)
+
+    ini = sub.add_parser("init", help="write task, space, objective and experiment files for your own data")
+    ini.add_argument("folder", help="the experiment folder to write (never overwritten)")
+    ini.add_argument("--data", required=True, help="JSONL, CSV, Parquet or a Hugging Face save_to_disk folder")
+    ini.add_argument("--model", action="append", help="a litellm model id (repeat for several)")
+    ini.add_argument("--task-kind", choices=["qa", "code", "choice"], help="default: guessed from the references")
+    ini.add_argument("--question-field")
+    ini.add_argument("--reference-field")
+    ini.add_argument("--api-base", help="an OpenAI-compatible endpoint for every model (else litellm's usual "
+                                        "environment variables)")
+    ini.add_argument("--api-key-env", help="the environment variable holding the key (written as os.environ/NAME)")
+    ini.set_defaults(func=cmd_init)
 
     ev = sub.add_parser("evaluate", help="score a spec on a task split")
     ev.add_argument("spec")

@@ -251,6 +251,10 @@ class SearchSpace:
             params["demos"] = task.demonstrations(k, self.demo_seed)
         return params
 
+    def models_spec(self) -> dict[str, ModelSpec]:
+        """The space's models, validated."""
+        return {name: ModelSpec.model_validate(model) for name, model in self.models.items()}
+
     def baseline(self, task: Task | None = None) -> tuple[dict[str, Any], PipelineSpec]:
         """(params, spec) of the cheapest pipeline: the fewest calls per question by its layers' own
         count; on ties the fewest layers (greedy alone, not greedy plus a test of its one answer), then

@@ -31,6 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="output folder (default: the experiment's out/)")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (joblib, loky)")
     p.add_argument("--cluster", help="run the --workers on a Dask cluster: its scheduler address (tcp://host:8786)")
+    p.add_argument("--estimate", action="store_true",
+                   help="make no model call: run the search as configured against stand-in models (3 runs) and say "
+                        "what it would pay in calls, dollars and time, and how accurate its best pipeline may be")
     p.add_argument("--fp-cost", type=float, default=1.0,
                    help="cost of returning a wrong answer the verifier accepted, in units of a right one (for the optimal-samples advice)")
     p.set_defaults(func=cmd_optimize)
@@ -54,7 +57,7 @@ def build(args: argparse.Namespace):
     objective = load_objective(args.objective or exp.path(cfg.objective))
     out = Path(args.out) if args.out else exp.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    study = args.study or cfg.study or f"{exp.dir.name}-{space.name}-{objective.name}"
+    study = args.study or cfg.study or f"{exp.dir.resolve().name}-{space.name}-{objective.name}"   # "." has a name too
     cache_url = args.cache or task.cache_url or f"sqlite:///{(out / 'calls.sqlite').resolve()}"
     cache = CallCache(cache_url, claims=args.workers > 1 or not cache_url.startswith("sqlite"))
     budget = SharedBudget(cache.engine, f"study:{study}",
@@ -102,6 +105,8 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
     exp, settings, client, cache_url = build(args)
     console = Console(stderr=True)
+    if args.estimate:
+        return _estimate(settings, client, console)
     console.print(f"[bold]archsearch optimize[/] {exp.dir} — space {settings.space.name}, objective "
                   f"{settings.objective.name}, study {settings.study_name}, cache {cache_url}")
     search = _search(args, settings, client, console)
@@ -113,6 +118,34 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     console.print("the posterior, the choice and the final split ...")
     conclusion = conclude(search, args.fp_cost, settings.seed)
     return _report(search, conclusion, client, cache_url, console)
+
+
+def _estimate(settings, client, console) -> int:
+    import json
+
+    import numpy as np
+
+    from .estimate import best_accuracy, estimate
+
+    console.print(f"estimating {settings.trials} trials of {settings.study_name} against stand-in models "
+                  "(no model is called) ...")
+    found = estimate(settings, client.cache)
+    band = found.band
+    calls, usd, seconds = band("paid_calls"), band("usd"), band("seconds")
+    console.print(f"paid calls {calls[0]:.0f} [90%: {calls[1]:.0f}, {calls[2]:.0f}]   dollars ${usd[0]:.4f} "
+                  f"[${usd[1]:.4f}, ${usd[2]:.4f}]   wall time {seconds[0] / 60:.1f} min [{seconds[1] / 60:.1f}, "
+                  f"{seconds[2] / 60:.1f}]   (budget: ${settings.budget.usd}, {settings.budget.calls} calls)")
+    best = best_accuracy(settings, client.cache, np.random.default_rng(settings.seed))
+    if best is None:
+        console.print("best pipeline's accuracy: nothing of this task is recorded yet, so only the surrogate's prior "
+                      "speaks (anything from a few percent to nearly all); it narrows from the first trial")
+    else:
+        from .report import describe
+
+        console.print(f"best pipeline's accuracy on new questions, from what is recorded: {best[0]} -- {describe(best[1])}")
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    (settings.out_dir / "estimate.json").write_text(json.dumps(found.as_dict(), indent=1))
+    return 0
 
 
 def _search(args: argparse.Namespace, settings, client, console):
@@ -167,6 +200,7 @@ def _report(search, conclusion, client, cache_url: str, console) -> int:
     plot_front(search, out / "front.png")
     if client.stats.held_summary():
         console.print(f"slow calls: {client.stats.held_summary()}")
+    _predicted_vs_spent(settings, client, console)
     if failures or client.stats.failures:
         console.print(f"[yellow]{client.stats.failures} calls failed after every retry "
                       f"(attempt errors: {client.stats.errors}); {len(failures)} trials had failures — see report.json")
@@ -182,3 +216,17 @@ def _report(search, conclusion, client, cache_url: str, console) -> int:
     console.print(f"wrote {out / 'pipeline.yaml'}, {out / 'front.png'}, {out / 'report.json'}")
     write_json(out / "report.json", {**report, **summary(conclusion), "client": client.stats.as_dict()})
     return 0
+
+
+def _predicted_vs_spent(settings, client, console) -> None:
+    """After a real search: what --estimate predicted (if it was asked) against what was paid."""
+    import json
+
+    path = settings.out_dir / "estimate.json"
+    if not path.exists():
+        return
+    est = json.loads(path.read_text())
+    c, u = est["paid_calls"], est["usd"]
+    console.print(f"estimate vs spent: paid calls {c['median']:.0f} [{c['low90']:.0f}, {c['high90']:.0f}] predicted, "
+                  f"{client.stats.calls} spent; dollars ${u['median']:.4f} [${u['low90']:.4f}, ${u['high90']:.4f}] "
+                  f"predicted, ${client.stats.usd:.4f} spent")
