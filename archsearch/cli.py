@@ -146,6 +146,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Redraw report.html and front.png from a finished search's report.json."""
+    from .optimize.report import write_report
+
+    path = Path(args.out_dir) / "report.json"
+    if not path.is_file():
+        raise SpecError(str(path), "", "no report.json here (expected the out/ folder of a finished archsearch optimize)")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpecError(str(path), f"line {exc.lineno}", f"not JSON: {exc.msg}") from None
+    if not isinstance(report, dict) or "study" not in report:
+        raise SpecError(str(path), "study", "missing: not an archsearch report")
+    write_report(Path(args.out_dir), report)
+    print(f"wrote {Path(args.out_dir) / 'report.html'}, {Path(args.out_dir) / 'front.png'}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archsearch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -193,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--concurrency", type=int, default=16)
     ev.add_argument("--json", help="also write the summary to this JSON file")
     ev.set_defaults(func=cmd_evaluate)
+
+    rep = sub.add_parser("report", help="redraw report.html and front.png from a finished search's out/ folder")
+    rep.add_argument("out_dir", help="the out/ folder archsearch optimize wrote (holds report.json)")
+    rep.set_defaults(func=cmd_report)
 
     from .optimize.cli import add_parser
 

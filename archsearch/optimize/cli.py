@@ -132,17 +132,22 @@ def _estimate(settings, client, console) -> int:
     found = estimate(settings, client.cache)
     band = found.band
     calls, usd, seconds = band("paid_calls"), band("usd"), band("seconds")
-    console.print(f"paid calls {calls[0]:.0f} [90%: {calls[1]:.0f}, {calls[2]:.0f}]   dollars ${usd[0]:.4f} "
-                  f"[${usd[1]:.4f}, ${usd[2]:.4f}]   wall time {seconds[0] / 60:.1f} min [{seconds[1] / 60:.1f}, "
-                  f"{seconds[2] / 60:.1f}]   (budget: ${settings.budget.usd}, {settings.budget.calls} calls)")
+    limits = [f"${settings.budget.usd:g}" if settings.budget.usd is not None else "",
+              f"{settings.budget.calls} calls" if settings.budget.calls is not None else ""]
+    console.print(f"  paid calls  {calls[0]:.0f}  [90%: {calls[1]:.0f} to {calls[2]:.0f}]", soft_wrap=True)
+    console.print(f"  dollars     ${usd[0]:.4f}  [90%: ${usd[1]:.4f} to ${usd[2]:.4f}]   budget: "
+                  f"{', '.join(x for x in limits if x) or 'none'}", soft_wrap=True)
+    console.print(f"  wall time   {seconds[0] / 60:.1f} min  [90%: {seconds[1] / 60:.1f} to {seconds[2] / 60:.1f}]",
+                  soft_wrap=True)
     best = best_accuracy(settings, client.cache, np.random.default_rng(settings.seed))
     if best is None:
-        console.print("best pipeline's accuracy: nothing of this task is recorded yet, so only the surrogate's prior "
-                      "speaks (anything from a few percent to nearly all); it narrows from the first trial")
+        console.print("  best accuracy: nothing of this task is recorded yet, so only the surrogate's prior speaks "
+                      "(anything from a few percent to nearly all); it narrows from the first trial", soft_wrap=True)
     else:
         from .report import describe
 
-        console.print(f"best pipeline's accuracy on new questions, from what is recorded: {best[0]} -- {describe(best[1])}")
+        console.print(f"  best accuracy on new questions, from what is recorded: {best[0]} -- {describe(best[1])}",
+                      soft_wrap=True)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     (settings.out_dir / "estimate.json").write_text(json.dumps(found.as_dict(), indent=1))
     return 0
@@ -185,7 +190,7 @@ def _report(search, conclusion, client, cache_url: str, console) -> int:
     """Print the front and the conclusion; write front.png, report.json and the chosen pipeline."""
     from ..spec import save_spec
     from .records import TrialRecord
-    from .report import export, front_table, plot_front, print_conclusion, summary, write_json
+    from .report import cost_metric, example_traces, export, front_table, points, print_conclusion, summary, write_report
 
     settings, out = search.settings, search.settings.out_dir
     trials = [TrialRecord.of(t) for t in search.study.trials]
@@ -194,10 +199,10 @@ def _report(search, conclusion, client, cache_url: str, console) -> int:
                 for r in trials if r.failure or r.failed_questions or r.retried_questions]
     report = {"study": settings.study_name, "storage": settings.storage, "cache": cache_url, "stopped": search.stopped,
               "failures": failures, "front": [{"trial": r.number, "values": r.values, "search": r.search.model_dump()}
-                                               for r in map(TrialRecord.of, search.front())]}
+                                               for r in map(TrialRecord.of, search.front())],
+              "cost_metric": cost_metric(settings.objective), "trials": points(search)}
     wide = Console(width=max(Console().width, 170))
     wide.print(front_table(search, conclusion))
-    plot_front(search, out / "front.png")
     if client.stats.held_summary():
         console.print(f"slow calls: {client.stats.held_summary()}")
     _predicted_vs_spent(settings, client, console)
@@ -206,15 +211,16 @@ def _report(search, conclusion, client, cache_url: str, console) -> int:
                       f"(attempt errors: {client.stats.errors}); {len(failures)} trials had failures — see report.json")
     if conclusion is None:
         console.print("no Pareto pipeline meets the objective's constraints; nothing exported")
-        write_json(out / "report.json", {**report, "client": client.stats.as_dict()})
+        write_report(out, {**report, "client": client.stats.as_dict()})
         return 1
     if conclusion.advice is not None:
         conclusion.advice_path = out / "resample-until-accepted.yaml"
         save_spec(conclusion.advice, conclusion.advice_path)
     print_conclusion(wide, conclusion)
     export(search, conclusion, out / "pipeline.yaml")
-    console.print(f"wrote {out / 'pipeline.yaml'}, {out / 'front.png'}, {out / 'report.json'}")
-    write_json(out / "report.json", {**report, **summary(conclusion), "client": client.stats.as_dict()})
+    traces = example_traces(search, conclusion) if conclusion.final is not None else {}
+    write_report(out, {**report, **summary(conclusion), "traces": traces, "client": client.stats.as_dict()})
+    console.print(f"wrote {out / 'pipeline.yaml'}, {out / 'report.html'}, {out / 'front.png'}, {out / 'report.json'}")
     return 0
 
 
@@ -229,4 +235,4 @@ def _predicted_vs_spent(settings, client, console) -> None:
     c, u = est["paid_calls"], est["usd"]
     console.print(f"estimate vs spent: paid calls {c['median']:.0f} [{c['low90']:.0f}, {c['high90']:.0f}] predicted, "
                   f"{client.stats.calls} spent; dollars ${u['median']:.4f} [${u['low90']:.4f}, ${u['high90']:.4f}] "
-                  f"predicted, ${client.stats.usd:.4f} spent")
+                  f"predicted, ${client.stats.usd:.4f} spent", soft_wrap=True)

@@ -60,8 +60,9 @@ def options(search: Search) -> tuple[list[Option], Option] | None:
     return opts, baseline
 
 
-def evidence(search: Search):
-    """(the evidence, the layer kinds it cannot model): the sampler's, or a fresh fit over the space."""
+def evidence(search: Search, fit: str = "auto"):
+    """(the evidence, the layer kinds it cannot model): the sampler's, or a fresh fit over the space.
+    ``fit``: "auto" (NUTS while the data are small, else SVI), "nuts" or "svi"."""
     from ..bayes.evidence import Evidence
     from ..bayes.plan import plan_of, uncovered
 
@@ -73,7 +74,7 @@ def evidence(search: Search):
         if not plans or search.client.cache is None:
             return None, missing
         fitted = Evidence(search.settings.task, search.records, search.client.cache, search.sandbox_memo, plans)
-    return (fitted if fitted.refresh(method="auto") is not None else None), missing   # NUTS while small
+    return (fitted if fitted.refresh(method=fit) is not None else None), missing
 
 
 def select_split(search: Search) -> SelectSplit | None:
@@ -95,7 +96,7 @@ def select_split(search: Search) -> SelectSplit | None:
     return SelectSplit(holdout, compare, lambda o: search.evaluate(o.spec, rows, "select").measured().accuracy)
 
 
-def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0) -> Conclusion | None:
+def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0, fit: str = "auto") -> Conclusion | None:
     rng = np.random.default_rng(seed)
     found = options(search)
     if found is None:
@@ -103,7 +104,7 @@ def conclude(search: Search, fp_cost: float = 1.0, seed: int = 0) -> Conclusion 
     opts, baseline = found
     failure = ""
     try:
-        fitted, missing = evidence(search)
+        fitted, missing = evidence(search, fit)
     except Exception as exc:  # noqa: BLE001 - a finished search still reports and exports, on raw scores
         fitted, missing = None, []
         failure = f"the surrogate could not be fitted ({type(exc).__name__}: {str(exc)[:200]}); chosen on raw scores"

@@ -107,30 +107,49 @@ def _recorded(cache: CallCache | None) -> tuple[dict[str, float], dict[str, floa
 
 
 def estimate(settings: SearchSettings, cache: CallCache | None, runs: int = 4, concurrency: int = 8) -> Estimate:
-    from .conclude import conclude
-
     references = {r.text: str(r.reference) for r in settings.task.records}
     tokens_out, latency = _recorded(cache)
     prices = {m.id: m.price for m in (settings.space.models_spec().values())}
     rng, out = np.random.default_rng(settings.seed), []
+    surrogate = _shared_surrogate(settings)
     for seed in range(runs):
-        folder = Path(tempfile.mkdtemp(prefix="archsearch-estimate-"))
-        stand_in = StandIn(references, seed)
-        budget = Budget(usd=settings.budget.usd, calls=settings.budget.calls)
-        client = LLMClient(stand_in, _Overlay(cache, CallCache(f"sqlite:///{folder / 'scratch.sqlite'}")),
-                           max_concurrency=concurrency, hedging=False)
-        dry = dataclasses.replace(settings, storage=":memory:", study_name=f"estimate-{seed}", seed=settings.seed + seed,
-                                  out_dir=folder, budget=budget)
-        start = time.perf_counter()
-        search = Search(dry, client)
-        search.run()
-        if search.front():
-            conclude(search, seed=seed)
-        calls = stand_in.prompts
-        seconds = sum(latency.get(m, 2.0) for m, _, _ in calls) / concurrency + time.perf_counter() - start
-        out.append({"paid_calls": len(calls), "seconds": seconds,
-                    "usd_draws": _dollars(calls, prices, tokens_out, rng, 2000 // runs)})
-    return Estimate([{k: v for k, v in r.items()} for r in out])
+        with tempfile.TemporaryDirectory(prefix="archsearch-estimate-") as scratch:
+            out.append(_dry_run(settings, cache, references, Path(scratch), seed, concurrency, latency, surrogate))
+    for run in out:
+        run["usd_draws"] = _dollars(run.pop("calls"), prices, tokens_out, rng, 2000 // runs)
+    return Estimate(out)
+
+
+def _shared_surrogate(settings: SearchSettings):
+    """One surrogate for every dry run: its fits compile once per shape, not once per run."""
+    if settings.sampler != "surrogate":
+        return None
+    from ..bayes.model import Surrogate
+
+    return Surrogate(seed=settings.seed, method="svi")
+
+
+def _dry_run(settings: SearchSettings, cache: CallCache | None, references: dict, folder: Path, seed: int,
+             concurrency: int, latency: dict[str, float], surrogate) -> dict:
+    """One search and its conclusion against stand-ins: the calls it paid for and its wall time."""
+    from .conclude import conclude
+
+    stand_in = StandIn(references, seed)
+    budget = Budget(usd=settings.budget.usd, calls=settings.budget.calls)
+    scratch = CallCache(f"sqlite:///{folder / 'scratch.sqlite'}")
+    client = LLMClient(stand_in, _Overlay(cache, scratch),
+                       max_concurrency=concurrency, hedging=False)
+    dry = dataclasses.replace(settings, storage=":memory:", study_name=f"estimate-{seed}", seed=settings.seed + seed,
+                              out_dir=folder, budget=budget)
+    start = time.perf_counter()
+    search = Search(dry, client, surrogate=surrogate)
+    search.run()
+    if search.front():
+        conclude(search, seed=seed, fit="svi")   # what is chosen matters here, not its intervals
+    calls = stand_in.prompts
+    seconds = sum(latency.get(m, 2.0) for m, _, _ in calls) / concurrency + time.perf_counter() - start
+    scratch.engine.dispose()
+    return {"paid_calls": len(calls), "seconds": seconds, "calls": calls}
 
 
 def _dollars(calls: list[tuple[str, int, int]], prices: dict, tokens_out: dict[str, float], rng,

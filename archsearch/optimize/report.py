@@ -16,6 +16,7 @@ from ..bayes.plan import uncovered
 from ..pipeline import build_techniques
 from ..spec import PipelineSpec, Provenance, save_spec
 from .conclude import Conclusion
+from .html import COST_LABELS
 from .records import TrialRecord
 from .search import Search
 
@@ -98,29 +99,51 @@ def print_conclusion(console, conclusion: Conclusion) -> None:
         console.print(f"[bold yellow]note:[/] {note}")
 
 
-def plot_front(search: Search, path: Path) -> None:
+def cost_metric(objective) -> str:
+    """The metric the objective pays in: its first minimised cost (dollars, calls or latency), else
+    calls per question. The front's x-axis, in the PNG and the HTML report alike."""
+    return next((m.name for m in objective.metrics if m.direction == "minimize" and m.name in COST_LABELS),
+                "calls_per_question")
+
+
+def points(search: Search) -> list[dict]:
+    """Every finished trial as a point: accuracy with its interval, every cost metric, on the front or not."""
+    from optuna.trial import TrialState
+
+    front = {t.number for t in search.front()}
+    out = []
+    for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        r = TrialRecord.of(t)
+        if r.search is None:
+            continue
+        m = r.search
+        out.append({"trial": t.number, "pipeline": describe(r.spec(search.settings.study_name)) if r.spec_text else "",
+                    "front": t.number in front, "accuracy": m.accuracy, "low": m.accuracy_low, "high": m.accuracy_high,
+                    **{name: getattr(m, name) for name in COST_LABELS}})
+    return out
+
+
+def plot_front(trials: list[dict], cost: str, title: str, path: Path) -> None:
+    """The PNG of the front: accuracy against the objective's cost metric, the front in blue."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from optuna.trial import TrialState
 
-    front = {t.number for t in search.front()}
     labels: dict[tuple[float, float], list[str]] = {}
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        m = TrialRecord.of(t).search
-        on = t.number in front
-        yerr = [[max(0.0, m.accuracy - m.accuracy_low)], [max(0.0, m.accuracy_high - m.accuracy)]]
-        ax.errorbar(m.calls_per_question, m.accuracy, yerr=yerr,
+    for p in sorted(trials, key=lambda p: p["front"]):
+        on = p["front"]
+        yerr = [[max(0.0, p["accuracy"] - p["low"])], [max(0.0, p["high"] - p["accuracy"])]]
+        ax.errorbar(p[cost], p["accuracy"], yerr=yerr,
                     fmt="o", color="C0" if on else "0.75", ecolor="C0" if on else "0.85", capsize=3, zorder=3 if on else 1)
         if on:
-            labels.setdefault((m.calls_per_question, m.accuracy), []).append(str(t.number))
+            labels.setdefault((p[cost], p["accuracy"]), []).append(str(p["trial"]))
     for (x, y), names in labels.items():
         ax.annotate("trial " + ",".join(names), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("calls per question")
+    ax.set_xlabel(COST_LABELS[cost])
     ax.set_ylabel("accuracy on the search split (95% CI)")
-    ax.set_title(f"{search.settings.study_name}: Pareto front in blue")
+    ax.set_title(f"{title}: Pareto front in blue")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -200,6 +223,28 @@ def summary(conclusion: Conclusion) -> dict:
             "final": c.final.model_dump() if c.final else None,
             "baseline_final": c.baseline_final.model_dump() if c.baseline_final else None,
             "notes": c.notes}
+
+
+def example_traces(search: Search, conclusion: Conclusion, questions: int = 3) -> dict[str, list[dict]]:
+    """The first questions of the final split traced layer by layer, for the chosen pipeline and the
+    baseline (their calls are in the cache once the final split ran: free)."""
+    rows = search.settings.task.split(conclusion.final_split)[:questions]
+    chosen, baseline = conclusion.choice.chosen, conclusion.choice.baseline
+    out = {f"chosen (trial {chosen.trial})": search.trace(chosen.spec, rows)}
+    if baseline is not chosen:
+        out[f"baseline (trial {baseline.trial})"] = search.trace(baseline.spec, rows)
+    return out
+
+
+def write_report(out_dir: Path, report: dict) -> None:
+    """report.json, report.html and front.png, all from the same dict."""
+    from .html import render
+
+    write_json(out_dir / "report.json", report)
+    (out_dir / "report.html").write_text(render(report), encoding="utf-8")
+    if report.get("trials"):
+        plot_front(report["trials"], report.get("cost_metric", "calls_per_question"), str(report.get("study", "")),
+                   out_dir / "front.png")
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ..errors import ArchsearchError, BudgetExhausted
-from ..evaluate import EvalReport, aevaluate
+from ..evaluate import EvalReport, aevaluate, trace_record
 from ..llm.budget import Budget
 from ..llm.client import LLMClient
 from ..objectives import Objective
@@ -62,8 +62,11 @@ class Search:
     """One worker of a search. Several workers may share a storage (see the README, Scaling out)."""
 
     def __init__(self, settings: SearchSettings, client: LLMClient,
-                 on_progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_progress: Callable[[dict[str, Any]], None] | None = None, surrogate=None) -> None:
+        """``surrogate``: a ``bayes.model.Surrogate`` to fit with (its compiled code is kept per shape,
+        so searches that share one compile once); None: the sampler makes its own."""
         self.settings = settings
+        self.surrogate = surrogate
         self.client = client
         self.on_progress = on_progress
         self.sandbox_memo: dict = {}
@@ -77,6 +80,17 @@ class Search:
     def evaluate(self, spec: PipelineSpec, records_, split: str) -> EvalReport:
         pipe = Pipeline(spec, self.client, sandbox_memo=self.sandbox_memo)
         return asyncio.run(self._evaluate(pipe, records_, split))
+
+    def trace(self, spec: PipelineSpec, records_) -> list[dict]:
+        """These questions answered by ``spec`` layer by layer (``evaluate.trace_record``)."""
+        pipe = Pipeline(spec, self.client, sandbox_memo=self.sandbox_memo)
+
+        async def run() -> list[dict]:
+            try:
+                return [await trace_record(pipe, self.settings.task, r) for r in records_]
+            finally:
+                await self.client.release_loop()
+        return asyncio.run(run())
 
     async def _evaluate(self, pipe: Pipeline, records_, split: str) -> EvalReport:
         try:
@@ -220,7 +234,8 @@ class Search:
         if self.client.cache is None:
             raise ArchsearchError("the surrogate sampler learns from the call cache: give the search one")
         self.sampler = SurrogateSampler(self.settings.space, self.settings.task, self.records, self.settings.objective,
-                                        self.client.cache, self.sandbox_memo, seed=self.settings.seed)
+                                        self.client.cache, self.sandbox_memo, seed=self.settings.seed,
+                                        surrogate=self.surrogate)
         return self.sampler
 
     def finished(self) -> int:
