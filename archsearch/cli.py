@@ -50,6 +50,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from .init import InitRequest, init
+
+    folder = Path(args.folder)
+    written = init(InitRequest(folder, Path(args.data), args.model or [], args.task_kind, args.question_field,
+                               args.reference_field, args.api_base, args.api_key_env))
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    print("next:")
+    print(f"  archsearch optimize {folder} --estimate    # what the search would cost, before any call")
+    print(f"  archsearch optimize {folder}               # the search itself")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve import serve
     from .spec import load_spec
@@ -133,6 +146,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Redraw report.html and front.png from a finished search's report.json."""
+    from .optimize.report import write_report
+
+    path = Path(args.out_dir) / "report.json"
+    if not path.is_file():
+        raise SpecError(str(path), "", "no report.json here (expected the out/ folder of a finished archsearch optimize)")
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise SpecError(str(path), f"line {exc.lineno}", f"not JSON: {exc.msg}") from None
+    if not isinstance(report, dict) or "study" not in report:
+        raise SpecError(str(path), "study", "missing: not an archsearch report")
+    write_report(Path(args.out_dir), report)
+    print(f"wrote {Path(args.out_dir) / 'report.html'}, {Path(args.out_dir) / 'front.png'}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="archsearch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -159,6 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
                      help="server processes sharing the port (one event loop tops out near one core)")
     srv.set_defaults(func=cmd_serve)
 
+    ini = sub.add_parser("init", help="write task, space, objective and experiment files for your own data")
+    ini.add_argument("folder", help="the experiment folder to write (never overwritten)")
+    ini.add_argument("--data", required=True, help="JSONL, CSV, Parquet or a Hugging Face save_to_disk folder")
+    ini.add_argument("--model", action="append", help="a litellm model id (repeat for several)")
+    ini.add_argument("--task-kind", choices=["qa", "code", "choice"], help="default: guessed from the references")
+    ini.add_argument("--question-field")
+    ini.add_argument("--reference-field")
+    ini.add_argument("--api-base", help="an OpenAI-compatible endpoint for every model (else litellm's usual "
+                                        "environment variables)")
+    ini.add_argument("--api-key-env", help="the environment variable holding the key (written as os.environ/NAME)")
+    ini.set_defaults(func=cmd_init)
+
     ev = sub.add_parser("evaluate", help="score a spec on a task split")
     ev.add_argument("spec")
     ev.add_argument("--task", help="task YAML (default: the one recorded in the spec's provenance)")
@@ -169,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", help="also write the summary to this JSON file")
     ev.set_defaults(func=cmd_evaluate)
 
-    from .optimize_cli import add_parser
+    rep = sub.add_parser("report", help="redraw report.html and front.png from a finished search's out/ folder")
+    rep.add_argument("out_dir", help="the out/ folder archsearch optimize wrote (holds report.json)")
+    rep.set_defaults(func=cmd_report)
+
+    from .optimize.cli import add_parser
 
     add_parser(sub)
     return parser

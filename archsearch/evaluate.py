@@ -82,6 +82,19 @@ async def score_record(pipeline: Pipeline, task: Task, record: Record) -> Questi
                            tokens=tokens)
 
 
+async def trace_record(pipeline: Pipeline, task: Task, record: Record) -> dict[str, Any]:
+    """One question answered with each layer's candidates, verdicts and votes kept, and its score:
+    what a report shows of a pipeline at work."""
+    try:
+        result = await pipeline.acall(task.question(record), detail=True)
+        correct = (await task.scorer.score(result.answer, record, pipeline.client, pipeline.sandbox_memo)
+                   if result.answer is not None else 0.0)
+    except Unscored as exc:
+        return {"id": record.id, "question": record.text, "reference": str(record.reference), "error": str(exc)}
+    return {"id": record.id, "question": record.text, "reference": str(record.reference), "answer": result.answer,
+            "correct": bool(correct), "layers": [layer.as_dict() for layer in result.trace.layers]}
+
+
 async def aevaluate(pipeline: Pipeline, task: Task, records: list[Record], split: str, *,
                     concurrency: int = 32, on_done: Callable[[QuestionOutcome], None] | None = None) -> EvalReport:
     gate = asyncio.Semaphore(concurrency)

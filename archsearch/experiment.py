@@ -26,6 +26,8 @@ class ExperimentFile(Strict):
 class Experiment:
     def __init__(self, folder: str | Path) -> None:
         self.dir = Path(folder)
+        if self.dir.name == "experiment.yaml" and self.dir.is_file():   # the file itself: its folder
+            self.dir = self.dir.parent
         file = self.dir / "experiment.yaml"
         if not self.dir.is_dir():
             raise SpecError(str(self.dir), "", "no such experiment folder (expected a folder with experiment.yaml)")

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 
 from .errors import SpecError, format_path
 from .llm.models import ModelSpec
+from .registry import technique_class
 from .spec import SCHEMA_VERSION, PipelineSpec, early_stop_partners, parse_spec
 from .tasks.scorers import PythonTests
 from .tasks.task import Task
@@ -229,7 +230,8 @@ class SearchSpace:
                     params[key] = chosen
             if entry["kind"] == "generate":
                 params = self._prompt(params, task)
-            if entry["kind"] in ("test", "vote") and "program" not in params and task is not None \
+            cls = technique_class(entry["kind"])
+            if cls is not None and cls.needs_program and "program" not in params and task is not None \
                     and isinstance(task.scorer, PythonTests):
                 params["program"] = task.scorer.program
             out.append({"kind": entry["kind"], "params": params})
@@ -248,6 +250,17 @@ class SearchSpace:
                 raise SpecError(self.file, "demos", "worked examples come from a task's demos split: build with a task")
             params["demos"] = task.demonstrations(k, self.demo_seed)
         return params
+
+    def models_spec(self) -> dict[str, ModelSpec]:
+        """The space's models, validated."""
+        return {name: ModelSpec.model_validate(model) for name, model in self.models.items()}
+
+    def baseline(self, task: Task | None = None) -> tuple[dict[str, Any], PipelineSpec]:
+        """(params, spec) of the cheapest pipeline: the fewest calls per question by its layers' own
+        count; on ties the fewest layers (greedy alone, not greedy plus a test of its one answer), then
+        the first. Every choice must beat it."""
+        rows = enumerate_space(self, task)
+        return min(rows, key=lambda row: (calls_per_question(row[1]), len(row[1].layers), rows.index(row)))
 
     def build(self, s: Suggester, task: Task | None = None) -> PipelineSpec:
         layers = _early_stops_with_partners(_greedy_once(self._layers(s, self.entries, "", task)))
@@ -378,6 +391,16 @@ def enumerate_space(space: SearchSpace, task: Task | None, limit: int = 20_000) 
             prefix = {**fixed, **{n: e.params[n] for n, _ in e.decisions[:i]}}
             stack.extend({**prefix, name: option} for option in options[1:])
     return out
+
+
+def calls_per_question(spec: PipelineSpec) -> float:
+    """The calls a pipeline's layers make on one question, as they count them."""
+    total, candidates = 0.0, 0
+    for layer in spec.layers:
+        cls = technique_class(layer.kind)
+        made, candidates = cls(cls.Params.model_validate(layer.params)).calls(candidates)
+        total += made
+    return total
 
 
 def spec_fingerprint(spec: PipelineSpec) -> str:

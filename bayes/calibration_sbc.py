@@ -19,9 +19,9 @@ import json
 import time
 
 import numpy as np
+from synthetic import draw_truth, simulate
 
 from archsearch.bayes.model import Shapes, Surrogate
-from archsearch.bayes.simulate import draw_truth, simulate
 
 
 def run(seeds: int = 20, questions: int = 40, verifiers: int = 2) -> dict:

@@ -1,6 +1,6 @@
 """Reproduce the closed-form targets listed in bayes/MODEL.md (run: python bayes/reproduce_closed_forms.py)."""
 
-from archsearch.bayes.closed_forms import coverage_beta, first_accepted_of_k, mixture_ceiling, voting_mixture
+from closed_forms import coverage_beta, first_accepted_of_k, mixture_ceiling, voting_mixture
 
 
 def main() -> None:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from archsearch.llm import CallCache, LLMClient  # noqa: E402
 from archsearch.llm.budget import Budget  # noqa: E402
 from archsearch.objectives import load_objective  # noqa: E402
-from archsearch.search import Search, SearchSettings  # noqa: E402
+from archsearch.optimize.search import Search, SearchSettings  # noqa: E402
 from archsearch.space import SearchSpace  # noqa: E402
 from archsearch.tasks import Task  # noqa: E402
 from archsearch.testing import FakeLLM  # noqa: E402

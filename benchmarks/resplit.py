@@ -38,13 +38,13 @@ from tabular import RESULTS, NoCalls  # noqa: E402
 
 from archsearch.bayes.evidence import Evidence  # noqa: E402
 from archsearch.bayes.plan import plan_of  # noqa: E402
-from archsearch.bayes.tpe import RungAwareTPE  # noqa: E402
 from archsearch.evaluate import aevaluate  # noqa: E402
 from archsearch.experiment import Experiment  # noqa: E402
 from archsearch.llm import CallCache, LLMClient  # noqa: E402
 from archsearch.objectives import load_objective  # noqa: E402
+from archsearch.optimize.decide import Option, SelectSplit, decide, rank_key  # noqa: E402
+from archsearch.optimize.tpe import RungAwareTPE  # noqa: E402
 from archsearch.pipeline import Pipeline  # noqa: E402
-from archsearch.selection import Option, cheapest, choose, posterior_options, rank_key  # noqa: E402
 from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint  # noqa: E402
 from archsearch.spec import Measured  # noqa: E402
 from archsearch.stats import percentile, wilson_interval  # noqa: E402
@@ -101,10 +101,11 @@ def one_split(seed, task, space, objective, specs, fps, table, cache, memo, size
     search_q, select_q = order[: sizes[0]], order[sizes[0]: sizes[0] + sizes[1]]
     final_q = order[sizes[0] + sizes[1]:]
     by_fp = {fp: i for i, fp in enumerate(fps)}
-    base = cheapest(specs)
+    base_params, base_spec = space.baseline(task)
+    base = by_fp[spec_fingerprint(base_spec)]
     study = optuna.create_study(directions=objective.directions, sampler=RungAwareTPE(seed=seed, multivariate=True,
                                                                                       n_startup_trials=8))
-    study.enqueue_trial(enumerate_space(space, task)[base][0])
+    study.enqueue_trial(base_params)
     for _ in range(trials):
         trial = study.ask()
         p = by_fp[spec_fingerprint(space.build(trial, task))]
@@ -117,10 +118,11 @@ def one_split(seed, task, space, objective, specs, fps, table, cache, memo, size
     evidence = Evidence(task, records, cache, memo, [plan_of(s) for s in specs])
     evidence.refresh()
     ordered = options + [baseline]
-    posterior = posterior_options(evidence, ordered, objective, rng)
-    rule_a = choose(ordered, baseline, objective, posterior,
-                    lambda o: measured(table, o.trial, select_q).accuracy, Thresholdout(seed=seed), min_beat=min_beat,
-                    compare=lambda o, b: table["correct"][o.trial, select_q] - table["correct"][b.trial, select_q])
+    select = SelectSplit(Thresholdout(seed=seed),
+                         lambda o, b: table["correct"][o.trial, select_q] - table["correct"][b.trial, select_q],
+                         lambda o: measured(table, o.trial, select_q).accuracy)
+    rule = objective.model_copy(update={"select": objective.select.model_copy(update={"min_p_beats_baseline": min_beat})})
+    rule_a = decide(evidence, options, baseline, rule, select, rng)
     rule_b = min(options + [baseline], key=lambda o: (-o.search.accuracy, o.search.calls_per_question))
     final_acc = table["correct"][:, final_q].mean(axis=1)
     chosen = rule_a.chosen.trial

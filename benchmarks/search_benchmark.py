@@ -42,8 +42,8 @@ from tabular import RESULTS, FilteredCache, build_table  # noqa: E402
 from archsearch.bayes.evidence import Evidence  # noqa: E402
 from archsearch.bayes.model import Surrogate  # noqa: E402
 from archsearch.bayes.plan import plan_of  # noqa: E402
-from archsearch.bayes.sampler import SurrogateSampler  # noqa: E402
 from archsearch.objectives import MetricGoal, Objective  # noqa: E402
+from archsearch.optimize.sampler import SurrogateSampler  # noqa: E402
 from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,7 +144,7 @@ def kinds_of(spec) -> str:
 
 
 def families(rows, specs) -> dict:
-    from archsearch.report import describe
+    from archsearch.optimize.report import describe
 
     shapes: dict[str, list] = {}
     for r in rows:

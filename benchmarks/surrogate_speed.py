@@ -10,13 +10,17 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from archsearch.bayes.model import Surrogate
-from archsearch.bayes.predict import PipelineFeatures, predict_accuracy
-from archsearch.bayes.simulate import draw_truth, plain, simulate
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bayes"))   # the surrogate's science: not the package's
+from predict import PipelineFeatures, predict_accuracy  # noqa: E402
+from synthetic import draw_truth, plain, simulate  # noqa: E402
+
+from archsearch.bayes.model import Surrogate  # noqa: E402
 
 
 def fits(questions: int, generators: int, verifiers: int, samples: int, method: str, repeats: int) -> dict:

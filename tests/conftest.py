@@ -7,6 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+sys.path.insert(0, str(ROOT / "bayes"))   # the surrogate's science (closed forms, synthetic searches): not the package's
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +23,10 @@ def root() -> Path:
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
     import subprocess
 
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])  # this checkout's code
     return subprocess.run([sys.executable, "-m", "archsearch.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env={**os.environ, **(env or {})}, timeout=600)
+                          cwd=cwd or ROOT, env=env, timeout=600)
 
 
 @pytest.fixture

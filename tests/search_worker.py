@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from archsearch.llm import Budget, CallCache, LLMClient  # noqa: E402
 from archsearch.llm.shared_budget import SharedBudget  # noqa: E402
 from archsearch.objectives import load_objective  # noqa: E402
-from archsearch.search import Search, SearchSettings  # noqa: E402
+from archsearch.optimize.search import Search, SearchSettings  # noqa: E402
 from archsearch.space import SearchSpace  # noqa: E402
 from archsearch.tasks import Task  # noqa: E402
 from archsearch.testing import FakeLLM, NoisyArithmetic  # noqa: E402

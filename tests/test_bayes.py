@@ -1,12 +1,12 @@
 """The surrogate's science: closed forms, the pipeline predictor against them and against Monte
 Carlo, and parameter recovery on simulated data."""
 
+import closed_forms as cf
 import numpy as np
 import pytest
+from predict import ABSTAIN, KEEP_ALL, PipelineFeatures, predict_accuracy
 
-from archsearch.bayes import closed_forms as cf
 from archsearch.bayes.model import Posterior
-from archsearch.bayes.predict import ABSTAIN, KEEP_ALL, PipelineFeatures, predict_accuracy
 
 logit = lambda x: float(np.log(x / (1 - x)))  # noqa: E731
 

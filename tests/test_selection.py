@@ -4,7 +4,7 @@ baseline gate, the resampling advice as a pipeline."""
 import numpy as np
 
 from archsearch.objectives import Objective
-from archsearch.selection import Option, cheapest, choose
+from archsearch.optimize.decide import Option, SelectSplit, choose
 from archsearch.spec import Measured, loads_spec
 from archsearch.thresholdout import Thresholdout
 
@@ -54,8 +54,8 @@ def test_the_rule_picks_by_posterior_means_and_the_select_split():
         _spread(o, 0.02, i)
     # paired with the baseline on 40 select questions: a overfit the search split (+0 points), b holds (+18)
     gains = {1: np.zeros(40), 2: np.array([1.0] * 7 + [0.0] * 33)}
-    choice = choose([a, b, c, base], base, OBJ, True, lambda o: 0.5 + gains[o.trial].mean(),
-                    Thresholdout(threshold=0.04, sigma=0.0001, seed=0), compare=lambda o, _: gains[o.trial])
+    choice = choose([a, b, c, base], base, OBJ, True, SelectSplit(Thresholdout(threshold=0.04, sigma=0.0001, seed=0),
+                    lambda o, _: gains[o.trial], lambda o: 0.5 + gains[o.trial].mean()))
     assert choice.chosen is b and a.select["revealed"] and not b.select["revealed"]
     assert a.select["value"] < b.select["value"] and b.select["measured"] == 0.675
     assert c.select is None                                       # below the 0.9 gate: never re-scored
@@ -68,14 +68,14 @@ def test_an_easier_select_split_favours_no_pipeline():
     top = _spread(_option(1, 0.68, 0.99, calls=2), 0.03, 1)
     near = _spread(_option(2, 0.63, 0.99, calls=1.4), 0.03, 2)
     same = np.array([1.0] * 8 + [0.0] * 33)                  # both +20 points over the baseline on select
-    choice = choose([top, near, base], base, OBJ, True, lambda o: 0.76, Thresholdout(sigma=0.0001, seed=0),
-                    compare=lambda o, _: same)
+    choice = choose([top, near, base], base, OBJ, True, SelectSplit(Thresholdout(sigma=0.0001, seed=0),
+                    lambda o, _: same, lambda o: 0.76))
     assert choice.chosen is top
 
 
 def test_when_nothing_beats_the_baseline_the_baseline_is_chosen_and_said():
     base = _option(0, 0.50, None)
-    choice = choose([_option(1, 0.55, 0.80), base], base, OBJ, True, None, None)
+    choice = choose([_option(1, 0.55, 0.80), base], base, OBJ, True, None)
     assert choice.chosen is base and "no pipeline beats the baseline" in choice.reason
 
 
@@ -93,45 +93,50 @@ def test_the_select_split_can_settle_a_near_miss_either_way():
         return diffs
 
     confirms = np.array([1.0] * 10 + [0.0] * 31)          # +10 points on 41 select questions, paired
-    choice = choose([near, base], base, OBJ, True, lambda o: 0.6, Thresholdout(sigma=0.0001, seed=0),
-                    compare=lambda o, b: compare(o, b, confirms))
+    choice = choose([near, base], base, OBJ, True, SelectSplit(Thresholdout(sigma=0.0001, seed=0),
+                    lambda o, b: compare(o, b, confirms), lambda o: 0.6))
     assert asked == [(1, 0)] and choice.chosen is near and near.p_beats_select > 0.9
     assert "select split's paired comparison" in choice.reason
     near.p_beats_select = None
     refutes = np.array([-1.0] * 4 + [0.0] * 37)            # the select split says it is worse
-    choice = choose([near, base], base, OBJ, True, lambda o: 0.6, Thresholdout(sigma=0.0001, seed=0),
-                    compare=lambda o, b: refutes)
+    choice = choose([near, base], base, OBJ, True, SelectSplit(Thresholdout(sigma=0.0001, seed=0),
+                    lambda o, b: refutes, lambda o: 0.6))
     assert choice.chosen is base and near.p_beats_select < near.p_beats
     far = _option(2, 0.52, 0.30)                            # less likely than not to beat it: never compared
     asked.clear()
-    choose([far, base], base, OBJ, True, lambda o: 0.6, Thresholdout(seed=0), compare=lambda o, b: compare(o, b, confirms))
+    choose([far, base], base, OBJ, True, SelectSplit(Thresholdout(seed=0), lambda o, b: compare(o, b, confirms),
+                                                    lambda o: 0.6))
     assert asked == [] and far.p_beats_select is None
 
 
 def test_without_a_posterior_the_raw_rule_decides():
     base = _option(0, 0.50, None)
     best = _option(1, 0.80, None)
-    assert choose([best, base], base, OBJ, False, None, None).chosen is best
+    assert choose([best, base], base, OBJ, False, None).chosen is best
 
 
-def test_the_baseline_is_the_cheapest_and_simplest_pipeline():
-    specs = [loads_spec(f"""
-schema_version: 1
-name: s{i}
-task: {{template: "{{question}}", extractor: {{kind: last_number}}}}
-models: {{m: {{id: fake/m}}}}
-layers: {layers}
-""") for i, layers in enumerate([
-        "[{kind: generate, params: {model: m, n: 4}}, {kind: vote}]",
-        "[{kind: generate, params: {model: m, n: 1}}, {kind: verify, params: {model: m}}]",
-        "[{kind: generate, params: {model: m, n: 1}}, {kind: vote}]",
-        "[{kind: generate, params: {model: m, n: 1}}]"])]
-    assert cheapest(specs) == 3
+def test_the_baseline_is_the_cheapest_and_simplest_pipeline(tmp_path):
+    """The space says which of its pipelines is the baseline: the fewest calls by its layers' own count,
+    then the fewest layers -- greedy alone, not greedy plus a test of its one answer."""
+    from archsearch.space import SearchSpace
+
+    (tmp_path / "space.yaml").write_text("""
+name: s
+models: {m: {id: fake/m}}
+layers:
+  - one_of:
+      four-vote: [{kind: generate, params: {model: m, n: 4}}, {kind: vote}]
+      judged: [{kind: generate, params: {model: m, n: 1}}, {kind: verify, params: {model: m}}]
+      one-vote: [{kind: generate, params: {model: m, n: 1}}, {kind: vote}]
+      one: [{kind: generate, params: {model: m, n: 1}}]
+""")
+    params, spec = SearchSpace(tmp_path / "space.yaml").baseline()
+    assert [layer.kind for layer in spec.layers] == ["generate"] and params == {"0.branch": "one"}
 
 
 def test_the_resampling_advice_is_a_pipeline_to_export():
     from archsearch.bayes.summary import Band, Ceiling
-    from archsearch.conclude import resample_until_accepted
+    from archsearch.optimize.conclude import resample_until_accepted
 
     chosen = loads_spec("""
 schema_version: 1

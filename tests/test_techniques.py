@@ -270,3 +270,34 @@ def test_vote_by_agreement_weighs_groups_by_the_tests_they_pass():
     assert [c.tests_passed for c in tested] == [pytest.approx(1 / 3), pytest.approx(1 / 3), 1.0]
     assert _apply("vote", {"by": "agreement"}, tested, question=q)[0].answer == "x"
     assert _apply("vote", {"by": "behaviour", "program": FUNC}, tested, question=q)[0].answer == "1"
+
+
+def test_one_identity_recipe_cannot_diverge_from_the_cache_key():
+    """Two generators share an identity (the runtime's sample counter, the surrogate's plan key,
+    replay) exactly when their i-th samples have the same cache key, for many random pairs."""
+    import random
+
+    from archsearch.techniques.generate import Generate, GenerateParams
+
+    rng = random.Random(0)
+    models = [ModelSpec(id="fake/a"), ModelSpec(id="fake/a", timeout_s=5, price={"input_per_mtok": 1, "output_per_mtok": 1}),
+              ModelSpec(id="fake/a", params={"top_p": 0.9}), ModelSpec(id="fake/b")]
+
+    def draw() -> tuple:
+        params = {"model": "m", "n": rng.choice([1, 4]), "temperature": rng.choice([0.0, 0.8]),
+                  "max_tokens": rng.choice([256, 512]), "stop": rng.choice(["never", "accepted"]),
+                  "style": rng.choice(["direct", "chain_of_thought", "personas"])}
+        if rng.random() < 0.3:
+            params["instruction"] = rng.choice(["Think step by step, then state the final answer on the last line.",
+                                                "Be brief."])
+        if rng.random() < 0.3:
+            params["demos"] = [{"question": "1 + 1?", "answer": "2"}][: rng.choice([0, 1])]
+        return Generate(GenerateParams.model_validate(params)), rng.choice(models)
+
+    agree = differ = 0
+    for _ in range(2000):
+        (a, ma), (b, mb) = draw(), draw()
+        same_keys = all(a.sample_key(ma, "q?", i) == b.sample_key(mb, "q?", i) for i in range(3))
+        assert (a.identity(ma) == b.identity(mb)) == same_keys
+        agree, differ = agree + same_keys, differ + (not same_keys)
+    assert agree >= 10 and differ >= 10     # both sides of the equivalence were exercised

@@ -103,13 +103,18 @@ def test_optimize_on_a_csv_task_with_a_module_function_scorer(tmp_path, latency_
     assert report["front"] and report["final"]["questions"] == 8 and report["final_split"] == "test"
 
 
-def test_a_technique_registered_through_the_entry_point_runs_in_a_spec(tmp_path, latency_server):
+def _plugin_site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     shutil.copytree(HERE / "example_plugin" / "archsearch_example_plugin", site / "archsearch_example_plugin")
     info = site / "archsearch_example_plugin-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: archsearch-example-plugin\nVersion: 0.1.0\n")
     (info / "entry_points.txt").write_text("[archsearch.techniques]\ndedupe = archsearch_example_plugin:Dedupe\n")
+    return site
+
+
+def test_a_technique_registered_through_the_entry_point_runs_in_a_spec(tmp_path, latency_server):
+    site = _plugin_site(tmp_path)
     spec = tmp_path / "spec.yaml"
     spec.write_text(textwrap.dedent(f"""
         schema_version: 1
@@ -131,3 +136,57 @@ def test_a_technique_registered_through_the_entry_point_runs_in_a_spec(tmp_path,
     assert len(trace["layers"][1]["outputs"]) == 2  # four samples, at most two distinct answers kept
     without = run_cli("run", str(spec), "--question", "What is 1 + 2?")
     assert without.returncode == 2 and "unknown layer kind 'dedupe'" in without.stderr
+
+
+COUNT = """
+import sys
+from archsearch.space import calls_per_question
+from archsearch.spec import load_spec
+print(calls_per_question(load_spec(sys.argv[1])))
+"""
+
+
+def test_a_plugin_technique_describes_itself_and_its_calls_count(tmp_path, latency_server):
+    """In a search: the front table shows the plugin's own description, the report says its layer is
+    not modelled (it names no surrogate step: TPE searched), and the space counts the calls around it
+    as the plugin says (two candidates left after it: two verdicts)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import run_cli
+
+    site = _plugin_site(tmp_path)
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "data.jsonl").write_text((HERE / "fixtures/toy/data.jsonl").read_text())
+    (exp / "task.yaml").write_text("name: t\ndata: data.jsonl\ncache: calls.sqlite\ntemplate: '{question}'\n"
+                                   "extractor: last_number\nscorer: numeric\n")
+    model = (f'{{id: openai/fixed, transport: http, params: {{api_base: "http://127.0.0.1:{latency_server}/v1"}}, '
+             'price: {input_per_mtok: 1, output_per_mtok: 1}}')
+    (exp / "space.yaml").write_text(textwrap.dedent(f"""
+        name: s
+        models: {{m: {model}}}
+        layers:
+          - {{kind: generate, params: {{model: m, n: {{choice: [1, 4]}}, temperature: 0.7, max_tokens: 16}}}}
+          - {{kind: dedupe, params: {{keep: 2}}}}
+          - {{kind: verify, optional: true, params: {{model: m, max_tokens: 16}}}}
+    """))
+    (exp / "experiment.yaml").write_text(f"space: space.yaml\nobjective: {HERE.parent / 'objectives/default.yaml'}\ntrials: 8\n")
+    out = run_cli("optimize", str(exp), cwd=tmp_path, env={"PYTHONPATH": str(site), "COLUMNS": "250"})
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads((exp / "out" / "report.json").read_text())
+    assert report["surrogate"]["uncovered_layers"] == ["dedupe"]
+    assert "dedupe to 2" in out.stdout   # the front table (a cell may wrap the rest)
+    assert all("dedupe to 2 distinct answers" in o["pipeline"] for o in report["options"])
+    spec = tmp_path / "counted.yaml"
+    spec.write_text(textwrap.dedent("""
+        schema_version: 1
+        name: c
+        task: {template: "{question}", extractor: {kind: last_number}}
+        models: {m: {id: fake/m}}
+        layers: [{kind: generate, params: {model: m, n: 4}}, {kind: dedupe, params: {keep: 2}}, {kind: verify, params: {model: m}}]
+    """))
+    counted = subprocess.run([sys.executable, "-c", COUNT, str(spec)], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONPATH": str(site)})
+    assert counted.stdout.strip() == "6.0", counted.stderr[-1000:]

@@ -16,9 +16,9 @@ import numpy as np
 
 class LatencyTracker:
     def __init__(self, window: int = 200, min_calls: int = 10, quantile: float = 99.0, margin: float = 3.0,
-                 floor_s: float = 2.0, hedge_quantile: float = 95.0) -> None:
+                 floor_s: float = 2.0, hedge_quantile: float = 95.0, hedge_floor_s: float = 0.1) -> None:
         self.window, self.min_calls, self.quantile, self.margin = window, min_calls, quantile, margin
-        self.floor_s, self.hedge_quantile = floor_s, hedge_quantile
+        self.floor_s, self.hedge_quantile, self.hedge_floor_s = floor_s, hedge_quantile, hedge_floor_s
         self.first_calls = 3          # from the third answered call on, a held request is not waited for in full
         self._seen: dict[tuple, deque] = {}
 
@@ -39,9 +39,11 @@ class LatencyTracker:
         return float(min(configured, max(self.floor_s, usual)))
 
     def hedge_after(self, key: tuple) -> float | None:
-        """Seconds after which a call has run longer than almost every call (None: not enough seen)."""
+        """Seconds after which a call has run longer than almost every call (None: not enough seen);
+        never under ``hedge_floor_s``: a second request cannot beat a network round trip, and on a
+        near-instant backend a hedge would only race the event loop's own jitter."""
         seen = self._enough(key)
-        return None if seen is None else float(np.percentile(seen, self.hedge_quantile))
+        return None if seen is None else max(self.hedge_floor_s, float(np.percentile(seen, self.hedge_quantile)))
 
 
 class HedgeBucket:

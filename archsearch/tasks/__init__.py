@@ -1,5 +1,6 @@
 from .extractors import EXTRACTORS
+from .record import Question, Record
 from .scorers import SCORERS
-from .task import Question, Record, Task, render
+from .task import Task, render
 
 __all__ = ["EXTRACTORS", "SCORERS", "Question", "Record", "Task", "render"]

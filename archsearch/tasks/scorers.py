@@ -15,7 +15,7 @@ from .user_code import PythonScorer
 
 if TYPE_CHECKING:
     from ..llm.client import LLMClient
-    from .task import Record
+    from .record import Record
 
 
 def _number(text: Any) -> float | None:

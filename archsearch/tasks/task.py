@@ -3,54 +3,57 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..errors import SpecError
 from ..kinds import validate_kind
 from ..validation import Strict, validate
 from ..yamlio import read_yaml
 from .extractors import EXTRACTORS
+from .record import Question, Record
 from .scorers import SCORERS
 from .user_code import add_search_path
 
 DEMOS = "demos"   # the split whose records are shown as worked examples, never evaluated
 
 
-@dataclass(frozen=True)
-class Record:
-    id: str
-    fields: dict[str, Any]
-    reference: Any = None
-    text: str = ""
-    visible_tests: str | None = None
-    split: str | None = None
+class SplitRule(Strict):
+    """Splits for data that has none: a seeded shuffle, cut into search / select / final."""
 
+    seed: int = 0
+    search: float = Field(0.5, gt=0, lt=1)
+    select: float = Field(0.25, ge=0, lt=1)
 
-@dataclass(frozen=True)
-class Question:
-    """What a pipeline answers: the rendered text plus the raw fields it came from."""
+    @model_validator(mode="after")
+    def _room_for_final(self):
+        if self.search + self.select >= 1:
+            raise ValueError(f"`search + select < 1` must hold (the rest is final), but got {self.search + self.select:g}")
+        return self
 
-    text: str
-    fields: dict[str, Any] = field(default_factory=dict)
-    visible_tests: str | None = None
-    id: str | None = None
+    def assign(self, records: list[Record]) -> list[Record]:
+        order = list(range(len(records)))
+        random.Random(self.seed).shuffle(order)
+        cut1, cut2 = round(self.search * len(records)), round((self.search + self.select) * len(records))
+        name = {i: "search" if k < cut1 else "select" if k < cut2 else "final" for k, i in enumerate(order)}
+        return [dataclasses.replace(r, split=name[i]) for i, r in enumerate(records)]
 
 
 class _TaskFile(Strict):
     name: str
     data: str
     template: str = Field(min_length=1)
-    id_field: str = "id"
+    id_field: str | None = Field("id", description="null: records are numbered (row-1, row-2, ...)")
     reference_field: str = "reference"
     visible_tests_field: str | None = None
     split_field: str = "split"
+    splits: SplitRule | None = Field(None, description="how to split data whose records carry no split")
     demo_answer_field: str | None = Field(None, description="a field holding a worked answer that a demonstration "
                                                              "shows (records of the demos split)")
     requires: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")]] = Field(
@@ -173,7 +176,8 @@ def _read_hf_folder(path: Path) -> list[dict]:
     return list(loaded)
 
 
-def _read_records(path: Path, cfg: _TaskFile) -> list[Record]:
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a data file: JSONL, CSV, Parquet or a Hugging Face ``save_to_disk`` folder."""
     file = str(path)
     try:
         if path.is_dir():
@@ -200,13 +204,18 @@ def _read_records(path: Path, cfg: _TaskFile) -> list[Record]:
         raise SpecError(file, "", f"cannot read data ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise SpecError(file, "", "expected UTF-8 text") from None
+    return rows
+
+
+def _read_records(path: Path, cfg: _TaskFile) -> list[Record]:
+    file, rows = str(path), read_rows(path)
     records, seen = [], set()
     for i, row in enumerate(rows):
         where = f"record {i + 1}"
         for key in (cfg.id_field, cfg.reference_field):
-            if key not in row:
+            if key is not None and key not in row:
                 raise SpecError(file, where, f"missing field {key!r}")
-        rid = str(row[cfg.id_field])
+        rid = str(row[cfg.id_field]) if cfg.id_field is not None else f"row-{i + 1}"
         if rid in seen:
             raise SpecError(file, where, f"duplicate id {rid!r}")
         seen.add(rid)
@@ -218,4 +227,6 @@ def _read_records(path: Path, cfg: _TaskFile) -> list[Record]:
         ))
     if not records:
         raise SpecError(file, "", "no records")
+    if cfg.splits is not None and not any(r.split for r in records):
+        records = cfg.splits.assign(records)
     return records

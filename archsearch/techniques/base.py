@@ -14,7 +14,7 @@ from ..llm.client import LLMClient
 from ..llm.models import ModelSpec
 from ..llm.types import CallResult, Messages
 from ..programs import fill  # noqa: F401  (re-exported: techniques fill their prompts with it)
-from ..tasks.task import Question
+from ..tasks.record import Question
 from ..validation import Strict
 
 NonePassedPolicy = Literal["keep_all", "abstain", "fallback"]
@@ -141,9 +141,22 @@ class Technique(ABC):
     Params: ClassVar[type[Strict]]
     appends_only: ClassVar[bool] = False  # never reads the candidates, only adds to them: consecutive
                                           # such layers run concurrently, as one step
+    needs_program: ClassVar[bool] = False  # runs candidates as programs: the search gives it the task's
+                                           # program template (``program``) when the space sets none
+    surrogate_step: ClassVar[str | None] = None  # "module:Class" of its surrogate step (plugins)
 
     def __init__(self, params: Strict) -> None:
         self.params = params
+
+    def describe(self) -> str:
+        """One line for the front table: the kind and what was chosen for it."""
+        model = getattr(self.params, "model", None)
+        return self.kind + (f" {model}" if model else "")
+
+    def calls(self, candidates: int) -> tuple[float, int]:
+        """(calls per question, candidates after it) given ``candidates`` before it: how the space
+        orders its pipelines by cost (its cheapest is the baseline)."""
+        return 0.0, candidates
 
     @abstractmethod
     async def apply(self, ctx: LayerContext, question: Question, candidates: list[Candidate]) -> list[Candidate]:

@@ -25,6 +25,9 @@ class Critique(Technique):
     kind = "critique"
     Params = CritiqueParams
 
+    def calls(self, candidates: int) -> tuple[float, int]:
+        return float(candidates), candidates
+
     def messages(self, question_text: str, candidate_text: str) -> list[dict[str, str]]:
         return [{"role": "user", "content": fill(self.params.template, question=question_text, candidate=candidate_text)}]
 

@@ -27,6 +27,12 @@ class Fuse(Technique):
     kind = "fuse"
     Params = FuseParams
 
+    def describe(self) -> str:
+        return f"fuse {self.params.model} n_out={self.params.n_out}"
+
+    def calls(self, candidates: int) -> tuple[float, int]:
+        return float(self.outputs()), self.outputs()
+
     def messages(self, question_text: str, candidates: list[Candidate]) -> list[dict[str, str]]:
         return [{"role": "user", "content": fill(self.params.template, question=question_text,
                                                  candidates=numbered(candidates))}]

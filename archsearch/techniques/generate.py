@@ -29,7 +29,7 @@ DEFAULT_PERSONAS = [
 ]
 
 
-NOT_IDENTITY = {"n", "model", "stop", "confidence"}   # how many samples and when to stop: not which
+NOT_IDENTITY = {"n", "model", "stop", "confidence"}   # how many samples and when to stop: not which ones
 
 
 class Demo(Strict):
@@ -73,6 +73,10 @@ class GenerateParams(Strict):
         return data
 
 
+def _short(text: str, width: int = 28) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 class Generate(Technique):
     kind = "generate"
     Params = GenerateParams
@@ -88,6 +92,16 @@ class Generate(Technique):
             out += [{"role": "user", "content": fill(p.template, question=demo.question)},
                     {"role": "assistant", "content": demo.answer}]
         return out + [{"role": "user", "content": fill(p.template, question=question_text)}]
+
+    def describe(self) -> str:
+        p = self.params
+        stop = {"never": "", "accepted": " until accepted"}.get(p.stop, f" until settled at {p.confidence:g}")
+        prompt = f" '{_short(p.instruction)}'" if p.instruction else ""
+        demos = f" {len(p.demos)} demos" if p.demos else ""
+        return f"generate {p.model} n={p.n} T={p.temperature:g}{prompt}{demos}{stop}"
+
+    def calls(self, candidates: int) -> tuple[float, int]:
+        return float(self.params.n), candidates + self.params.n
 
     def sample_key(self, model: ModelSpec, question_text: str, sample_index: int) -> str:
         """The cache key of sample ``sample_index`` of this generator for a question."""
@@ -106,14 +120,17 @@ class Generate(Technique):
         return ctx.next_samples(self.identity(ctx.models[self.params.model]), self.params.n)
 
     def identity(self, model: ModelSpec) -> str:
-        """What makes two generators draw the same samples: what keys the model's calls and every param
-        but how many and when to stop -- the one recipe the runtime, the surrogate's plan and replay
-        use. Computed once per model object (it runs on every question)."""
+        """What makes two generators draw the same samples: exactly what keys their calls (the model's
+        id and public params, the messages' makings, temperature and max_tokens) -- not how many or
+        when to stop, nor the style or instruction names the template was made from. The one recipe
+        the runtime, the surrogate's plan and replay use. Computed once per model object."""
         memo = self.__dict__.get("_identity")
         if memo is None or memo[0] is not model:
             p = self.params
-            memo = (model, json.dumps([model_identity(model), p.model_dump(mode="json", exclude=NOT_IDENTITY)],
-                                      sort_keys=True))
+            makings = {"system": p.system, "template": p.template, "demos": [[d.question, d.answer] for d in p.demos],
+                       "personas": p.personas if p.style == "personas" else [], "temperature": p.temperature,
+                       "max_tokens": p.max_tokens}
+            memo = (model, json.dumps([model_identity(model), makings], sort_keys=True))
             self._identity = memo
         return memo[1]
 

@@ -50,6 +50,12 @@ class Rank(Technique):
     kind = "rank"
     Params = RankParams
 
+    def describe(self) -> str:
+        return f"rank {self.params.model} keep={self.params.keep}"
+
+    def calls(self, candidates: int) -> tuple[float, int]:
+        return 1.0, min(candidates, self.params.keep)
+
     def messages(self, question_text: str, candidates: list[Candidate]) -> list[dict[str, str]]:
         return [{"role": "user", "content": fill(self.params.template, question=question_text,
                                                  candidates=numbered(candidates))}]

@@ -60,6 +60,17 @@ class UnitTestParams(Strict):
 class UnitTest(Filter):
     kind = "test"
     Params = UnitTestParams
+    needs_program = True
+
+    def describe(self) -> str:
+        p = self.params
+        tests = {"task": "task tests", "model": f"{p.n_calls}x{p.n_tests} tests by {p.model}",
+                 "task+model": f"task tests + {p.n_calls}x{p.n_tests} by {p.model}"}[p.source]
+        policy = "" if p.keep in ("best", "all") else f", none passed: {p.on_none_passed}"
+        return f"test ({tests}, keep {p.keep}{policy})"
+
+    def calls(self, candidates: int) -> tuple[float, int]:
+        return (0.0 if self.params.source == "task" else float(self.params.n_calls)), candidates
 
     def writer_messages(self, question) -> list[dict[str, str]]:
         p = self.params

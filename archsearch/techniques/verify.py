@@ -35,6 +35,12 @@ class Verify(Filter):
     kind = "verify"
     Params = VerifyParams
 
+    def describe(self) -> str:
+        return f"verify {self.params.model} (none passed: {self.params.on_none_passed})"
+
+    def calls(self, candidates: int) -> tuple[float, int]:
+        return float(candidates), candidates
+
     def messages(self, question_text: str, candidate_text: str) -> list[dict[str, str]]:
         return [{"role": "user", "content": fill(self.params.template, question=question_text, candidate=candidate_text)}]
 

@@ -63,6 +63,14 @@ def plurality(keys: list, weights: list[float]) -> int | None:
 class Vote(Technique):
     kind = "vote"
     Params = VoteParams
+    needs_program = True
+
+    def describe(self) -> str:
+        by = {"answer": "", "behaviour": " by behaviour", "agreement": " by agreement"}[self.params.by]
+        return "vote" + by + (" (weighted)" if self.params.weight_by != "none" and self.params.by != "agreement" else "")
+
+    def calls(self, candidates: int) -> tuple[float, int]:
+        return 0.0, min(candidates, 1)
 
     def weight(self, c: Candidate) -> float:
         if self.params.by == "agreement":   # a group's score: its size times the share of tests it passes

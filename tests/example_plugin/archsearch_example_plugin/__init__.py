@@ -17,6 +17,12 @@ class Dedupe(Technique):
     kind = "dedupe"
     Params = DedupeParams
 
+    def describe(self) -> str:          # how the front table names the layer
+        return f"dedupe to {self.params.keep} distinct answers"
+
+    def calls(self, candidates: int) -> tuple[float, int]:   # no model call; fewer candidates after it
+        return 0.0, min(candidates, self.params.keep)
+
     async def apply(self, ctx: LayerContext, question, candidates: list[Candidate]) -> list[Candidate]:
         seen, out = set(), []
         for c in candidates:

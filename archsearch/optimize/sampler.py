@@ -23,15 +23,15 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from ..bayes.evidence import Evidence
+from ..bayes.hypervolume import gains
+from ..bayes.model import Surrogate
+from ..bayes.plan import Plan, plan_of
 from ..llm.cache import CallCache
 from ..objectives import Objective
 from ..space import Drawer, SearchSpace, enumerate_space, has_floats, neighbours, spec_fingerprint
 from ..tasks.task import Record, Task
 from ..techniques.base import model_identity
-from .evidence import Evidence
-from .hypervolume import gains
-from .model import Surrogate
-from .plan import Plan, plan_of
 from .tpe import RungAwareTPE
 
 CONSTRAINED = {"usd_per_question", "latency_p50_s", "latency_p95_s", "calls_per_question", "accuracy"}

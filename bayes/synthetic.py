@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import Observations
+from archsearch.bayes.model import Observations
 
 
 def _sigmoid(x):

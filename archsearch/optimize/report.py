@@ -11,36 +11,19 @@ from pathlib import Path
 
 from rich.table import Table
 
-from . import __version__
-from .bayes.plan import uncovered
+from .. import __version__
+from ..bayes.plan import uncovered
+from ..pipeline import build_techniques
+from ..spec import PipelineSpec, Provenance, save_spec
 from .conclude import Conclusion
-from .search import Search, measured_from_attrs
-from .spec import PipelineSpec, Provenance, save_spec
+from .html import COST_LABELS
+from .records import TrialRecord
+from .search import Search
 
 
 def describe(spec: PipelineSpec) -> str:
-    parts = []
-    for layer in spec.layers:
-        p = layer.params
-        if layer.kind == "generate":
-            stop = {"never": "", "accepted": " until accepted"}.get(p.get("stop", "never"),
-                                                                    f" until settled at {p.get('confidence', 0.95):g}")
-            parts.append(f"generate {p['model']} n={p['n']} T={p['temperature']:g}{stop}")
-        elif layer.kind == "test":
-            policy = "" if p["keep"] == "best" else f", none passed: {p['on_none_passed']}"
-            parts.append(f"test ({p['source']} tests, keep {p['keep']}{policy})")
-        elif layer.kind == "verify":
-            parts.append(f"verify {p['model']} (none passed: {p['on_none_passed']})")
-        elif layer.kind == "vote":
-            parts.append("vote" + (" by behaviour" if p.get("by") == "behaviour" else "")
-                         + (" (weighted)" if p["weight_by"] != "none" else ""))
-        elif layer.kind in ("rank", "fuse"):
-            parts.append(f"{layer.kind} {p['model']} " + (f"keep={p['keep']}" if layer.kind == "rank" else f"n_out={p['n_out']}"))
-        elif layer.kind == "critique":
-            parts.append(f"critique {p['model']}")
-        else:
-            parts.append(layer.kind)
-    return " -> ".join(parts)
+    """The pipeline in one line: each layer as its technique describes itself."""
+    return " -> ".join(t.describe() for t in build_techniques(spec))
 
 
 def front_table(search: Search, conclusion: Conclusion | None) -> Table:
@@ -52,7 +35,8 @@ def front_table(search: Search, conclusion: Conclusion | None) -> Table:
                 "$/question", "latency p50", "calls/q", "scored"):
         table.add_column(col)
     for t in search.front():
-        m = measured_from_attrs(t.user_attrs, "search")
+        record = TrialRecord.of(t)
+        m = record.search
         o = options.get(t.number)
         mark = " *" if t.number == chosen else (" (baseline)" if t.number == baseline else "")
         post = "" if o is None or o.accuracy is None else "{:.3f} [{:.3f}, {:.3f}]".format(*o.band())
@@ -62,7 +46,7 @@ def front_table(search: Search, conclusion: Conclusion | None) -> Table:
         if o is not None and o.p_beats_select is not None:
             beats += f" -> {o.p_beats_select:.2f} with select"
         select = "" if o is None or o.select is None else f"{o.select['value']:.3f}" + (" (revealed)" if o.select["revealed"] else "")
-        scored = f"{m.questions}/{m.questions + int(t.user_attrs.get('unscored', 0))}"
+        scored = f"{m.questions}/{m.questions + record.unscored}"
         table.add_row(f"{t.number}{mark}", describe(search.spec_of(t)), f"{m.accuracy:.3f} [{m.accuracy_low:.2f}, {m.accuracy_high:.2f}]",
                       post, beats, select, f"{m.usd_per_question:.5f}", f"{m.latency_p50_s:.1f}s", f"{m.calls_per_question:.1f}",
                       scored)
@@ -115,29 +99,51 @@ def print_conclusion(console, conclusion: Conclusion) -> None:
         console.print(f"[bold yellow]note:[/] {note}")
 
 
-def plot_front(search: Search, path: Path) -> None:
+def cost_metric(objective) -> str:
+    """The metric the objective pays in: its first minimised cost (dollars, calls or latency), else
+    calls per question. The front's x-axis, in the PNG and the HTML report alike."""
+    return next((m.name for m in objective.metrics if m.direction == "minimize" and m.name in COST_LABELS),
+                "calls_per_question")
+
+
+def points(search: Search) -> list[dict]:
+    """Every finished trial as a point: accuracy with its interval, every cost metric, on the front or not."""
+    from optuna.trial import TrialState
+
+    front = {t.number for t in search.front()}
+    out = []
+    for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        r = TrialRecord.of(t)
+        if r.search is None:
+            continue
+        m = r.search
+        out.append({"trial": t.number, "pipeline": describe(r.spec(search.settings.study_name)) if r.spec_text else "",
+                    "front": t.number in front, "accuracy": m.accuracy, "low": m.accuracy_low, "high": m.accuracy_high,
+                    **{name: getattr(m, name) for name in COST_LABELS}})
+    return out
+
+
+def plot_front(trials: list[dict], cost: str, title: str, path: Path) -> None:
+    """The PNG of the front: accuracy against the objective's cost metric, the front in blue."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from optuna.trial import TrialState
 
-    front = {t.number for t in search.front()}
     labels: dict[tuple[float, float], list[str]] = {}
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for t in search.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        m = measured_from_attrs(t.user_attrs, "search")
-        on = t.number in front
-        yerr = [[max(0.0, m.accuracy - m.accuracy_low)], [max(0.0, m.accuracy_high - m.accuracy)]]
-        ax.errorbar(m.calls_per_question, m.accuracy, yerr=yerr,
+    for p in sorted(trials, key=lambda p: p["front"]):
+        on = p["front"]
+        yerr = [[max(0.0, p["accuracy"] - p["low"])], [max(0.0, p["high"] - p["accuracy"])]]
+        ax.errorbar(p[cost], p["accuracy"], yerr=yerr,
                     fmt="o", color="C0" if on else "0.75", ecolor="C0" if on else "0.85", capsize=3, zorder=3 if on else 1)
         if on:
-            labels.setdefault((m.calls_per_question, m.accuracy), []).append(str(t.number))
+            labels.setdefault((p[cost], p["accuracy"]), []).append(str(p["trial"]))
     for (x, y), names in labels.items():
         ax.annotate("trial " + ",".join(names), (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    ax.set_xlabel("calls per question")
+    ax.set_xlabel(COST_LABELS[cost])
     ax.set_ylabel("accuracy on the search split (95% CI)")
-    ax.set_title(f"{search.settings.study_name}: Pareto front in blue")
+    ax.set_title(f"{title}: Pareto front in blue")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -217,6 +223,28 @@ def summary(conclusion: Conclusion) -> dict:
             "final": c.final.model_dump() if c.final else None,
             "baseline_final": c.baseline_final.model_dump() if c.baseline_final else None,
             "notes": c.notes}
+
+
+def example_traces(search: Search, conclusion: Conclusion, questions: int = 3) -> dict[str, list[dict]]:
+    """The first questions of the final split traced layer by layer, for the chosen pipeline and the
+    baseline (their calls are in the cache once the final split ran: free)."""
+    rows = search.settings.task.split(conclusion.final_split)[:questions]
+    chosen, baseline = conclusion.choice.chosen, conclusion.choice.baseline
+    out = {f"chosen (trial {chosen.trial})": search.trace(chosen.spec, rows)}
+    if baseline is not chosen:
+        out[f"baseline (trial {baseline.trial})"] = search.trace(baseline.spec, rows)
+    return out
+
+
+def write_report(out_dir: Path, report: dict) -> None:
+    """report.json, report.html and front.png, all from the same dict."""
+    from .html import render
+
+    write_json(out_dir / "report.json", report)
+    (out_dir / "report.html").write_text(render(report), encoding="utf-8")
+    if report.get("trials"):
+        plot_front(report["trials"], report.get("cost_metric", "calls_per_question"), str(report.get("study", "")),
+                   out_dir / "front.png")
 
 
 def write_json(path: Path, data: dict) -> None:

@@ -19,14 +19,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from math import erf, sqrt
 
 import numpy as np
 
-from .objectives import Objective
-from .spec import Measured, PipelineSpec
-from .thresholdout import Thresholdout
+from ..errors import BudgetExhausted
+from ..objectives import Objective
+from ..spec import Measured, PipelineSpec
+from ..thresholdout import Thresholdout
 
 NEW_QUESTIONS = 2048  # simulated questions per draw for a pipeline's accuracy on the task (simulation noise ~1 point)
 
@@ -73,7 +75,7 @@ def rank_key(objective: Objective, option: Option, value: float | None = None):
 
 def posterior_options(evidence, options: list[Option], objective: Objective, rng: np.random.Generator) -> bool:
     """Attach each option's posterior on new questions and P(beats the baseline = options[-1])."""
-    from .bayes.plan import plan_of
+    from ..bayes.plan import plan_of
 
     plans = [plan_of(o.spec) for o in options]
     if evidence is None or evidence.posterior is None or plans[-1] is None:
@@ -108,22 +110,52 @@ def update_with_select(option: Option, baseline: Option, diffs: np.ndarray, hold
     option.select = {**answer, "gain": answer["value"], "value": float(baseline.mean + post_mu)}
 
 
-def choose(options: list[Option], baseline: Option, objective: Objective, posterior: bool, rescore,
-           holdout: Thresholdout | None, min_beat: float = 0.9, top: int = 3, compare=None) -> Choice:
-    """``compare(option, baseline) -> per-question differences of correctness on the select split``;
-    ``rescore(option) -> accuracy on the select split``, shown next to the answer (None, or no
-    ``holdout``: there is no select split)."""
-    if not posterior:
-        best = min([o for o in options if o.search is not None], key=lambda o: rank_key(objective, o))
+@dataclass
+class SelectSplit:
+    """What the select split answers: the per-question differences of correctness between an option
+    and the baseline (paired), revealed through the ``holdout``; ``rescore`` an option's own score
+    there, shown beside the answer."""
+
+    holdout: Thresholdout
+    compare: Callable[[Option, Option], list[float]]
+    rescore: Callable[[Option], float] | None = None
+
+
+def decide(evidence, options: list[Option], baseline: Option, objective: Objective, select: SelectSplit | None,
+           rng: np.random.Generator) -> Choice:
+    """The end of a search in one function: each option's posterior on new questions and P(beats the
+    baseline) from the ``evidence`` (None: no posterior, the raw search scores decide), then the
+    objective's rule, with the select split's paired answers for the top few (``select``; None: no
+    select split). The CLI and benchmarks/resplit.py both come here."""
+    ordered = [o for o in options if o is not baseline] + [baseline]
+    posterior = evidence is not None and posterior_options(evidence, ordered, objective, rng)
+    if not posterior and baseline.search is None:
+        ordered = ordered[:-1]
+    sel = objective.select
+    candidates = [o for o in ordered if o.search is not None or o is baseline]
+    try:
+        return choose(candidates, baseline, objective, posterior, select, sel.min_p_beats_baseline, sel.rescore_top)
+    except BudgetExhausted as exc:
+        choice = choose(ordered, baseline, objective, posterior, None)
+        choice.reason += f" (the select split was not used: {exc})"
+        return choice
+
+
+def choose(options: list[Option], baseline: Option, objective: Objective, posterior: bool, select: SelectSplit | None,
+           min_beat: float = 0.9, top: int = 3) -> Choice:
+    """The objective's rule among ``options`` (the baseline last), as decide() explains."""
+    if not posterior:   # the raw rule, among the feasible (the baseline too may break a constraint)
+        scored = [o for o in options if o.search is not None]
+        best = min([o for o in scored if objective.feasible(o.search)] or scored, key=lambda o: rank_key(objective, o))
         return Choice(options, baseline, best, "no posterior for this space: the best raw search score", False)
-    selectable = holdout is not None and compare is not None
+    selectable = select is not None
 
     def with_select(option: Option) -> Option:
         if option.p_beats_select is not None:
             return option
-        update_with_select(option, baseline, np.asarray(compare(option, baseline), float), holdout)
-        if rescore is not None:
-            option.select["measured"] = rescore(option)
+        update_with_select(option, baseline, np.asarray(select.compare(option, baseline), float), select.holdout)
+        if select.rescore is not None:
+            option.select["measured"] = select.rescore(option)
         return option
 
     contenders = [o for o in options if o is not baseline and (o.p_beats or 0.0) >= min_beat]
@@ -146,23 +178,3 @@ def choose(options: list[Option], baseline: Option, objective: Objective, poster
     return Choice(options, baseline, best, f"the best of the top {len(shortlist)} by posterior mean after the select "
                                           f"split's paired comparison with the baseline (through Thresholdout); "
                                           f"P(beats the baseline) {best.p_beats:.2f} -> {best.p_beats_select:.2f}", True)
-
-
-def cheapest(specs: list[PipelineSpec]) -> int:
-    """Index of the cheapest pipeline by the calls its layers make per question; on ties the one
-    with the fewest layers (greedy alone, not greedy plus a test of its one answer), then the first."""
-    def calls(spec: PipelineSpec) -> float:
-        total, candidates = 0.0, 0
-        for layer in spec.layers:
-            p = layer.params
-            if layer.kind == "generate":
-                total, candidates = total + p["n"], candidates + p["n"]
-            elif layer.kind in ("verify", "critique"):
-                total += candidates
-            elif layer.kind == "rank":
-                total, candidates = total + 1, min(candidates, p["keep"])
-            elif layer.kind == "fuse":
-                total, candidates = total + 1, 1
-        return total
-
-    return min(range(len(specs)), key=lambda i: (calls(specs[i]), len(specs[i].layers), i))
