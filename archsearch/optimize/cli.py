@@ -32,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the study (joblib, loky)")
     p.add_argument("--cluster", help="run the --workers on a Dask cluster: its scheduler address (tcp://host:8786)")
     p.add_argument("--estimate", action="store_true",
-                   help="make no model call: run the search as configured against stand-in models (3 runs) and say "
+                   help="make no model call: run the search as configured against stand-in models (4 runs) and say "
                         "what it would pay in calls, dollars and time, and how accurate its best pipeline may be")
     p.add_argument("--fp-cost", type=float, default=1.0,
                    help="cost of returning a wrong answer the verifier accepted, in units of a right one (for the optimal-samples advice)")
