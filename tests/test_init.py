@@ -65,6 +65,9 @@ def test_estimate_then_search_on_a_loopback_endpoint(tmp_path, latency_server):
     page = (out / "report.html").read_text()
     assert "<script" not in page and "src=" not in page and "href=" not in page
     assert "dollars per question" in page and "The choice" in page and "Example questions" in page
+    report = json.loads((out / "report.json").read_text())
+    assert report["choice"]["chosen"]["pipeline"] in page
+    assert f"final split, touched once: <b>{report['final']['accuracy']:.3f}</b>" in page
     (out / "report.html").unlink()
     (out / "front.png").unlink()
     redrawn = run_cli("report", str(out), cwd=tmp_path)

@@ -7,7 +7,8 @@ kept apart and thrown away). A stand-in answers a question right with a probabil
 drawn per model and run from 0 to 1. The calls each run pays give the range of calls; dollars are
 those calls at the models' prices, with prompt tokens from the real prompts (about 4 characters a
 token) and output tokens from what the cache's calls of that model wrote -- for a model nothing is
-recorded of, a wide prior (median 100, 90% from 8 to 1,200) -- drawn 2,000 times over the runs.
+recorded of, a wide prior (median 100 tokens, 90% from 4 to 2,700, capped by ``max_tokens``: a
+short-answer endpoint and a verbose reasoner both fall inside) -- drawn 2,000 times over the runs.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ def _dollars(calls: list[tuple[str, int, int]], prices: dict, tokens_out: dict[s
             continue
         mine = [(t, cap) for m, t, cap in calls if m == model]
         known = tokens_out.get(model)
-        typical = np.exp(rng.normal(np.log(known), 0.3, draws)) if known else np.exp(rng.normal(np.log(100.0), 1.5, draws))
+        typical = np.exp(rng.normal(np.log(known), 0.3, draws)) if known else np.exp(rng.normal(np.log(100.0), 2.0, draws))
         caps = np.array([cap for _, cap in mine])
         out = np.minimum(caps[None, :], typical[:, None]).sum(axis=1)
         total += (sum(t for t, _ in mine) * price.input_per_mtok + out * price.output_per_mtok) / 1e6

@@ -66,6 +66,7 @@ def _front(report: dict, width: int = 640, height: int = 360) -> str:
     xs = [t[cost] for t in trials]
     x0, x1 = min(xs), max(xs)
     x1 = x1 if x1 > x0 else x0 + 1.0
+    x0, x1 = x0 - 0.05 * (x1 - x0), x1 + 0.05 * (x1 - x0)    # no point on the frame
     sx = lambda x: pad + (x - x0) / (x1 - x0) * (width - 2 * pad)   # noqa: E731
     sy = lambda y: height - pad - y * (height - 2 * pad)            # noqa: E731
     marks = []
@@ -149,10 +150,10 @@ def _traces(report: dict) -> str:
            "layer (replayed from the call cache).</p>"]
     for who, rows in traces.items():
         out.append(f"<h3>{escape(who)}</h3>")
-        for row in rows:
+        for i, row in enumerate(rows):
             mark = ("<span class='ok'>right</span>" if row.get("correct") else "<span class='bad'>wrong</span>"
                     if "correct" in row else f"<span class='muted'>{escape(row.get('error', ''))}</span>")
-            out.append(f"<details><summary>{escape(str(row['id']))}: answer {escape(str(row.get('answer')))} "
+            out.append(f"<details{' open' if i == 0 else ''}><summary>{escape(str(row['id']))}: answer {escape(str(row.get('answer')))} "
                        f"(reference {escape(row['reference'][:80])}) &mdash; {mark}</summary>"
                        f"<pre>{escape(row['question'][:2000])}</pre>"
                        + "".join(_layer(layer) for layer in row.get("layers", [])) + "</details>")
