@@ -197,10 +197,17 @@ def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, ma
     with numpyro.plate("cells_v", shapes.cells, dim=-2), numpyro.plate("verifiers_v", shapes.verifiers, dim=-1):
         numpyro.sample("tp", dist.Binomial(jy, logits=logit_c).mask(judged), obs=tp)
         numpyro.sample("fp", dist.Binomial(jn - jy, logits=logit_f).mask(judged), obs=fp)
+    _rankers(follows[1] * ability_of(ranker_model), rank_r, rank_y, rank_valid, rank_first, rank_second, rank_mask, shapes)
+    _fusers(follows[2] * ability_of(fuser_model), b, fuse_f, fuse_q, fuse_k, fuse_m, fuse_crit, fuse_y, fuse_mask, shapes)
+
+
+def _rankers(skill_shift, rank_r, rank_y, rank_valid, rank_first, rank_second, rank_mask, shapes: Shapes) -> None:
+    """Plackett-Luce over a rank call's candidates: the first two picks, strength on right ones and a
+    first-slot bias per ranker."""
     with numpyro.plate("rankers", shapes.rankers):
         rank_beta_raw = numpyro.sample("rank_beta_raw", dist.Normal(1.0, 1.0))
         rank_alpha = numpyro.sample("rank_alpha", dist.Normal(0.0, 1.0))
-    rank_beta = numpyro.deterministic("rank_beta", rank_beta_raw + follows[1] * ability_of(ranker_model))
+    rank_beta = numpyro.deterministic("rank_beta", rank_beta_raw + skill_shift)
     first_slot = (jnp.arange(shapes.rank_width) == 0)[None, :]
     util = rank_beta[rank_r][:, None] * rank_y + rank_alpha[rank_r][:, None] * first_slot
     util = jnp.where(rank_valid, util, -1e9)
@@ -209,12 +216,16 @@ def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, ma
     rest = jnp.where(jnp.arange(shapes.rank_width)[None, :] == rank_first[:, None], -1e9, util)
     second = jnp.take_along_axis(jax.nn.log_softmax(rest, axis=-1), jnp.maximum(rank_second, 0)[:, None], axis=-1)[:, 0]
     numpyro.factor("rank", jnp.sum(jnp.where(rank_mask, top + jnp.where(rank_second >= 0, second, 0.0), 0.0)))
+
+
+def _fusers(skill_shift, b, fuse_f, fuse_q, fuse_k, fuse_m, fuse_crit, fuse_y, fuse_mask, shapes: Shapes) -> None:
+    """P(fused answer right) in the share of right inputs, the question's difficulty and a critique."""
     with numpyro.plate("fusers", shapes.fusers):
         fuse_a_raw = numpyro.sample("fuse_a_raw", dist.Normal(0.0, 1.0))
         fuse_b = numpyro.sample("fuse_b", dist.Normal(1.0, 0.5))
         fuse_d = numpyro.sample("fuse_d", dist.Normal(0.0, 0.5))
         fuse_e = numpyro.sample("fuse_e", dist.Normal(0.0, 0.5))
-    fuse_a = numpyro.deterministic("fuse_a", fuse_a_raw + follows[2] * ability_of(fuser_model))
+    fuse_a = numpyro.deterministic("fuse_a", fuse_a_raw + skill_shift)
     logit_fuse = (fuse_a[fuse_f] + fuse_b[fuse_f] * fuse_share(fuse_m, fuse_k) - fuse_d[fuse_f] * b[fuse_q]
                   + fuse_e[fuse_f] * fuse_crit)
     with numpyro.plate("fuse_obs", shapes.fuse_obs):
