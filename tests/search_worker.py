@@ -66,7 +66,7 @@ def main() -> None:
                               out_dir=work, budget=budget, concurrency=8, seed=a.seed)
     search = Search(settings, client)
     outcomes = search.run()
-    print(json.dumps({"usd": client.stats.usd, "calls": client.stats.calls, "stopped": search.stopped,
+    print(json.dumps({"usd": client.stats.usd, "hedge_usd": client.stats.hedge_usd, "calls": client.stats.calls, "stopped": search.stopped,
                       "trials": [o.number for o in outcomes], "hedges": sum(client.stats.hedges.values())}))
 
 

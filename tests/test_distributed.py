@@ -56,7 +56,8 @@ def test_two_workers_share_study_cache_and_budget(pg_url, tmp_path):
     assert len(pids) == 2  # both workers contributed trials to the one study
     spent = SharedBudget(CallCache(pg_url).engine, "study:crash", usd=budget).spent_usd
     assert spent <= budget + 1e-9
-    assert sum(o["usd"] for o in outs) == pytest.approx(spent)
+    # every dollar the budget holds is a call a worker paid: answers, and the losing requests of hedges
+    assert sum(o["usd"] + o["hedge_usd"] for o in outs) == pytest.approx(spent)
     # no lost updates to the cache: every call any worker paid for is in it, and none was paid twice
     paid = Counter((tmp_path / "paid0.log").read_text().split() + (tmp_path / "paid1.log").read_text().split())
     assert len(CallCache(pg_url)) == len(paid)

@@ -135,7 +135,7 @@ def test_fuzzed_files_fail_cleanly(kind, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(kind)
     (tmp / "data.jsonl").write_bytes((TOY / "data.jsonl").read_bytes())  # the task's data, beside it
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
     @given(content=mutated(kind))
     def run(content):
         _one(kind, content, tmp)

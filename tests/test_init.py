@@ -49,7 +49,7 @@ def test_estimate_then_search_on_a_loopback_endpoint(tmp_path, latency_server):
                    "--api-base", f"http://127.0.0.1:{latency_server}/v1", env=env, cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     (tmp_path / "exp" / "experiment.yaml").write_text(
-        (tmp_path / "exp" / "experiment.yaml").read_text().replace("trials: 20", "trials: 3"))
+        (tmp_path / "exp" / "experiment.yaml").read_text().replace("trials: 20", "trials: 2"))
     estimated = run_cli("optimize", "exp", "--estimate", env=env, cwd=tmp_path)
     assert estimated.returncode == 0, estimated.stderr
     assert "paid calls" in estimated.stderr

@@ -149,7 +149,12 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
     assert sim.determined.all() and sum(p.generators()[-1].params.stop != "never" for p in plans) >= 60
     np.testing.assert_array_equal(sim.accuracy[0], [r.measured().accuracy for r in reports])
     np.testing.assert_allclose(sim.calls[0], [r.measured().calls_per_question for r in reports])
-    # the real runs also spend the test layer's sandbox seconds (the first run of a program is not memoised; sandbox seconds vary with load)
-    np.testing.assert_allclose(sim.latency_p50[0], [r.measured().latency_p50_s for r in reports], rtol=0.15)
+    # the real runs also spend the test layer's sandbox seconds where a program's first run is not
+    # memoised yet (the first pipelines to test), which the replay leaves out: never faster, and
+    # equal up to that for nearly every pipeline (sandbox seconds vary with the machine's load)
+    real = np.array([r.measured().latency_p50_s for r in reports])
+    gap = (real - sim.latency_p50[0]) / real
+    assert (gap > -0.01).all()
+    assert np.mean(np.abs(gap) <= 0.1) >= 0.99
 
 

@@ -182,6 +182,7 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     assert (post.theta[:, strong] > post.theta[:, weak]).mean() > 0.95  # it learnt which model is better
 
 
+@pytest.mark.slow   # two minutes; the default run covers --workers 2 through joblib (the default backend)
 def test_optimize_workers_on_a_dask_cluster(latency_server, tmp_path):
     """`--workers 2 --cluster ADDRESS`: two Dask worker processes run one study over real HTTP; no
     call is paid twice (the model server saw exactly as many requests as the cache holds)."""
