@@ -153,11 +153,18 @@ def _traces(report: dict) -> str:
         for i, row in enumerate(rows):
             mark = ("<span class='ok'>right</span>" if row.get("correct") else "<span class='bad'>wrong</span>"
                     if "correct" in row else f"<span class='muted'>{escape(row.get('error', ''))}</span>")
-            out.append(f"<details{' open' if i == 0 else ''}><summary>{escape(str(row['id']))}: answer {escape(str(row.get('answer')))} "
-                       f"(reference {escape(row['reference'][:80])}) &mdash; {mark}</summary>"
+            out.append(f"<details{' open' if i == 0 else ''}><summary>{escape(str(row['id']))}: answer "
+                       f"<code>{escape(_short(row.get('answer')))}</code> (reference <code>{escape(_short(row['reference']))}"
+                       f"</code>) &mdash; {mark}</summary>"
                        f"<pre>{escape(row['question'][:2000])}</pre>"
                        + "".join(_layer(layer) for layer in row.get("layers", [])) + "</details>")
     return "".join(out)
+
+
+def _short(text, width: int = 70) -> str:
+    """One line of at most ``width`` characters (a whole program is in the layer tables below)."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= width else flat[: width - 1] + "\u2026"
 
 
 def _layer(layer: dict) -> str:
@@ -169,7 +176,7 @@ def _layer(layer: dict) -> str:
             extra.append(f"tests passed {o['tests_passed']}")
         if o.get("score") is not None:
             extra.append(f"score {o['score']:.3g}")
-        rows.append([escape(o["id"]), escape(", ".join(o.get("parents") or [])), escape(str(o.get("answer"))),
+        rows.append([escape(o["id"]), escape(", ".join(o.get("parents") or [])), f"<code>{escape(_short(o.get('answer'), 60))}</code>",
                      "; ".join(extra), f"<pre>{escape((o.get('text') or '')[:1500])}</pre>"])
     head = (f"<p><b>{escape(layer['kind'])}</b> <span class='muted'>{layer['candidates_in']} in, "
             f"{layer['candidates_out']} out; {layer['calls']} paid calls, {layer['cache_hits']} from the cache</span></p>")
