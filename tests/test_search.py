@@ -144,6 +144,15 @@ def test_optimize_with_two_worker_processes(fault_server, tmp_path):
     rows = sqlite3.connect(exp / "out" / "study.sqlite").execute(
         "select value_json from trial_user_attributes where key = 'pid'").fetchall()
     assert len({r[0] for r in rows}) == 2  # both workers ran trials of the one study
+    # with the surrogate (the default) no pipeline was scored twice: a repeat takes over its first
+    # trial's result (duplicate_of) or, while that one still runs in the other worker, is dropped
+    import optuna
+
+    study = optuna.load_study(study_name=report["study"], storage=f"sqlite:///{exp / 'out' / 'study.sqlite'}")
+    scored = [t.user_attrs["fingerprint"] for t in study.trials
+              if "fingerprint" in t.user_attrs and "duplicate_of" not in t.user_attrs
+              and t.state != optuna.trial.TrialState.FAIL]
+    assert len(scored) == len(set(scored))
 
 
 def test_cli_budget_holds_at_concurrency_32_and_still_reports(fault_server, tmp_path):

@@ -155,15 +155,18 @@ def _dry_run(settings: SearchSettings, cache: CallCache | None, references: dict
 
 def _dollars(calls: list[tuple[str, int, int]], prices: dict, tokens_out: dict[str, float], rng,
              draws: int) -> list[float]:
-    """Draws of what these calls cost: each model's typical output length drawn once per draw."""
+    """Draws of what these calls cost: each model's typical output length drawn once per draw. For
+    models nothing is recorded of, one draw serves them all: how long an answer is depends mostly on
+    the task and its prompt, which they share."""
     total = np.zeros(draws)
-    for model in {m for m, _, _ in calls}:
+    verbosity = rng.normal(0.0, 1.0, draws)
+    for model in sorted({m for m, _, _ in calls}):
         price = prices.get(model)
         if price is None:
             continue
         mine = [(t, cap) for m, t, cap in calls if m == model]
         known = tokens_out.get(model)
-        typical = np.exp(rng.normal(np.log(known), 0.3, draws)) if known else np.exp(rng.normal(np.log(100.0), 2.0, draws))
+        typical = np.exp(rng.normal(np.log(known), 0.3, draws)) if known else np.exp(np.log(100.0) + 2.0 * verbosity)
         caps = np.array([cap for _, cap in mine])
         out = np.minimum(caps[None, :], typical[:, None]).sum(axis=1)
         total += (sum(t for t, _ in mine) * price.input_per_mtok + out * price.output_per_mtok) / 1e6
