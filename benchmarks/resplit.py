@@ -60,10 +60,10 @@ def outcomes(task: Task, specs, cache: CallCache, memo: dict, name: str) -> dict
     path = RESULTS / f"{name}-outcomes.npz"
     if path.exists():
         table = dict(np.load(path))
-        if table["correct"].shape == (len(specs), len(task.records)):
+        if table["correct"].shape == (len(specs), len(task.split("all"))):
             return table
         print(f"{path.name} holds another space's pipelines ({table['correct'].shape[0]}, not {len(specs)}): rebuilding")
-    records = task.records
+    records = task.split("all")   # worked examples (demos) are shown, never scored
     client = LLMClient(NoCalls(), cache, max_retries=0)
 
     async def run():
@@ -97,7 +97,7 @@ def measured(table, p: int, questions: np.ndarray) -> Measured:
 
 def one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, trials, min_beat) -> dict:
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(task.records))
+    order = rng.permutation(len(task.split("all")))
     search_q, select_q = order[: sizes[0]], order[sizes[0]: sizes[0] + sizes[1]]
     final_q = order[sizes[0] + sizes[1]:]
     by_fp = {fp: i for i, fp in enumerate(fps)}
@@ -114,7 +114,7 @@ def one_split(seed, task, space, objective, specs, fps, table, cache, memo, size
     front = {t.user_attrs["p"] for t in study.best_trials}
     options = [Option(p, fps[p], specs[p], measured(table, p, search_q)) for p in sorted(front) if p != base]
     baseline = Option(base, fps[base], specs[base], measured(table, base, search_q))
-    records = [task.records[i] for i in search_q]
+    records = [task.split("all")[i] for i in search_q]
     evidence = Evidence(task, records, cache, memo, [plan_of(s) for s in specs])
     evidence.refresh()
     ordered = options + [baseline]

@@ -39,7 +39,9 @@ class GenerateStep(Step):
         known = used[:, None, :] & (i3 < a.m[g3, q3])
         obj = np.where(known, a.sample[g3, q3, np.minimum(i3, M - 1)], UNKNOWN)
         safe = np.maximum(obj, 0)
-        u = (slice(None), g3, q3, i3)
+        # a slot a pipeline does not use (k >= its n) may point past the last sample drawn: clip it
+        # (its values are never read: ``used`` masks it)
+        u = (slice(None), g3, q3, np.minimum(i3, draws.correct.shape[-1] - 1))
         correct = np.where(known, a.correct[q3, safe], draws.correct[u] < draws.p[:, g3, q3])
         testable = a.testable[None, None, :, None]
         gen = np.broadcast_to(g3, known.shape)

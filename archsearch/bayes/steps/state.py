@@ -83,7 +83,7 @@ class Draws:
         a fresh one for an answer that is not a sample)."""
         D, P, Q, N = s.gen.shape
         shared = self.verdicts[np.arange(D)[:, None, None, None], np.asarray(j)[None, :, None, None], s.gen,
-                               np.arange(Q)[None, None, :, None], np.maximum(s.src, 0)]
+                               np.arange(Q)[None, None, :, None], np.clip(s.src, 0, self.verdicts.shape[-1] - 1)]
         return np.where(s.src >= 0, shared, self.rng.random(s.gen.shape))
 
     def fpr(self, v: int, gen: np.ndarray) -> np.ndarray:
