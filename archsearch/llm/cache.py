@@ -93,6 +93,13 @@ class CallCache:
         conn.rollback()
         return None if row is None else float(row[0])
 
+    def responses(self, limit: int = 20_000) -> list[tuple[str, dict[str, Any]]]:
+        """(model, response) of up to ``limit`` recorded calls: what a model typically writes and takes."""
+        conn = self._connection()
+        rows = conn.execute(select(calls_table.c.model, calls_table.c.response).limit(limit)).all()
+        conn.rollback()
+        return [(model, json.loads(response)) for model, response in rows]
+
     def put(self, key: str, model_id: str, request: dict[str, Any], response: dict[str, Any]) -> None:
         values = dict(key=key, model=model_id, created=time.time(),
                       request=json.dumps(request, sort_keys=True, ensure_ascii=False),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import random
 import tempfile
 import time
@@ -96,14 +95,10 @@ def _recorded(cache: CallCache | None) -> tuple[dict[str, float], dict[str, floa
     """Per model: mean output tokens and mean latency of its recorded calls (empty without a cache)."""
     if cache is None:
         return {}, {}
-    from sqlalchemy import text
-
     tokens, seconds = {}, {}
-    with cache.engine.connect() as conn:
-        for model, response in conn.execute(text("select model, response from archsearch_llm_calls limit 20000")):
-            row = json.loads(response)
-            tokens.setdefault(model, []).append(row.get("tokens_out", 0))
-            seconds.setdefault(model, []).append(row.get("latency_s", 0.0))
+    for model, row in cache.responses():
+        tokens.setdefault(model, []).append(row.get("tokens_out", 0))
+        seconds.setdefault(model, []).append(row.get("latency_s", 0.0))
     return ({m: float(np.mean(v)) for m, v in tokens.items()}, {m: float(np.mean(v)) for m, v in seconds.items()})
 
 
