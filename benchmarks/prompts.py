@@ -17,12 +17,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from tabular import RESULTS, NoCalls  # noqa: E402
 
+from archsearch.candidates import enumerate_space  # noqa: E402
 from archsearch.evaluate import aevaluate  # noqa: E402
 from archsearch.experiment import Experiment  # noqa: E402
 from archsearch.llm import CallCache, LLMClient  # noqa: E402
 from archsearch.optimize.report import describe  # noqa: E402
 from archsearch.pipeline import Pipeline  # noqa: E402
-from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint  # noqa: E402
+from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
 from archsearch.stats import wilson_interval  # noqa: E402
 from archsearch.tasks import Task  # noqa: E402
 

@@ -38,6 +38,7 @@ from tabular import RESULTS, NoCalls  # noqa: E402
 
 from archsearch.bayes.evidence import Evidence  # noqa: E402
 from archsearch.bayes.plan import plan_of  # noqa: E402
+from archsearch.candidates import enumerate_space  # noqa: E402
 from archsearch.evaluate import aevaluate  # noqa: E402
 from archsearch.experiment import Experiment  # noqa: E402
 from archsearch.llm import CallCache, LLMClient  # noqa: E402
@@ -45,7 +46,7 @@ from archsearch.objectives import load_objective  # noqa: E402
 from archsearch.optimize.decide import Option, SelectSplit, decide, rank_key  # noqa: E402
 from archsearch.optimize.tpe import RungAwareTPE  # noqa: E402
 from archsearch.pipeline import Pipeline  # noqa: E402
-from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint  # noqa: E402
+from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
 from archsearch.spec import Measured  # noqa: E402
 from archsearch.stats import percentile, wilson_interval  # noqa: E402
 from archsearch.tasks import Task  # noqa: E402

@@ -40,11 +40,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tabular import RESULTS, FilteredCache, build_table  # noqa: E402
 
 from archsearch.bayes.evidence import Evidence  # noqa: E402
-from archsearch.bayes.model import Surrogate  # noqa: E402
+from archsearch.bayes.fit import Surrogate  # noqa: E402
 from archsearch.bayes.plan import plan_of  # noqa: E402
+from archsearch.candidates import enumerate_space  # noqa: E402
 from archsearch.objectives import MetricGoal, Objective  # noqa: E402
 from archsearch.optimize.sampler import SurrogateSampler  # noqa: E402
-from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint  # noqa: E402
+from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 optuna.logging.set_verbosity(optuna.logging.ERROR)

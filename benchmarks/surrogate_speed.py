@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bayes"))   # th
 from predict import PipelineFeatures, predict_accuracy  # noqa: E402
 from synthetic import draw_truth, plain, simulate  # noqa: E402
 
-from archsearch.bayes.model import Surrogate  # noqa: E402
+from archsearch.bayes.fit import Surrogate  # noqa: E402
 
 
 def fits(questions: int, generators: int, verifiers: int, samples: int, method: str, repeats: int) -> dict:

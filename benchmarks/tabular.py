@@ -15,11 +15,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from archsearch.candidates import enumerate_space
 from archsearch.errors import LLMCallError
 from archsearch.evaluate import aevaluate
 from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
-from archsearch.space import SearchSpace, enumerate_space, spec_fingerprint
+from archsearch.space import SearchSpace, spec_fingerprint
 from archsearch.stats import percentile
 from archsearch.tasks import Task
 

@@ -9,10 +9,11 @@ import numpy as np
 
 from archsearch.bayes.evidence import Evidence
 from archsearch.bayes.plan import plan_of
+from archsearch.candidates import enumerate_space
 from archsearch.evaluate import aevaluate
 from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
-from archsearch.space import SearchSpace, enumerate_space
+from archsearch.space import SearchSpace
 from archsearch.tasks import Task
 from archsearch.testing import FakeLLM
 from archsearch.testing.arithmetic import NoisyArithmetic

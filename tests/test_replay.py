@@ -12,11 +12,12 @@ import pytest
 from archsearch.bayes.evidence import Evidence
 from archsearch.bayes.objects import ObjectArrays
 from archsearch.bayes.plan import plan_of
+from archsearch.candidates import enumerate_space
 from archsearch.errors import LLMCallError
 from archsearch.evaluate import aevaluate
 from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
-from archsearch.space import SearchSpace, enumerate_space
+from archsearch.space import SearchSpace
 from archsearch.tasks import Task
 from archsearch.testing import FakeLLM
 

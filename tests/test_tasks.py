@@ -63,7 +63,8 @@ def test_shipped_tasks_load_with_fixed_splits(root):
 def test_no_demonstration_comes_from_an_evaluated_split(root):
     """DSPy users hit this leak (its issue #1181): a demonstration must never show a question that
     is scored. Every pipeline the shipped prompt spaces can make, on every shipped task."""
-    from archsearch.space import SearchSpace, enumerate_space
+    from archsearch.candidates import enumerate_space
+    from archsearch.space import SearchSpace
 
     for experiment, space in (("gsm8k-local", "sampling-cot-prompts.yaml"), ("humaneval-local", "sampling.yaml")):
         task = Task(root / "experiments" / experiment / "task.yaml")

@@ -12,9 +12,10 @@ import numpy as np
 from ..llm.cache import CallCache
 from ..tasks.task import Record, Task
 from .costs import CostModel
+from .fit import Surrogate
 from .interpret import Simulated, simulate
 from .known import generator_structure, judge_models, observations
-from .model import Posterior, Shapes, Surrogate
+from .model import Posterior, Shapes
 from .objects import ObjectArrays, Objects, object_arrays
 from .observe import Observer
 from .plan import Plan

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..candidates import enumerate_space
 from ..errors import BudgetExhausted
-from ..space import enumerate_space, spec_fingerprint
+from ..space import spec_fingerprint
 from ..spec import Measured
 from ..thresholdout import Thresholdout
 from . import records

@@ -120,7 +120,7 @@ def _shared_surrogate(settings: SearchSettings):
     """One surrogate for every dry run: its fits compile once per shape, not once per run."""
     if settings.sampler != "surrogate":
         return None
-    from ..bayes.model import Surrogate
+    from ..bayes.fit import Surrogate
 
     return Surrogate(seed=settings.seed, method="svi")
 
@@ -174,7 +174,7 @@ def best_accuracy(settings: SearchSettings, cache: CallCache | None, rng: np.ran
     from ..bayes.evidence import Evidence
     from ..bayes.plan import plan_of
     from ..bayes.summary import Band
-    from ..space import enumerate_space
+    from ..candidates import enumerate_space
 
     if cache is None:
         return None

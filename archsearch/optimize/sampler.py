@@ -24,12 +24,13 @@ import optuna
 from optuna.trial import TrialState
 
 from ..bayes.evidence import Evidence
+from ..bayes.fit import Surrogate
 from ..bayes.hypervolume import gains
-from ..bayes.model import Surrogate
 from ..bayes.plan import Plan, plan_of
+from ..candidates import Drawer, enumerate_space, has_floats, neighbours
 from ..llm.cache import CallCache
 from ..objectives import Objective
-from ..space import Drawer, SearchSpace, enumerate_space, has_floats, neighbours, spec_fingerprint
+from ..space import SearchSpace, spec_fingerprint
 from ..tasks.task import Record, Task
 from ..techniques.base import model_identity
 from .tpe import RungAwareTPE

@@ -63,7 +63,7 @@ class Search:
 
     def __init__(self, settings: SearchSettings, client: LLMClient,
                  on_progress: Callable[[dict[str, Any]], None] | None = None, surrogate=None) -> None:
-        """``surrogate``: a ``bayes.model.Surrogate`` to fit with (its compiled code is kept per shape,
+        """``surrogate``: a ``bayes.fit.Surrogate`` to fit with (its compiled code is kept per shape,
         so searches that share one compile once); None: the sampler makes its own."""
         self.settings = settings
         self.surrogate = surrogate

@@ -1,0 +1,129 @@
+"""Fitting the surrogate's model: NUTS while the data are small, warm-started SVI when large, with
+compiled code kept per padded shape (see ``Shapes``) so a refit of the same shape does not recompile."""
+
+from __future__ import annotations
+
+import functools
+import time
+
+import jax
+import numpy as np
+import numpyro
+from numpyro.infer import MCMC, NUTS, SVI, Predictive, Trace_ELBO
+from numpyro.infer.autoguide import AutoNormal
+
+from .model import Observations, Posterior, Shapes, model
+
+
+def _diagnostics(grouped: dict) -> tuple[float, float]:
+    from numpyro.diagnostics import summary
+
+    stats = summary(grouped, prob=0.9)
+    watched = ["theta", "tau", "gamma", "sigma_b"]
+    return (max(float(np.nanmax(stats[k]["r_hat"])) for k in watched),
+            min(float(np.nanmin(stats[k]["n_eff"])) for k in watched))
+
+
+class Surrogate:
+    """Fits the model; NUTS while the data are small, SVI (AutoNormal) when large. Shapes grow with
+    the data (powers of two above ``shapes``); compiled code is kept per shape."""
+
+    def __init__(self, shapes: Shapes = Shapes(), nuts_max_cells: int = 400, num_warmup: int = 400,
+                 num_samples: int = 400, svi_steps: int = 3000, seed: int = 0, method: str | None = None,
+                 warm_steps: int = 800) -> None:
+        self.shapes, self.nuts_max_cells, self.method = shapes, nuts_max_cells, method
+        self.num_warmup, self.num_samples, self.svi_steps, self.seed = num_warmup, num_samples, svi_steps, seed
+        self.warm_steps = warm_steps
+        self._mcmc: dict[Shapes, MCMC] = {}
+        self._svi_params: dict[Shapes, dict] = {}   # the last SVI solution per shape: the next fit starts there
+        self._svi_fns: dict[Shapes, tuple] = {}      # compiled steps and draws per shape
+        self.last_shapes: Shapes | None = None
+
+    def fit(self, obs: Observations, method: str | None = None) -> Posterior:
+        shapes = Shapes.fitting(obs, self.shapes)
+        self.last_shapes = shapes
+        data = obs.padded(shapes)
+        if method == "auto":   # NUTS while the data are small, whatever the surrogate was built with
+            method = "nuts" if len(obs.q) <= self.nuts_max_cells else "svi"
+        method = method or self.method or ("nuts" if len(obs.q) <= self.nuts_max_cells else "svi")
+        start = time.perf_counter()
+        key = jax.random.PRNGKey(self.seed)
+        kernel = functools.partial(model, shapes=shapes)  # static sizes closed over, arrays traced
+        if method == "nuts":
+            samples, diagnostics, warnings = self._nuts(key, data, shapes, kernel)
+            if warnings:  # loud fallback: say so, then use SVI's answer
+                samples, _, _ = self._svi(key, data, kernel, shapes)
+                warnings.append("NUTS diagnostics were poor; fell back to SVI")
+                method = "svi (fallback)"
+        else:
+            samples, diagnostics, warnings = self._svi(key, data, kernel, shapes)
+        Q, G, V = obs.n_questions, obs.n_generators, obs.n_verifiers
+        cell_n, cell_y = np.zeros((G, Q)), np.zeros((G, Q))
+        np.add.at(cell_n, (obs.g, obs.q), obs.n)
+        np.add.at(cell_y, (obs.g, obs.q), obs.y)
+        s = {k: np.asarray(v) for k, v in samples.items()}
+        R, F = obs.n_rankers, obs.n_fusers
+        latent = {k: s[k] for k in ("model_ability", "shift", "prompt", "tau_prompt", "log_phi", "s_tau", "s_gam")}
+        latent |= {"tau_v": s["tau"], "gamma_v": s["gamma"]}
+        return Posterior(theta=s["theta"][:, :G], b=s["b"][:, :Q], phi=np.exp(s["log_phi"][:, :G]), cell_n=cell_n,
+                         cell_y=cell_y, tau=s["tau_vg"][:, :V, :G], gamma=s["gamma_vg"][:, :V, :G], lam=s["lam"][:, :V],
+                         sigma_b=s["sigma_b"], rank_beta=s["rank_beta"][:, :R], rank_alpha=s["rank_alpha"][:, :R],
+                         fuse={k: s[f"fuse_{k}"][:, :F] for k in "abde"}, method=method,
+                         seconds=time.perf_counter() - start, diagnostics=diagnostics, warnings=warnings, latent=latent)
+
+    def _nuts(self, key, data, shapes: Shapes, kernel, extra_batches: int = 2):
+        """NUTS; while the effective sample size is short, keep sampling from where the chain is (no new
+        warm-up) for up to ``extra_batches`` more batches before calling the fit poor."""
+        if shapes not in self._mcmc:
+            self._mcmc[shapes] = MCMC(NUTS(kernel), num_warmup=self.num_warmup, num_samples=self.num_samples,
+                                      progress_bar=False, jit_model_args=True)
+        mcmc = self._mcmc[shapes]
+        mcmc.post_warmup_state = None
+        mcmc.run(key, **data)
+        batches = [(mcmc.get_samples(group_by_chain=True), int(np.sum(mcmc.get_extra_fields()["diverging"])))]
+        while True:
+            grouped = {k: np.concatenate([np.asarray(b[0][k]) for b in batches], axis=1) for k in batches[0][0]}
+            r_hat, n_eff = _diagnostics(grouped)
+            if n_eff >= 50 or len(batches) > extra_batches:
+                break
+            mcmc.post_warmup_state = mcmc.last_state
+            mcmc.run(mcmc.post_warmup_state.rng_key, **data)
+            batches.append((mcmc.get_samples(group_by_chain=True), int(np.sum(mcmc.get_extra_fields()["diverging"]))))
+        mcmc.post_warmup_state = None
+        samples = {k: v[0] for k, v in grouped.items()}
+        divergences = sum(b[1] for b in batches)
+        warnings = []
+        if divergences > len(batches) * self.num_samples // 20:
+            warnings.append(f"{divergences} divergent transitions")
+        if n_eff < 50:
+            warnings.append(f"min ESS {n_eff:.0f} < 50")
+        return samples, {"r_hat_max": r_hat, "ess_min": n_eff, "divergences": divergences, "batches": len(batches)}, warnings
+
+    def _svi(self, key, data, kernel, shapes: Shapes):
+        """SVI whose steps and draws are compiled once per shape (``svi.run`` compiles its loop anew on
+        every call: 15 s of a 16-s refit); a refit starts from the last solution of the same shape."""
+        if shapes not in self._svi_fns:
+            guide = AutoNormal(kernel)
+            svi = SVI(kernel, guide, numpyro.optim.Adam(0.02), Trace_ELBO())
+
+            def steps(state, data, n):
+                return jax.lax.scan(lambda s, _: svi.update(s, **data), state, None, length=n)
+
+            def draw(params, rng_key, data):
+                latent = guide.sample_posterior(jax.random.fold_in(rng_key, 1), params,
+                                                sample_shape=(self.num_samples,), **data)
+                sites = Predictive(kernel, posterior_samples=latent, return_sites=["b", "theta", "tau_vg", "gamma_vg", "tau", "gamma",
+                                                                                      "rank_beta", "fuse_a"])(
+                    jax.random.fold_in(rng_key, 2), **data)
+                return sites | latent
+
+            self._svi_fns[shapes] = (svi, jax.jit(steps, static_argnums=2), jax.jit(draw))
+        svi, steps, draw = self._svi_fns[shapes]
+        warm = self._svi_params.get(shapes)
+        state = svi.init(key, **data, init_params=warm)
+        state, losses = steps(state, data, self.warm_steps if warm else self.svi_steps)
+        params = svi.get_params(state)
+        self._svi_params[shapes] = params
+        draws = draw(params, key, data)
+        final = float(np.mean(np.asarray(losses[-100:])))
+        return draws, {"elbo_final": -final}, []
