@@ -59,7 +59,7 @@ def draw_truth(rng: np.random.Generator, questions: int = 40, verifiers: int = 2
     tau = rng.normal(1.5, 0.7, verifiers)[:, None] + s_tau * rng.normal(size=(verifiers, generators))
     gamma = rng.normal(-1.2, 0.6, verifiers)[:, None] + s_gam * rng.normal(size=(verifiers, generators))
     ability, shift = rng.normal(0.0, 1.0, models.max() + 1), rng.normal(0.0, 0.6, settings.max() + 1)
-    prompt = abs(rng.normal(0, 0.5)) * rng.normal(size=variants.max() + 1)
+    prompt = abs(rng.normal(0, 0.5)) * rng.normal(size=max(variants.max(), 0) + 1)   # plain(): no variant
     theta = ability[models] + shift[settings] + np.where(variants >= 0, prompt[np.maximum(variants, 0)], 0.0)
     return Truth(theta=theta, b=rng.normal(0.0, 1.5, questions), structure=structure,
                  phi=np.exp(rng.normal(1.5, 0.7, generators)), tau=tau, gamma=gamma,

@@ -64,3 +64,12 @@ def test_replay_equals_runtime_on_every_composition(tmp_path):
     np.testing.assert_allclose(sim.usd[0], [m.usd_per_question for m in measured], rtol=1e-9)
     # the model saw the verdicts, rankings and fusions the pipelines made
     assert len(evidence.objects.ranks) and len(evidence.objects.fused) and len(evidence.objects.critiques)
+    # nothing new in the cache: the next refresh neither reads it again nor refits
+    reads, observe = [], evidence.observer.observe
+    evidence.observer.observe = lambda plans: reads.append(len(plans)) or observe(plans)
+    fitted = evidence._fitted
+    evidence.refresh(method="svi")
+    assert reads == [] and evidence._fitted is fitted
+    cache.put("a-call-no-plan-makes", "fake/strong", {}, {"text": "1"})
+    evidence.refresh(method="svi")
+    assert reads == [len(plans)]

@@ -51,6 +51,9 @@ class Evidence:
         self.ctx: Context | None = None
         self._fitted: Posterior | None = None
         self._fitted_on: str | None = None
+        self._read: tuple | None = None      # what the last read saw: (calls in the cache, the plans)
+        self._obs = None
+        self._structure = None
 
     @property
     def visible(self) -> int:
@@ -59,14 +62,11 @@ class Evidence:
     def refresh(self, method: str | None = None) -> Posterior | None:
         """Read the cache, refit if it holds anything new; None while nothing is known. ``method``
         (nuts | svi) overrides the surrogate's choice."""
-        self.objects = self.observer.observe(self.plans)
-        self._discover()
-        structure = generator_structure(self.generator_layers())
-        layers = self.observer.layers
-        judges = {role: [layers[key].model for key in keys] for role, keys in self.objects.judges.items()}
-        obs = observations(self.objects, self.arrays, structure, self.observer.verifiable, self.verifier_names,
-                           judge_models([layer.model for layer in self.generator_layers()], judges,
-                                        self.observer.verifiable))
+        read = self._cache_state()
+        if read is None or read != self._read:   # the cache grew, or other plans: read it again
+            self._read = read
+            self._read_cache()
+        obs, structure = self._obs, self._structure
         if len(obs.q) == 0:
             return None
         signature = _signature(obs) + str(method)
@@ -75,8 +75,28 @@ class Evidence:
             self._fitted, self._fitted_on = self.surrogate.fit(obs, method), signature
         # generators added since the fit, with nothing known of them: drawn from their priors
         self.posterior = self._fitted.for_generators(*structure, np.random.default_rng(len(structure[0])))
-        self.costs = CostModel(self.objects.calls())
         return self.posterior
+
+    def _read_cache(self) -> None:
+        """The objects (through the techniques), the model's data and the cost model."""
+        self.objects = self.observer.observe(self.plans)
+        self._discover()
+        self._structure = structure = generator_structure(self.generator_layers())
+        layers = self.observer.layers
+        judges = {role: [layers[key].model for key in keys] for role, keys in self.objects.judges.items()}
+        self._obs = observations(self.objects, self.arrays, structure, self.observer.verifiable, self.verifier_names,
+                                 judge_models([layer.model for layer in self.generator_layers()], judges,
+                                              self.observer.verifiable))
+        self.costs = CostModel(self.objects.calls())
+
+    def _cache_state(self) -> tuple | None:
+        """What the evidence was read from: the number of calls the cache holds (a cached call never
+        changes, so an equal count is an equal cache) and the plans, layer by layer. None when the
+        cache cannot say how many calls it holds: then every refresh reads it."""
+        size = getattr(self.observer.cache, "__len__", None)
+        if size is None:
+            return None
+        return size(), tuple(tuple(layer.key for layer in plan.layers) for plan in self.plans)
 
     def _floor(self, obs) -> Shapes:
         """Padded shapes big enough for what this search can observe, so that a growing search

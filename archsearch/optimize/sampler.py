@@ -14,6 +14,7 @@ the surrogate cannot model (a plugin layer without a step) is left to TPE, every
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from optuna.trial import TrialState
 from ..bayes.evidence import Evidence
 from ..bayes.fit import Surrogate
 from ..bayes.hypervolume import gains
+from ..bayes.interpret import Simulated
 from ..bayes.plan import Plan, plan_of
 from ..candidates import Drawer, enumerate_space, has_floats, neighbours
 from ..llm.cache import CallCache
@@ -187,10 +189,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         """(expected hypervolume gain, calls bought + the floor) of each candidate under one posterior
         draw, simulated ``replicates`` times: the expected gain given that draw (Thompson sampling),
         so that the argmax over many candidates is not won by one lucky simulated outcome."""
-        sim = self.evidence.on_search([c.plan for c in open_], rng, np.full(self.replicates, draw))
+        sim = self._simulate([c.plan for c in open_], draw, rng)
         K = len(self.objective.metrics)
-        predicted = np.stack([np.stack([np.asarray(sim.metric(m.name)[r]) for m in self.objective.metrics], axis=1)
-                              for r in range(self.replicates)])                                   # [R, C, K]
+        predicted = np.stack([sim.metric(m.name) for m in self.objective.metrics], axis=-1)          # [R, C, K]
         predicted = np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -predicted, predicted)
         reference = np.max(np.vstack([predicted.reshape(-1, K), observed]), axis=0)
         reference = reference + 0.1 * np.abs(reference) + 1e-3
@@ -198,6 +199,20 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         gain = np.where(self._feasible(sim), gain, 0.0)
         price = sim.bought.mean(axis=0) + self.price_floor if self.cost_aware else np.ones(len(open_))
         return gain, price
+
+    def _simulate(self, plans: list[Plan], draw: int, rng) -> Simulated:
+        """Each plan under posterior draw ``draw``, ``replicates`` times; a plan whose every call the
+        cache holds replays the same outcome in every replicate, so it is simulated once and repeated
+        (in a search over a recorded pool that is nearly all of them)."""
+        once = self.evidence.on_search(plans, rng, np.full(1, draw))
+        drawn = np.flatnonzero(~once.determined)
+        out = {f.name: np.repeat(getattr(once, f.name), self.replicates, axis=0) for f in dataclasses.fields(once)
+               if f.name != "determined"}
+        if len(drawn):
+            again = self.evidence.on_search([plans[i] for i in drawn], rng, np.full(self.replicates, draw))
+            for name, value in out.items():
+                value[:, drawn] = getattr(again, name)
+        return Simulated(**out, determined=once.determined)
 
     def _feasible(self, sim) -> np.ndarray:
         ok = np.ones(sim.accuracy.shape[1], bool)
