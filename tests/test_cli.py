@@ -66,3 +66,11 @@ def test_missing_spec_file():
 def test_unknown_split():
     result = run_cli("evaluate", GOOD_SPEC, "--task", GOOD_TASK, "--split", "dev")
     assert result.returncode == 2 and "no records in split 'dev' (have: demos, final, search, select)" in result.stderr
+
+
+def test_compile_cache_folder_from_the_environment(tmp_path):
+    from archsearch.optimize.cli import compile_cache_folder
+
+    assert compile_cache_folder({"ARCHSEARCH_COMPILE_CACHE": "off"}) is None
+    assert compile_cache_folder({"ARCHSEARCH_COMPILE_CACHE": str(tmp_path)}) == str(tmp_path)
+    assert compile_cache_folder({"XDG_CACHE_HOME": str(tmp_path)}) == str(tmp_path / "archsearch" / "jax")

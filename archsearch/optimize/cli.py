@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -69,7 +70,20 @@ def build(args: argparse.Namespace):
                               concurrency=args.concurrency, budget=budget, wall_minutes=objective.budget.wall_minutes)
     client = LLMClient(cache=cache, max_concurrency=args.concurrency, provider_concurrency={"local": local_slots()},
                        timeout_s=objective.call_timeout_s)
+    from ..bayes.fit import use_compile_cache
+
+    use_compile_cache(compile_cache_folder(os.environ))
     return exp, settings, client, cache_url
+
+
+def compile_cache_folder(env) -> str | None:
+    """Where the surrogate's compiled code is kept between searches: ``ARCHSEARCH_COMPILE_CACHE``
+    (a folder, or ``off``), else archsearch/jax under the user's cache folder."""
+    chosen = env.get("ARCHSEARCH_COMPILE_CACHE")
+    if chosen is not None:
+        return None if chosen.strip().lower() in ("", "off", "none", "0") else chosen
+    base = env.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return str(Path(base) / "archsearch" / "jax")
 
 
 def run_worker(args: argparse.Namespace, index: int) -> dict:
