@@ -82,7 +82,8 @@ def test_sequential_samples_are_the_fixed_pipelines_samples(tmp_path):
     seq = Pipeline(_spec(GEN.format(stop="settled") + "  - {kind: vote}"), LLMClient(backend, CallCache(cache)))
     result = seq("q")
     assert result.trace.calls == 0 and result.trace.cache_hits == 5 and backend.calls == []  # stopped at 5, all replayed
-    assert result.trace.latency_s == pytest.approx(5 * 0.05, abs=0.03)  # the recorded latencies, one after another
+    # the recorded latencies, one after another (plus this process's own time: up to 38 ms measured on a loaded CI box)
+    assert result.trace.latency_s == pytest.approx(5 * 0.05, abs=0.06)
 
 
 def test_candidates_of_earlier_layers_are_judged_before_anything_is_drawn():

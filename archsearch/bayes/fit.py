@@ -14,8 +14,6 @@ from numpyro.infer.autoguide import AutoNormal
 
 from .model import Observations, Posterior, Shapes, model
 
-SVI_CHUNK = 100   # SVI steps per compiled call: a fit runs svi_steps (a refit warm_steps) rounded up to it
-
 
 def _diagnostics(grouped: dict) -> tuple[float, float]:
     from numpyro.diagnostics import summary
@@ -102,56 +100,33 @@ class Surrogate:
         return samples, {"r_hat_max": r_hat, "ess_min": n_eff, "divergences": divergences, "batches": len(batches)}, warnings
 
     def _svi(self, key, data, kernel, shapes: Shapes):
-        """SVI from the last solution of the same shape, in compiled chunks of ``SVI_CHUNK`` steps."""
+        """SVI whose steps and draws are compiled once per shape (``svi.run`` compiles its loop anew on
+        every call: 15 s of a 16-s refit); a refit starts from the last solution of the same shape."""
         if shapes not in self._svi_fns:
-            self._svi_fns[shapes] = compiled_svi(kernel, self.num_samples)
-        init, steps, draw = self._svi_fns[shapes]
+            guide = AutoNormal(kernel)
+            svi = SVI(kernel, guide, numpyro.optim.Adam(0.02), Trace_ELBO())
+
+            def steps(state, data, n):
+                return jax.lax.scan(lambda s, _: svi.update(s, **data), state, None, length=n)
+
+            def draw(params, rng_key, data):
+                latent = guide.sample_posterior(jax.random.fold_in(rng_key, 1), params,
+                                                sample_shape=(self.num_samples,), **data)
+                sites = Predictive(kernel, posterior_samples=latent, return_sites=["b", "theta", "tau_vg", "gamma_vg", "tau", "gamma",
+                                                                                      "rank_beta", "fuse_a"])(
+                    jax.random.fold_in(rng_key, 2), **data)
+                return sites | latent
+
+            self._svi_fns[shapes] = (svi, jax.jit(steps, static_argnums=2), jax.jit(draw))
+        svi, steps, draw = self._svi_fns[shapes]
         warm = self._svi_params.get(shapes)
-        state = init(key, data, warm)
-        losses = []
-        for _ in range(-(-(self.warm_steps if warm else self.svi_steps) // SVI_CHUNK)):
-            state, chunk, params = steps(state, data)
-            losses.append(chunk)
+        state = svi.init(key, **data, init_params=warm)
+        state, losses = steps(state, data, self.warm_steps if warm else self.svi_steps)
+        params = svi.get_params(state)
         self._svi_params[shapes] = params
         draws = draw(params, key, data)
-        final = float(np.mean(np.asarray(losses[-1])))
+        final = float(np.mean(np.asarray(losses[-100:])))
         return draws, {"elbo_final": -final}, []
-
-
-def compiled_svi(kernel, num_samples: int):
-    """(init, steps, draw), each compiled once for the padded shape ``kernel`` closes over.
-
-    Each builds its own AutoNormal guide inside its trace: a guide sets itself up on first use and
-    keeps what it saw, so one guide shared by compiled functions would leak one trace's values into
-    another. Compiled, the set-up costs a trace (about 6 s) instead of running the model op by op
-    (about 22 s: every op compiled on its own); and a fixed chunk length means a refit's fewer steps
-    reuse the compiled loop instead of compiling another."""
-    def fresh():
-        guide = AutoNormal(kernel)
-        return guide, SVI(kernel, guide, numpyro.optim.Adam(0.02), Trace_ELBO())
-
-    def ready(data):
-        guide, svi = fresh()
-        svi.init(jax.random.PRNGKey(0), **data)   # the guide's set-up, in this trace (its values unused)
-        return guide, svi
-
-    def init(rng_key, data, warm):
-        return fresh()[1].init(rng_key, init_params=warm, **data)
-
-    def steps(state, data):
-        _, svi = ready(data)
-        state, losses = jax.lax.scan(lambda s, _: svi.update(s, **data), state, None, length=SVI_CHUNK)
-        return state, losses, svi.get_params(state)
-
-    def draw(params, rng_key, data):
-        guide, _ = ready(data)
-        latent = guide.sample_posterior(jax.random.fold_in(rng_key, 1), params, sample_shape=(num_samples,), **data)
-        sites = Predictive(kernel, posterior_samples=latent,
-                           return_sites=["b", "theta", "tau_vg", "gamma_vg", "tau", "gamma", "rank_beta", "fuse_a"])(
-            jax.random.fold_in(rng_key, 2), **data)
-        return sites | latent
-
-    return jax.jit(init), jax.jit(steps), jax.jit(draw)
 
 
 def use_compile_cache(folder: str | None) -> None:
