@@ -51,7 +51,7 @@ class Evidence:
         self.ctx: Context | None = None
         self._fitted: Posterior | None = None
         self._fitted_on: str | None = None
-        self._read: tuple | None = None      # what the last read saw: (calls in the cache, the plans)
+        self._read_from: tuple | None = None   # what the last read saw: (calls in the cache, the plans)
         self._obs = None
         self._structure = None
 
@@ -63,8 +63,8 @@ class Evidence:
         """Read the cache, refit if it holds anything new; None while nothing is known. ``method``
         (nuts | svi) overrides the surrogate's choice."""
         read = self._cache_state()
-        if read is None or read != self._read:   # the cache grew, or other plans: read it again
-            self._read = read
+        if read is None or read != self._read_from:   # the cache grew, or other plans: read it again
+            self._read_from = read
             self._read_cache()
         obs, structure = self._obs, self._structure
         if len(obs.q) == 0:
