@@ -161,6 +161,10 @@ class SearchSpace:
                 raise SpecError(self.file, format_path(at), "expected a mapping of instruction and/or demos")
             for key, value in mapping.items():
                 self._check_prompt_value(key, value, at + (key,))
+        for at, mapping in options("combo") if "combo" in params else []:   # a combo may carry a prompt too
+            for key in ("instruction", "demos"):
+                if isinstance(mapping, dict) and key in mapping:
+                    self._check_prompt_value(key, mapping[key], at + (key,))
 
     def _check_prompt_value(self, key: str, value: Any, at: tuple) -> None:
         if key == "instruction" and value != DEFAULT_INSTRUCTION and value not in self.instructions:

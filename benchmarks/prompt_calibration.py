@@ -1,13 +1,16 @@
 """Leave-one-variant-out calibration of the surrogate's prompt effects, on the recorded pool only.
 
 For each prompt variant of a space (instruction + demonstrations of a generator), fit the surrogate
-on every call the OTHER variants' pipelines consumed and none of this variant's, then predict the
-search-split accuracy of every pipeline that uses the left-out variant. The prediction of an unseen
+on every call the pipelines WITHOUT it consumed (so none of this variant's), then predict the
+search-split accuracy of every pipeline that uses the left-out variant in any of its generators
+(with HumanEval's sampling-prompts space, a pipeline may lead with the default prompt's greedy
+answer and sample with another: it is predicted when either variant is left out). The prediction of an unseen
 variant comes from its model's ability and the prompt effect's prior (bayes/MODEL.md), so its
 interval must be wide enough to hold the measured accuracy about 90% of the time.
 
     python benchmarks/prompt_calibration.py [--experiment experiments/gsm8k-local]
                                             [--space spaces/sampling-cot-prompts.yaml] [--seeds 5]
+    python benchmarks/prompt_calibration.py --experiment experiments/humaneval-local --space spaces/sampling-prompts.yaml
 
 Coverage is judged as in search_benchmark.py: randomised PIT (a score over few questions sits on a
 lattice) within 5-95%, and the plain 5-95% interval's hit rate beside it; median absolute error of
@@ -37,14 +40,10 @@ from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def variant_of(spec) -> str:
-    """The prompt a pipeline's generators use: its instruction (short) and how many demonstrations."""
-    out = set()
-    for layer in spec.layers:
-        if layer.kind == "generate":
-            text = layer.params.get("instruction", "") or "default"
-            out.add(f"{text[:30]}|{len(layer.params.get('demos', []))} demos")
-    return " + ".join(sorted(out))
+def variants_of(spec) -> frozenset[str]:
+    """The prompts a pipeline's generators use: instruction (short) and how many demonstrations."""
+    return frozenset(f"{(layer.params.get('instruction', '') or 'default')[:30]}|{len(layer.params.get('demos', []))} demos"
+                     for layer in spec.layers if layer.kind == "generate")
 
 
 def main() -> None:
@@ -58,15 +57,15 @@ def main() -> None:
     rows, task, records, cache, memo = build_table(experiment, space_path)
     specs = {spec_fingerprint(s): s for _, s in enumerate_space(SearchSpace(space_path), task)}
     rows = list({r.fingerprint: r for r in rows if r.complete}.values())
-    variants = [variant_of(specs[r.fingerprint]) for r in rows]
+    uses = [variants_of(specs[r.fingerprint]) for r in rows]
     plans = [plan_of(specs[r.fingerprint]) for r in rows]
-    print(f"{len(rows)} pipelines, variants: { {v: variants.count(v) for v in dict.fromkeys(variants)} }", flush=True)
+    every = sorted(set().union(*uses))
+    print(f"{len(rows)} pipelines, variants: { {v: sum(v in u for u in uses) for v in every} }", flush=True)
     result: dict = {"experiment": experiment.name, "space": space_path.name, "seeds": args.seeds, "variants": {}}
     pooled: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": []}
-    for variant in dict.fromkeys(variants):
-        held = [i for i, v in enumerate(variants) if v == variant]
-        others = [i for i, v in enumerate(variants) if v != variant]
-        bought = set().union(*(rows[i].keys for i in others)) - set().union(*(rows[i].keys for i in held))
+    for variant in every:
+        held = [i for i, u in enumerate(uses) if variant in u]
+        bought = set().union(*(rows[i].keys for i, u in enumerate(uses) if variant not in u))
         measured = np.array([rows[i].accuracy for i in held])
         mine: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": [], "mean": [], "width": []}
         for seed in range(args.seeds):

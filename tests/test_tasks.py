@@ -66,7 +66,7 @@ def test_no_demonstration_comes_from_an_evaluated_split(root):
     from archsearch.candidates import enumerate_space
     from archsearch.space import SearchSpace
 
-    for experiment, space in (("gsm8k-local", "sampling-cot-prompts.yaml"), ("humaneval-local", "sampling.yaml")):
+    for experiment, space in (("gsm8k-local", "sampling-cot-prompts.yaml"), ("humaneval-local", "sampling-prompts.yaml")):
         task = Task(root / "experiments" / experiment / "task.yaml")
         scored = {r.text for r in task.split("all")} | {r.fields.get("question") for r in task.split("all")}
         shown = 0
@@ -80,6 +80,22 @@ def test_no_demonstration_comes_from_an_evaluated_split(root):
     gsm = Task(root / "experiments/gsm8k-local/task.yaml")
     assert all(r.split == "demos" for r in gsm.records if r.id.startswith("cot-exemplar"))
     assert not {r.text for r in gsm.split("demos")} & {r.text for r in gsm.split("all")}
+
+
+def test_a_prompt_in_a_combo_names_a_declared_instruction(root, tmp_path):
+    import yaml
+
+    from archsearch.errors import SpecError
+    from archsearch.space import SearchSpace
+
+    raw = yaml.safe_load((root / "spaces/sampling-prompts.yaml").read_text())
+    raw["layers"][1]["params"]["combo"]["choice"][7]["instruction"] = "edge_case"
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(SpecError) as err:
+        SearchSpace(path)
+    assert "layers[1].params.combo.choice[7].instruction" in str(err.value) and "edge_cases" in str(err.value)
+    assert "\n" not in str(err.value)
 
 
 def test_humaneval_canonical_solutions_pass_hidden_and_visible_tests(root):
