@@ -1,9 +1,10 @@
-"""Prompt variants on the recorded GSM8K pool: greedy and the vote of 4 samples at T=0.8 for each
-instruction / worked-examples variant of ``spaces/sampling-cot-prompts.yaml``, on every split, with
-95% intervals. Replays the pool (no new call); a question whose calls are not recorded yet is
+"""Prompt variants on a recorded pool: greedy and the vote of 4 samples at T=0.8 (and, on HumanEval,
+the vote of the 4 samples that pass the visible tests) for each instruction / worked-examples
+variant of the space, on every split, with 95% intervals. Replays the pool (no new call); a question whose calls are not recorded yet is
 counted apart ("unscored"), never as wrong.
 
     python benchmarks/prompts.py [--experiment experiments/gsm8k-local] [--space spaces/sampling-cot-prompts.yaml]
+    python benchmarks/prompts.py --experiment experiments/humaneval-local --space spaces/sampling-prompts.yaml
 """
 
 from __future__ import annotations
@@ -31,15 +32,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def wanted(spec) -> bool:
-    """Greedy alone, or 4 samples at T=0.8 with a plain vote: the two recorded shapes per variant."""
+    """Greedy alone, or 4 samples at T=0.8 with a plain vote (after the visible tests, keeping the
+    passing ones, where the space has them): the recorded shapes every variant shares."""
     gen = spec.layers[0].params
     kinds = [layer.kind for layer in spec.layers]
     if gen.get("stop", "never") != "never":
         return False
     if kinds == ["generate"]:
         return gen["n"] == 1 and gen["temperature"] == 0.0
-    return (kinds == ["generate", "vote"] and gen["n"] == 4 and gen["temperature"] == 0.8
-            and spec.layers[1].params.get("weight_by", "none") == "none")
+    if kinds == ["generate", "test", "vote"] and (spec.layers[1].params.get("keep"),
+                                                   spec.layers[1].params.get("on_none_passed")) != ("passing", "keep_all"):
+        return False
+    return (kinds in (["generate", "vote"], ["generate", "test", "vote"]) and gen["n"] == 4 and gen["temperature"] == 0.8
+            and spec.layers[-1].params.get("weight_by", "none") == "none")
 
 
 def main() -> None:
