@@ -137,16 +137,16 @@ def _real(exp: Path, space: Path, tmp_path: Path):
 
 
 def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
-    """Every pipeline of the sampling space -- fixed n and stopping early -- run for real on the
-    recorded HumanEval pool (cache only, sandboxed tests), scores and calls exactly what the
+    """Every pipeline of the sampling space with its prompt variants -- fixed n and stopping early,
+    the default instruction or the edge-case one -- run for real on the recorded HumanEval pool (cache only, sandboxed tests), scores and calls exactly what the
     simulator gives when every call is known; latency within the test layer's sandbox time."""
-    task, records, cache, memo, specs, reports = _real(ROOT / "experiments/humaneval-local", ROOT / "spaces/sampling.yaml",
+    task, records, cache, memo, specs, reports = _real(ROOT / "experiments/humaneval-local", ROOT / "spaces/sampling-prompts.yaml",
                                                        tmp_path)
     plans = [plan_of(s) for s in specs]
     evidence = Evidence(task, records, cache, memo, plans)
     evidence.refresh(method="svi")
     sim = evidence.on_search(plans, np.random.default_rng(0), np.array([0]))
-    assert len(specs) == 1260 and not any(r.failures for r in reports)
+    assert len(specs) == 2160 and not any(r.failures for r in reports)
     assert sim.determined.all() and sum(p.generators()[-1].params.stop != "never" for p in plans) >= 60
     np.testing.assert_array_equal(sim.accuracy[0], [r.measured().accuracy for r in reports])
     np.testing.assert_allclose(sim.calls[0], [r.measured().calls_per_question for r in reports])
