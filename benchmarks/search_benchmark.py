@@ -94,7 +94,8 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
             add(f"{metric}:all", judge(draws, measured, rng))
             if unknown.any():
                 add(f"{metric}:unbought", judge(draws[:, unknown], measured[unknown], rng))
-        summary = {k: float(np.mean(np.concatenate(v))) for k, v in tally.items() if "accuracy:unbought" in k}
+        summary = {k: round(float(np.mean(np.concatenate(v))), 4) for k, v in tally.items()
+                   if k.startswith(("accuracy:unbought", "latency")) and k.endswith(("pit_hit", "interval_hit", "relative"))}
         print(f"seed {seed}: {unknown.sum()} of {len(held)} held-out pipelines need unbought calls; so far {summary}",
               flush=True)
     out = {"seeds": seeds, "evaluated": evaluated, "fit_seconds_median": float(np.median(fits))}

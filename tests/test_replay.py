@@ -17,7 +17,7 @@ from archsearch.errors import LLMCallError
 from archsearch.evaluate import aevaluate
 from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
-from archsearch.space import SearchSpace
+from archsearch.space import SearchSpace, spec_fingerprint
 from archsearch.tasks import Task
 from archsearch.testing import FakeLLM
 
@@ -124,7 +124,8 @@ def _real(exp: Path, space: Path, tmp_path: Path):
     cache = CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}")
     memo: dict = {}
     client = LLMClient(_NoCalls(), cache, max_retries=0)
-    specs = [spec for _, spec in enumerate_space(SearchSpace(space), task)]
+    listed = [spec for _, spec in enumerate_space(SearchSpace(space), task)]
+    specs = list({spec_fingerprint(s): s for s in listed}.values())   # a setting that changes nothing: one run
 
     async def measure():
         try:
@@ -133,20 +134,21 @@ def _real(exp: Path, space: Path, tmp_path: Path):
         finally:
             await client.release_loop()
 
-    return task, records, cache, memo, specs, asyncio.run(measure())
+    return task, records, cache, memo, specs, len(listed), asyncio.run(measure())
 
 
 def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
-    """Every pipeline of the sampling space with its prompt variants -- fixed n and stopping early,
-    the default instruction or the edge-case one -- run for real on the recorded HumanEval pool (cache only, sandboxed tests), scores and calls exactly what the
-    simulator gives when every call is known; latency within the test layer's sandbox time."""
-    task, records, cache, memo, specs, reports = _real(ROOT / "experiments/humaneval-local", ROOT / "spaces/sampling-prompts.yaml",
+    """Every distinct pipeline of the sampling space with its prompt variants -- fixed n and
+    stopping early, the default instruction or the edge-case one -- run for real on the recorded
+    HumanEval pool (cache only, sandboxed tests), scores and calls exactly what the simulator gives
+    when every call is known; latency within the test layer's sandbox time."""
+    task, records, cache, memo, specs, listed, reports = _real(ROOT / "experiments/humaneval-local", ROOT / "spaces/sampling-prompts.yaml",
                                                        tmp_path)
     plans = [plan_of(s) for s in specs]
     evidence = Evidence(task, records, cache, memo, plans)
     evidence.refresh(method="svi")
     sim = evidence.on_search(plans, np.random.default_rng(0), np.array([0]))
-    assert len(specs) == 2160 and not any(r.failures for r in reports)
+    assert (listed, len(specs)) == (2160, 842) and not any(r.failures for r in reports)
     assert sim.determined.all() and sum(p.generators()[-1].params.stop != "never" for p in plans) >= 60
     np.testing.assert_array_equal(sim.accuracy[0], [r.measured().accuracy for r in reports])
     np.testing.assert_allclose(sim.calls[0], [r.measured().calls_per_question for r in reports])
