@@ -15,3 +15,14 @@ def test_loading_a_spec_imports_no_search_stack(root):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_redrawing_a_report_imports_no_search_stack(root):
+    """`archsearch report` reads a finished search's report.json: it needs neither optuna nor jax."""
+    code = (
+        "import sys, json\n"
+        "from archsearch.optimize import report, conclude\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'optuna', 'jax', 'numpyro'})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

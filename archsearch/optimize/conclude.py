@@ -12,6 +12,7 @@ split -- everything `archsearch optimize` reports, computed here and printed by 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,7 +24,9 @@ from ..thresholdout import Thresholdout
 from . import records
 from .decide import Choice, Option, SelectSplit, decide
 from .records import TrialRecord
-from .search import Search
+
+if TYPE_CHECKING:   # the search imports optuna; redrawing a report needs none of it
+    from .search import Search
 
 
 @dataclass

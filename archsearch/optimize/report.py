@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -18,7 +19,9 @@ from ..spec import PipelineSpec, Provenance, save_spec
 from .conclude import Conclusion
 from .html import COST_LABELS
 from .records import TrialRecord
-from .search import Search
+
+if TYPE_CHECKING:   # the search imports optuna; redrawing a report needs none of it
+    from .search import Search
 
 
 def describe(spec: PipelineSpec) -> str:
