@@ -156,15 +156,14 @@ class SearchSpace:
         for key in ("instruction", "demos"):
             for at, value in options(key) if key in params else []:
                 self._check_prompt_value(key, value, at)
-        for at, mapping in options("prompt") if "prompt" in params else []:
-            if not isinstance(mapping, dict) or not mapping or set(mapping) - {"instruction", "demos"}:
-                raise SpecError(self.file, format_path(at), "expected a mapping of instruction and/or demos")
-            for key, value in mapping.items():
-                self._check_prompt_value(key, value, at + (key,))
-        for at, mapping in options("combo") if "combo" in params else []:   # a combo may carry a prompt too
-            for key in ("instruction", "demos"):
-                if isinstance(mapping, dict) and key in mapping:
-                    self._check_prompt_value(key, mapping[key], at + (key,))
+        for merged in MERGED:   # a chosen mapping lands in the params, so a combo may carry a prompt too
+            for at, mapping in options(merged) if merged in params else []:
+                if merged == "prompt" and (not isinstance(mapping, dict) or not mapping
+                                           or set(mapping) - {"instruction", "demos"}):
+                    raise SpecError(self.file, format_path(at), "expected a mapping of instruction and/or demos")
+                for key in ("instruction", "demos"):
+                    if isinstance(mapping, dict) and key in mapping:
+                        self._check_prompt_value(key, mapping[key], at + (key,))
 
     def _check_prompt_value(self, key: str, value: Any, at: tuple) -> None:
         if key == "instruction" and value != DEFAULT_INSTRUCTION and value not in self.instructions:

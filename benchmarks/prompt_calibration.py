@@ -4,9 +4,9 @@ For each prompt variant of a space (instruction + demonstrations of a generator)
 on every call the pipelines WITHOUT it consumed (so none of this variant's), then predict the
 search-split accuracy of every pipeline that uses the left-out variant in any of its generators
 (with HumanEval's sampling-prompts space, a pipeline may lead with the default prompt's greedy
-answer and sample with another: it is predicted when either variant is left out). The prediction of an unseen
-variant comes from its model's ability and the prompt effect's prior (bayes/MODEL.md), so its
-interval must be wide enough to hold the measured accuracy about 90% of the time.
+answer and sample with another: it is predicted when either variant is left out). The prediction
+of an unseen variant comes from its model's ability and the prompt effect's prior (bayes/MODEL.md),
+so its interval must be wide enough to hold the measured accuracy about 90% of the time.
 
     python benchmarks/prompt_calibration.py [--experiment experiments/gsm8k-local]
                                             [--space spaces/sampling-cot-prompts.yaml] [--seeds 5]

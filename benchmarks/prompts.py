@@ -1,7 +1,7 @@
 """Prompt variants on a recorded pool: greedy and the vote of 4 samples at T=0.8 (and, on HumanEval,
 the vote of the 4 samples that pass the visible tests) for each instruction / worked-examples
-variant of the space, on every split, with 95% intervals. Replays the pool (no new call); a question whose calls are not recorded yet is
-counted apart ("unscored"), never as wrong.
+variant of the space, on every split, with 95% intervals. Replays the pool (no new call); a
+question whose calls are not recorded yet is counted apart ("unscored"), never as wrong.
 
     python benchmarks/prompts.py [--experiment experiments/gsm8k-local] [--space spaces/sampling-cot-prompts.yaml]
     python benchmarks/prompts.py --experiment experiments/humaneval-local --space spaces/sampling-prompts.yaml
@@ -40,11 +40,11 @@ def wanted(spec) -> bool:
         return False
     if kinds == ["generate"]:
         return gen["n"] == 1 and gen["temperature"] == 0.0
-    if kinds == ["generate", "test", "vote"] and (spec.layers[1].params.get("keep"),
-                                                   spec.layers[1].params.get("on_none_passed")) != ("passing", "keep_all"):
+    if kinds not in (["generate", "vote"], ["generate", "test", "vote"]) or (gen["n"], gen["temperature"]) != (4, 0.8) \
+            or spec.layers[-1].params.get("weight_by", "none") != "none":
         return False
-    return (kinds in (["generate", "vote"], ["generate", "test", "vote"]) and gen["n"] == 4 and gen["temperature"] == 0.8
-            and spec.layers[-1].params.get("weight_by", "none") == "none")
+    test = spec.layers[1].params
+    return kinds[1] != "test" or (test.get("keep"), test.get("on_none_passed")) == ("passing", "keep_all")
 
 
 def main() -> None:
