@@ -253,3 +253,20 @@ def test_a_users_own_layer_order_gets_a_posterior_for_every_front_row(fault_serv
         assert options[trial]["posterior_new_questions"] is not None
         assert trial == baseline or options[trial]["p_beats_baseline"] is not None
     assert any(v["verifier"] == "openai/a" for v in report["verifiers"])
+
+
+def test_a_space_too_large_to_list_is_tried_once(fixtures, monkeypatch):
+    """The surrogate sampler lists a space once; one with more pipelines than it lists is drawn from,
+    and never listed again (listing cost seconds on every trial)."""
+    from archsearch.optimize import sampler
+
+    listings = []
+    enumerate_space = sampler.enumerate_space
+    monkeypatch.setattr(sampler, "enumerate_space", lambda *a, **k: listings.append(1) or enumerate_space(*a, **k))
+    toy = fixtures / "toy"
+    big = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), Task(toy / "task.yaml"), [],
+                                   load_objective(toy / "objective.yaml"), None, {}, enumerate_limit=1)
+    assert big.listed() is None and big.listed() is None and len(listings) == 1
+    small = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), Task(toy / "task.yaml"), [],
+                                     load_objective(toy / "objective.yaml"), None, {})
+    assert len(small.listed()) > 1 and small.listed() is small.listed() and len(listings) == 2

@@ -62,6 +62,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.surrogate = surrogate or Surrogate(seed=seed, method="svi")
         self.evidence: Evidence | None = None
         self._listed: list[Candidate] | None = None
+        self._unlistable = has_floats(space)   # set once listing finds too many pipelines
         self._plans: dict[int, dict] = {}
         self.log: list[dict] = []
 
@@ -71,10 +72,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 
     def listed(self) -> list[Candidate] | None:
         """Every pipeline of the space, or None when it has too many to list."""
-        if self._listed is None and not has_floats(self.space):
+        if self._listed is None and not self._unlistable:
             rows = enumerate_space(self.space, self.task, limit=self.enumerate_limit + 1)
             if len(rows) <= self.enumerate_limit:
                 self._listed = [self._candidate(params, spec) for params, spec in rows]
+            else:
+                self._unlistable = True
         return self._listed
 
     def candidates(self, study: optuna.Study, rng: random.Random) -> list[Candidate]:
