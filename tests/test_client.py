@@ -111,6 +111,7 @@ def test_cache_persists_across_clients(tmp_path):
     again = run(LLMClient(backend, CallCache(url)).complete(PRICED, MSG, temperature=1.0, sample_index=3))
     assert backend.calls == 0 and again.cached and again.text == first.text
     assert again.cost_usd == first.cost_usd  # what it cost when made, for estimates
+    assert CallCache(url).keys() == {first.key}   # what the surrogate's observer reads in one query
 
 
 def test_budget_is_never_exceeded_under_concurrency():

@@ -165,3 +165,23 @@ class CostDraw:
         load = np.exp(sd * (self.sitting if rows is None else self.sitting[rows]))[lead]
         latency = draw("latency_s", [one, np.log1p(tokens_out), np.log1p(tokens_in)]) * load
         return np.stack([tokens_in, tokens_out, latency])
+
+
+class FreeCalls:
+    """The cost side when only outcomes matter (finding which calls a simulation would ask the cache
+    for): every call costs nothing, and nothing is drawn for it."""
+
+    @property
+    def usd_per_token(self) -> dict[str, float]:
+        return {}
+
+    @property
+    def model(self) -> FreeCalls:
+        return self
+
+    def draw(self, rng: np.random.Generator, draws: int) -> FreeCalls:
+        return self
+
+    def sample(self, model: str, role: str, inputs, shape: tuple[int, ...], rows: np.ndarray | None = None
+               ) -> np.ndarray:
+        return np.zeros((3, *shape))

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..llm.cache import CallCache
 from ..tasks.task import Record, Task
-from .costs import CostModel
+from .costs import CostModel, FreeCalls
 from .fit import Surrogate
 from .interpret import Simulated, simulate
 from .known import generator_structure, judge_models, observations
@@ -115,7 +115,7 @@ class Evidence:
             self.ctx.requests = set()
             flat = _Flat(len(self.objects.generators), self.arrays.questions, self.visible + len(self.objects.judges["verify"]),
                          len(self.objects.judges["rank"]), len(self.objects.judges["fuse"]))
-            simulate(flat, self.plans, self.ctx, CostModel([]), np.random.default_rng(0))
+            simulate(flat, self.plans, self.ctx, FreeCalls(), np.random.default_rng(0))
             requests, self.ctx.requests = self.ctx.requests, None
             if not requests or not self.observer.resolve(requests):
                 break

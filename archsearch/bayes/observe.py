@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from ..errors import LLMCallError, Unscored
+from ..errors import Unscored
 from ..llm.cache import CallCache
 from ..llm.client import LLMClient
 from ..programs import check_visible
@@ -38,9 +38,14 @@ from .plan import Layer, Plan
 ROLES = ("verify", "rank", "critique", "fuse")
 
 
+class _NotRecorded(Unscored):
+    """The call is not in the cache. Not an LLMCallError: the observer asks for tens of thousands of
+    calls never made, and that error scans the environment for secrets to redact on every one."""
+
+
 class _Refuse:
     async def complete(self, model_id, messages, params, sample_index=0):
-        raise LLMCallError(model_id, "not recorded")
+        raise _NotRecorded(model_id)
 
 
 class _Remembered:
@@ -51,9 +56,17 @@ class _Remembered:
 
     def __init__(self, cache) -> None:
         self.cache, self.rows, self.times = cache, {}, {}
+        self.present: set[str] | None = None   # every key the cache held when last read, if it can list them
+
+    def reread(self) -> None:
+        """Before a round of lookups: note every key the cache holds (one query instead of one per miss)."""
+        keys = getattr(self.cache, "keys", None)
+        self.present = keys() if keys is not None else None
 
     def get(self, key: str):
         if key not in self.rows:
+            if self.present is not None and key not in self.present:
+                return None
             row = self.cache.get(key)
             if row is None:
                 return None
@@ -183,6 +196,7 @@ class Observer:
             self.objects = Objects([], {role: [] for role in ROLES}, self.testable())
         self.objects.extend(generators, judges)
         self._asked = {}                   # the cache may have grown: ask again
+        self._remembered.reread()
         self._run(self._observe_all())
         return self.objects
 

@@ -100,6 +100,14 @@ class CallCache:
         conn.rollback()
         return [(model, json.loads(response)) for model, response in rows]
 
+    def keys(self) -> set[str]:
+        """Every recorded call's key: one query, so that a reader about to look up thousands of calls
+        most of which were never made (the surrogate's observer) skips a query per miss."""
+        conn = self._connection()
+        keys = set(conn.execute(select(calls_table.c.key)).scalars())
+        conn.rollback()
+        return keys
+
     def put(self, key: str, model_id: str, request: dict[str, Any], response: dict[str, Any]) -> None:
         values = dict(key=key, model=model_id, created=time.time(),
                       request=json.dumps(request, sort_keys=True, ensure_ascii=False),
