@@ -14,6 +14,8 @@ from numpyro.infer.autoguide import AutoNormal
 
 from .model import Observations, Posterior, Shapes, model
 
+STEP_CHUNK = 100   # SVI steps per compiled call: fits of any length reuse one compiled loop
+
 
 def _diagnostics(grouped: dict) -> tuple[float, float]:
     from numpyro.diagnostics import summary
@@ -101,13 +103,14 @@ class Surrogate:
 
     def _svi(self, key, data, kernel, shapes: Shapes):
         """SVI whose steps and draws are compiled once per shape (``svi.run`` compiles its loop anew on
-        every call: 15 s of a 16-s refit); a refit starts from the last solution of the same shape."""
+        every call: 15 s of a 16-s refit); a refit starts from the last solution of the same shape. The
+        steps run in chunks of one compiled length, so a first fit and a warm refit share the code."""
         if shapes not in self._svi_fns:
             guide = AutoNormal(kernel)
             svi = SVI(kernel, guide, numpyro.optim.Adam(0.02), Trace_ELBO())
 
-            def steps(state, data, n):
-                return jax.lax.scan(lambda s, _: svi.update(s, **data), state, None, length=n)
+            def steps(state, data):
+                return jax.lax.scan(lambda s, _: svi.update(s, **data), state, None, length=STEP_CHUNK)
 
             def draw(params, rng_key, data):
                 latent = guide.sample_posterior(jax.random.fold_in(rng_key, 1), params,
@@ -117,11 +120,15 @@ class Surrogate:
                     jax.random.fold_in(rng_key, 2), **data)
                 return sites | latent
 
-            self._svi_fns[shapes] = (svi, jax.jit(steps, static_argnums=2), jax.jit(draw))
+            self._svi_fns[shapes] = (svi, jax.jit(steps), jax.jit(draw))
         svi, steps, draw = self._svi_fns[shapes]
         warm = self._svi_params.get(shapes)
         state = svi.init(key, **data, init_params=warm)
-        state, losses = steps(state, data, self.warm_steps if warm else self.svi_steps)
+        chunks = []
+        for _ in range(-(-(self.warm_steps if warm else self.svi_steps) // STEP_CHUNK)):
+            state, losses = steps(state, data)
+            chunks.append(losses)
+        losses = np.concatenate([np.asarray(c) for c in chunks])
         params = svi.get_params(state)
         self._svi_params[shapes] = params
         draws = draw(params, key, data)
