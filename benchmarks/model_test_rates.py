@@ -28,16 +28,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tabular import RESULTS, NoCalls  # noqa: E402
+from tabular import RESULTS, replaying  # noqa: E402
 
-from archsearch.experiment import Experiment  # noqa: E402
-from archsearch.llm import CallCache, LLMClient  # noqa: E402
 from archsearch.pipeline import build_techniques  # noqa: E402
 from archsearch.programs import check_visible, split_tests  # noqa: E402
 from archsearch.sandbox import SandboxLimits  # noqa: E402
 from archsearch.spec import load_spec  # noqa: E402
 from archsearch.stats import wilson_interval  # noqa: E402
-from archsearch.tasks import Task  # noqa: E402
 from archsearch.techniques.base import LayerContext, LayerTrace  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +45,7 @@ def _rate(hits: int, total: int) -> dict:
     return {"rate": hits / total if total else float("nan"), "low": low, "high": high, "n": total}
 
 
-async def measure(task: Task, client: LLMClient, experiment: Path) -> list[dict]:
+async def measure(task, client, experiment: Path) -> list[dict]:
     def layer(pool: str, index: int):
         spec = load_spec(experiment / pool)
         technique = build_techniques(spec)[index]
@@ -128,9 +125,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default=str(ROOT / "experiments/humaneval-local"))
     args = p.parse_args()
-    exp = Experiment(args.experiment)
-    task = Task(exp.path(exp.config.task))
-    client = LLMClient(NoCalls(), CallCache(task.cache_url), max_retries=0)
+    exp, task, client = replaying(args.experiment)
 
     async def run() -> list[dict]:
         try:

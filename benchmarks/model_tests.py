@@ -19,16 +19,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tabular import RESULTS, NoCalls  # noqa: E402
+from tabular import RESULTS, replaying  # noqa: E402
 
 from archsearch.evaluate import EvalReport, aevaluate  # noqa: E402
-from archsearch.experiment import Experiment  # noqa: E402
-from archsearch.llm import CallCache, LLMClient  # noqa: E402
 from archsearch.optimize.report import describe  # noqa: E402
 from archsearch.pipeline import Pipeline  # noqa: E402
 from archsearch.spec import PipelineSpec, load_spec  # noqa: E402
 from archsearch.stats import wilson_interval  # noqa: E402
-from archsearch.tasks import Task  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 GREEDY = {"kind": "generate", "params": {"model": "coder", "n": 1, "temperature": 0.0, "max_tokens": 512, "style": "direct"}}
@@ -75,11 +72,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default=str(ROOT / "experiments/humaneval-local"))
     args = p.parse_args()
-    exp = Experiment(args.experiment)
-    task = Task(exp.path(exp.config.task))
-    base = load_spec(exp.dir / "baseline.yaml").model_dump()
-    cache, memo = CallCache(task.cache_url), {}
-    client = LLMClient(NoCalls(), cache, max_retries=0)
+    exp, task, client = replaying(args.experiment)
+    base, memo = load_spec(exp.dir / "baseline.yaml").model_dump(), {}
     splits = [s for s in ("search", "select", "final") if task.split(s)]
     hidden = {r.id for r in task.records if not r.visible_tests}
 

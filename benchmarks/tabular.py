@@ -18,6 +18,7 @@ from pathlib import Path
 from archsearch.candidates import enumerate_space
 from archsearch.errors import LLMCallError
 from archsearch.evaluate import aevaluate
+from archsearch.experiment import Experiment
 from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
 from archsearch.space import SearchSpace, spec_fingerprint
@@ -32,6 +33,13 @@ class NoCalls:
 
     async def complete(self, model_id, messages, params, sample_index=0):
         raise LLMCallError(model_id, "not in the recorded pool")
+
+
+def replaying(experiment: str | Path) -> tuple[Experiment, Task, LLMClient]:
+    """An experiment's folder, its task and a client that answers only from its recorded pool."""
+    exp = Experiment(experiment)
+    task = Task(exp.path(exp.config.task))
+    return exp, task, LLMClient(NoCalls(), CallCache(task.cache_url), max_retries=0)
 
 
 class FilteredCache:
