@@ -15,6 +15,12 @@ so its interval must be wide enough to hold the measured accuracy about 90% of t
 Coverage is judged as in search_benchmark.py: randomised PIT (a score over few questions sits on a
 lattice) within 5-95%, and the plain 5-95% interval's hit rate beside it; median absolute error of
 the posterior mean, in accuracy points. Seeds vary the fit and the simulation, not the data.
+
+What a calibrated model would show here: the pipelines of one left-out variant share its unknown
+prompt effect, so their errors move together and the pooled coverage rests on a handful of variants.
+For reference, the same coverage is computed against pseudo-truths drawn from the predictive itself
+(one joint draw of every held-out pipeline per variant, judged by the other draws), ``--references``
+times: the spread of coverage a perfectly calibrated model would produce on these variants.
 """
 
 from __future__ import annotations
@@ -46,11 +52,27 @@ def variants_of(spec) -> frozenset[str]:
                      for layer in spec.layers if layer.kind == "generate")
 
 
+def calibrated_coverage(sims: list[np.ndarray], references: int, rng: np.random.Generator) -> np.ndarray:
+    """[references] randomised-PIT coverage over the held-out pipelines (pooled over the seeds' fits,
+    each [draws, pipelines]) when the truth is one joint draw of the predictive itself, shared by
+    the seeds."""
+    out = np.empty(references)
+    for r in range(references):
+        hits, source = [], int(rng.integers(len(sims)))
+        draw = int(rng.integers(len(sims[source])))
+        for k, sim in enumerate(sims):   # one truth, as the real one is shared by every seed's fit
+            rest = np.delete(sim, draw, axis=0) if k == source else sim
+            hits.append(judge(rest, sims[source][draw], rng)["pit_hit"])
+        out[r] = np.mean(np.concatenate(hits))
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default=str(ROOT / "experiments/gsm8k-local"))
     p.add_argument("--space", default=str(ROOT / "spaces/sampling-cot-prompts.yaml"))
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--references", type=int, default=400)
     args = p.parse_args()
     start = time.perf_counter()
     experiment, space_path = Path(args.experiment), Path(args.space)
@@ -63,11 +85,12 @@ def main() -> None:
     print(f"{len(rows)} pipelines, variants: { {v: sum(v in u for u in uses) for v in every} }", flush=True)
     result: dict = {"experiment": experiment.name, "space": space_path.name, "seeds": args.seeds, "variants": {}}
     pooled: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": []}
+    references: list[np.ndarray] = []   # per variant: [references] coverage against a pseudo-truth
     for variant in every:
         held = [i for i, u in enumerate(uses) if variant in u]
         bought = set().union(*(rows[i].keys for i, u in enumerate(uses) if variant not in u))
         measured = np.array([rows[i].accuracy for i in held])
-        mine: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": [], "mean": [], "width": []}
+        mine: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": [], "mean": [], "width": [], "sims": []}
         for seed in range(args.seeds):
             rng = np.random.default_rng(seed)
             evidence = Evidence(task, records, FilteredCache(cache, bought), memo, plans, Surrogate(seed=seed))
@@ -79,8 +102,10 @@ def main() -> None:
             mine["mean"].append(sim.accuracy.mean(axis=0))
             lo, hi = np.percentile(sim.accuracy, [5, 95], axis=0)
             mine["width"].append(hi - lo)
+            mine["sims"].append(sim.accuracy)
         for k in ("pit_hit", "interval_hit", "error"):
             pooled[k].append(np.concatenate(mine[k]))
+        references.append(calibrated_coverage(mine["sims"], args.references, np.random.default_rng(len(references))))
         mean = np.mean(mine["mean"], axis=0)
         result["variants"][variant] = {
             "pipelines": len(held), "fit_calls": len(bought),
@@ -95,6 +120,13 @@ def main() -> None:
                "interval_coverage": float(np.mean(np.concatenate(pooled["interval_hit"]))),
                "median_abs_error_points": 100 * float(np.median(np.concatenate(pooled["error"]))),
                "seconds": time.perf_counter() - start}
+    weights = np.array([v["pipelines"] for v in result["variants"].values()], float)
+    calibrated = (np.array(references) * weights[:, None]).sum(axis=0) / weights.sum()   # pooled as above
+    result["calibrated_reference"] = {
+        "pit_coverage_median": float(np.median(calibrated)),
+        "share_within_0.80_0.95": float(np.mean((calibrated >= 0.80) & (calibrated <= 0.95))),
+        "share_at_or_above_measured": float(np.mean(calibrated >= result["pit_coverage"] - 1e-9)),
+        "pit_coverage_5_95": [float(x) for x in np.percentile(calibrated, [5, 95])]}
     out = RESULTS / f"{experiment.name}-{space_path.stem}-leave-one-variant-out.json"
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "variants"}, indent=1))
