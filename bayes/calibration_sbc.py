@@ -21,7 +21,8 @@ import time
 import numpy as np
 from synthetic import draw_truth, simulate
 
-from archsearch.bayes.model import Shapes, Surrogate
+from archsearch.bayes.fit import Surrogate
+from archsearch.bayes.model import Shapes
 
 
 def run(seeds: int = 20, questions: int = 40, verifiers: int = 2) -> dict:
