@@ -59,8 +59,11 @@ def run(sampler: str, seed: int, trials: int) -> dict:
     proposals: list[float] = []
     compiled: list[bool] = []       # whether XLA compiled for more than 0.5 s during the proposal
     compile_seconds: list[float] = []
-    jax.monitoring.register_event_duration_secs_listener(
-        lambda event, seconds, **_: compile_seconds.append(seconds) if event == BACKEND_COMPILE else None)
+
+    def on_compile(event, seconds, **_) -> None:
+        if event == BACKEND_COMPILE:
+            compile_seconds.append(seconds)
+    jax.monitoring.register_event_duration_secs_listener(on_compile)
     start = time.perf_counter()
 
     def progress(info) -> None:
@@ -84,6 +87,7 @@ def run(sampler: str, seed: int, trials: int) -> dict:
             return built
         search._surrogate_sampler = timed_sampler.__get__(search)
     search.run()
+    jax.monitoring.unregister_event_duration_listener(on_compile)
     return {"history": history, "proposal_seconds": proposals, "compiled": compiled,
             "seconds": time.perf_counter() - start}
 
