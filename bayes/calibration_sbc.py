@@ -3,7 +3,8 @@
 For each seed: draw true abilities (two models, three settings, and a prompt variant of the first
 model's first setting), question difficulties, verifier rates per (verifier, generator), rankers'
 selection strengths and fusers' curves; simulate what a search would observe (8 samples per question
-and generator -- the prompt variant on half the questions --, verdicts of 2 verifiers, and on every
+and generator -- the prompt variant on half the questions --, verdicts of 2 verifiers and of one
+set of model-written tests (a cell's right samples counted once: they pass or fail together), and on every
 question 2 rankers and 2 fusers given the candidates of a random layer composition: some samples,
 perhaps filtered by a verifier, perhaps cut short), fit the NumPyro model, and check whether the 90%
 posterior intervals contain the truth. Pooled over 20 seeds, the hit rate of a calibrated model is
@@ -25,15 +26,15 @@ from archsearch.bayes.fit import Surrogate
 from archsearch.bayes.model import Shapes
 
 
-def run(seeds: int = 20, questions: int = 40, verifiers: int = 2) -> dict:
-    surrogate = Surrogate(Shapes())
-    hits = {"theta": [], "prompt_effect": [], "tpr": [], "fpr": [], "rank_beta": [], "fuse_a": [], "fuse_b": [],
-            "fuse_e": []}
+def run(seeds: int = 20, questions: int = 40, verifiers: int = 2, writers: int = 1) -> dict:
+    surrogate = Surrogate(Shapes(verifiers=verifiers + writers))
+    hits = {"theta": [], "prompt_effect": [], "tpr": [], "fpr": [], "tpr_written": [], "fpr_written": [],
+            "rank_beta": [], "fuse_a": [], "fuse_b": [], "fuse_e": []}
     fit_seconds = []
     for seed in range(seeds):
         rng = np.random.default_rng(1000 + seed)
-        truth = draw_truth(rng, questions, verifiers)
-        post = surrogate.fit(simulate(truth, rng), "nuts")
+        truth = draw_truth(rng, questions, verifiers + writers)
+        post = surrogate.fit(simulate(truth, rng, writers=writers), "nuts")
         fit_seconds.append(post.seconds)
 
         def inside(draws, value):
@@ -42,11 +43,13 @@ def run(seeds: int = 20, questions: int = 40, verifiers: int = 2) -> dict:
 
         hits["theta"] += inside(post.theta, truth.theta)
         hits["prompt_effect"] += inside(post.theta[:, 3] - post.theta[:, 0], truth.prompt_effect)
-        hits["tpr"] += inside(post.tpr(), truth.tpr())                 # per (verifier, generator)
+        hits["tpr"] += inside(post.tpr()[:, :verifiers], truth.tpr()[:verifiers])   # per (verifier, generator)
+        hits["tpr_written"] += inside(post.tpr()[:, verifiers:], truth.tpr()[verifiers:])
         # FPR of each verifier for each generator, averaged over the questions: per draw at that
         # draw's ability and difficulties vs the truth at the true ones
         for g in range(len(truth.theta)):
-            hits["fpr"] += inside(post.fpr(g), truth.fpr(g))
+            hits["fpr"] += inside(post.fpr(g)[:, :verifiers], truth.fpr(g)[:verifiers])
+            hits["fpr_written"] += inside(post.fpr(g)[:, verifiers:], truth.fpr(g)[verifiers:])
         hits["rank_beta"] += inside(post.rank_beta, truth.rank_beta)
         for k in ("a", "b", "e"):
             hits[f"fuse_{k}"] += inside(post.fuse[k], truth.fuse[k])

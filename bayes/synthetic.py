@@ -69,10 +69,12 @@ def draw_truth(rng: np.random.Generator, questions: int = 40, verifiers: int = 2
                        "d": rng.normal(0.3, 0.3, fusers), "e": rng.normal(0.0, 0.5, fusers)})
 
 
-def simulate(truth: Truth, rng: np.random.Generator, samples: int = 8, ranked: int = 4) -> Observations:
+def simulate(truth: Truth, rng: np.random.Generator, samples: int = 8, ranked: int = 4, writers: int = 0) -> Observations:
     """Every (question, generator) cell sampled ``samples`` times and judged by every verifier; the
     prompt variant (generator 3) on half the questions only; on every question each ranker ranks,
-    and each fuser fuses, the candidates of a random composition (``_compose``)."""
+    and each fuser fuses, the candidates of a random composition (``_compose``). The last
+    ``writers`` verifiers are model-written tests: right programs behave alike on a question's tests,
+    so a cell's right samples count once (``known._written_counts``), its wrong ones one by one."""
     Q, G, V = len(truth.b), len(truth.theta), truth.tau.shape[0]
     q, g = np.meshgrid(np.arange(Q), np.arange(G), indexing="ij")
     q, g = q.ravel(), g.ravel()
@@ -86,7 +88,10 @@ def simulate(truth: Truth, rng: np.random.Generator, samples: int = 8, ranked: i
     y = right.sum(axis=1)
     tpr = _sigmoid(truth.tau[:, g].T)                                               # [cells, V]
     fpr = _sigmoid(truth.gamma[:, g].T - truth.lam[None, :] * skill[:, None])
-    tp = rng.binomial(y[:, None], tpr)
+    judged_y = np.repeat(y[:, None], V, axis=1)
+    judged_y[:, V - writers:] = (y > 0)[:, None]
+    judged_n = (n - y)[:, None] + judged_y
+    tp = rng.binomial(judged_y, tpr)
     fp = rng.binomial((n - y)[:, None], fpr)
     rank_rows, fuse_rows = [], []
     for qi in range(Q):
@@ -108,7 +113,8 @@ def simulate(truth: Truth, rng: np.random.Generator, samples: int = 8, ranked: i
     for i, row in enumerate(rank_rows):
         rank_y[i, : len(row[1])], rank_valid[i, : len(row[1])] = row[1], True
     fuse = np.array(fuse_rows, float)
-    return Observations(q=q, g=g, n=n, y=y, tp=tp, fp=fp, seen=np.ones((len(q), V), bool), n_questions=Q,
+    return Observations(q=q, g=g, n=n, y=y, tp=tp, fp=fp, seen=np.ones((len(q), V), bool), judged_n=judged_n,
+                        judged_y=judged_y, n_questions=Q,
                         n_generators=G, n_verifiers=V, generator_model=truth.structure[0],
                         generator_setting=truth.structure[1], generator_variant=truth.structure[2],
                         rank_r=np.array([r[0] for r in rank_rows], int), rank_y=rank_y, rank_valid=rank_valid,

@@ -117,7 +117,7 @@ class _NoCalls:
         raise LLMCallError(model_id, "not in the shipped pool")
 
 
-def _real(exp: Path, space: Path, tmp_path: Path):
+def _real(exp: Path, space: Path, tmp_path: Path, wanted=lambda spec: True):
     shutil.copy(Path(Task(exp / "task.yaml").cache_url.removeprefix("sqlite:///")), tmp_path / "calls.sqlite")
     task = Task(exp / "task.yaml")
     records = task.split("search")
@@ -125,7 +125,7 @@ def _real(exp: Path, space: Path, tmp_path: Path):
     memo: dict = {}
     client = LLMClient(_NoCalls(), cache, max_retries=0)
     listed = [spec for _, spec in enumerate_space(SearchSpace(space), task)]
-    specs = list({spec_fingerprint(s): s for s in listed}.values())   # a setting that changes nothing: one run
+    specs = [s for s in {spec_fingerprint(s): s for s in listed}.values() if wanted(s)]   # a no-op setting: one run
 
     async def measure():
         try:
@@ -161,3 +161,29 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
     assert np.mean(np.abs(gap) <= 0.1) >= 0.99
 
 
+
+
+def test_replay_of_model_written_tests_equals_the_real_pipelines(tmp_path):
+    """The model-written tests space on the recorded pool: every pipeline with written tests scores
+    and calls exactly what it does for real -- the suspected-wrong rule, ``keep: all``, CodeT's
+    agreement vote, and a generator that stops at the first sample its tests accept (each sample
+    judged alone, the tests written once per question) included."""
+    def written(spec):   # the pipelines with written tests (the others: the test above)
+        return any(layer.kind == "test" and layer.params["source"] != "task" for layer in spec.layers)
+
+    task, records, cache, memo, specs, listed, reports = _real(ROOT / "experiments/humaneval-local",
+                                                               ROOT / "spaces/sampling-model-tests.yaml", tmp_path, written)
+    plans = [plan_of(s) for s in specs]
+    covered = list(range(len(specs)))
+    assert not any(r.failures for r in reports)
+    agreement = [i for i in covered if any(layer.kind == "vote" and layer.params.by == "agreement"
+                                           for layer in plans[i].layers)]
+    stops = [i for i in covered if plans[i].generators()[-1].params.stop != "never"]
+    assert len(covered) >= 100 and len(agreement) >= 20 and len(stops) >= 40
+    evidence = Evidence(task, records, cache, memo, [plans[i] for i in covered])
+    evidence.refresh(method="svi")
+    assert evidence.arrays.written.known.all()
+    sim = evidence.on_search([plans[i] for i in covered], np.random.default_rng(0), np.array([0]))
+    assert sim.determined.all()
+    np.testing.assert_array_equal(sim.accuracy[0], [reports[i].measured().accuracy for i in covered])
+    np.testing.assert_allclose(sim.calls[0], [reports[i].measured().calls_per_question for i in covered])

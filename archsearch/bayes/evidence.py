@@ -18,8 +18,9 @@ from .known import generator_structure, judge_models, observations
 from .model import Posterior, Shapes
 from .objects import ObjectArrays, Objects, object_arrays
 from .observe import Observer
-from .plan import Plan
+from .plan import Plan, written_tests
 from .steps.state import Context
+from .written import written_arrays
 
 DISCOVERY_ROUNDS = 4   # rankings of fusions of rankings...: each round reaches one layer further
 
@@ -113,7 +114,8 @@ class Evidence:
         for _ in range(DISCOVERY_ROUNDS):
             self._context()
             self.ctx.requests = set()
-            flat = _Flat(len(self.objects.generators), self.arrays.questions, self.visible + len(self.objects.judges["verify"]),
+            flat = _Flat(len(self.objects.generators), self.arrays.questions,
+                         self.visible + len(self.objects.judges["verify"]) + len(self.objects.judges["test"]),
                          len(self.objects.judges["rank"]), len(self.objects.judges["fuse"]))
             simulate(flat, self.plans, self.ctx, FreeCalls(), np.random.default_rng(0))
             requests, self.ctx.requests = self.ctx.requests, None
@@ -122,7 +124,7 @@ class Evidence:
         self._context()
 
     def _context(self) -> None:
-        self.arrays = object_arrays(self.objects)
+        self.arrays = dataclasses.replace(object_arrays(self.objects), written=written_arrays(self.objects))
         self.ctx = Context(self.arrays, self.objects, {k: i for i, k in enumerate(self.objects.generators)},
                            {role: {k: i for i, k in enumerate(keys)} for role, keys in self.objects.judges.items()},
                            self.visible)
@@ -132,8 +134,10 @@ class Evidence:
 
     @property
     def verifier_names(self) -> list[str]:
+        layers = self.observer.layers
         return (["visible tests"] if self.observer.verifiable else []) + \
-            [self.observer.layers[key].model.id for key in self.objects.judges["verify"]]
+            [layers[key].model.id for key in self.objects.judges["verify"]] + \
+            [_writer_name(layers[key]) for key in self.objects.judges["test"]]
 
     def on_search(self, plans: list[Plan], rng: np.random.Generator, draws: np.ndarray | None = None) -> Simulated:
         """What each plan scores and spends on the search questions, replaying the known calls."""
@@ -158,12 +162,19 @@ class Evidence:
         for plan in plans:
             for layer in plan.layers:
                 table = self.ctx.generators if layer.kind == "generate" else self.ctx.judges.get(layer.kind)
+                if layer.kind == "test" and not written_tests(layer):
+                    continue
                 if table is not None and layer.key not in table:
                     raise ValueError(f"the evidence does not know the {layer.kind} layer {layer.key[:80]}")
 
     def unbought_calls(self, plans: list[Plan], sim: Simulated) -> np.ndarray:
         """[P] calls each plan would buy on the search questions (mean over the simulated draws)."""
         return sim.bought.mean(axis=0)
+
+
+def _writer_name(layer) -> str:
+    p = layer.params
+    return f"tests by {layer.model.id} ({p.n_calls}x{p.n_tests}{', with the task' if p.source == 'task+model' else ''})"
 
 
 def _signature(obs) -> str:

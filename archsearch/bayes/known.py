@@ -65,8 +65,21 @@ def _cells(objects: Objects, arrays: ObjectArrays, verifiable: bool) -> list[tup
                 judged = v != UNKNOWN
                 counts.append((int(judged.sum()), int((right & judged).sum()), int((right & (v == 1)).sum()),
                                int((~right & (v == 1)).sum())))
+            counts += [_written_counts(arrays.written, t, q, obj, right) for t in range(arrays.written.writers)]
             rows.append((q, g, n, int(right.sum()), counts))
     return rows
+
+
+def _written_counts(w, t: int, q: int, obj: np.ndarray, right: np.ndarray) -> tuple[int, int, int, int]:
+    """A writer's verdicts on a cell's samples, every known answer judged together. Right programs
+    behave alike on a question's tests (a wrong expected value fails them all), so they count once:
+    as passing when most of them pass."""
+    if not w.known[t, q]:
+        return 0, 0, 0, 0
+    passed = w.pool[t, q, obj] == 1
+    has_right = int(right.any())
+    right_pass = int(has_right and 2 * int((passed & right).sum()) >= int(right.sum()))
+    return int((~right).sum()) + has_right, has_right, right_pass, int((passed & ~right).sum())
 
 
 def judge_models(generator_models: list, judges: dict[str, list], verifiable: bool) -> dict[str, np.ndarray]:
@@ -79,7 +92,8 @@ def judge_models(generator_models: list, judges: dict[str, list], verifiable: bo
     def index(models: list) -> np.ndarray:
         return np.array([ids.get(json.dumps(model_identity(m), sort_keys=True), -1) for m in models], int)
 
-    return {"verifier": np.concatenate([[-1] * int(verifiable), index(judges["verify"])]).astype(int),
+    return {"verifier": np.concatenate([[-1] * int(verifiable), index(judges["verify"]),
+                                        index(judges.get("test", []))]).astype(int),
             "ranker": index(judges["rank"]), "fuser": index(judges["fuse"])}
 
 
@@ -88,7 +102,7 @@ def observations(objects: Objects, arrays: ObjectArrays, structure: tuple, verif
     """``structure``: each generator's model, setting and prompt variant (``generator_structure``);
     ``judge_model``: each judge's model among them (``judge_models``)."""
     rows = _cells(objects, arrays, verifiable)
-    V = int(verifiable) + arrays.verdict.shape[0]
+    V = int(verifiable) + arrays.verdict.shape[0] + arrays.written.writers
     c = len(rows)
     jn, jy, tp, fp = (np.zeros((c, V), int) for _ in range(4))
     for r, (*_, counts) in enumerate(rows):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,8 @@ class Objects:
     critiques: dict[tuple[int, int, int], tuple[str, CallObs]] = field(default_factory=dict)   # (c, q, object)
     ranks: dict[tuple[int, int, Inputs], tuple[tuple[int, ...], CallObs]] = field(default_factory=dict)
     fused: dict[tuple[int, int, Inputs, int], tuple[int, CallObs]] = field(default_factory=dict)  # (f, q, inputs, i)
+    written: dict[tuple[int, int], Any] = field(default_factory=dict)   # (t, q): written.Written, the writer's tests
+    runs: dict[tuple[int, int, int], Any] = field(default_factory=dict)  # (t, q, object): written.Run against them
 
     def __post_init__(self) -> None:
         Q = len(self.testable)
@@ -98,7 +101,7 @@ class Objects:
         out = [c for cells in self.samples for cell in cells for _, c in cell]
         for table in (self.verdicts, self.critiques, self.ranks, self.fused):
             out += [v[1] for v in table.values()]
-        return out
+        return out + [call for w in self.written.values() for call in w.calls]
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class ObjectArrays:
     same_pairs: np.ndarray   # [2 right/wrong, 2 mode, G, Q] pairs of known samples of that outcome with one key
     pairs: np.ndarray        # [2 right/wrong, G, Q] pairs of known samples of that outcome
     mute: tuple[int, int] = (0, 0)   # wrong samples on testable questions without a behaviour, of all such
+    written: Any = None      # written.WrittenArrays: the model-written tests and every known answer's runs
 
     @property
     def questions(self) -> int:
@@ -159,19 +163,19 @@ class ObjectArrays:
                    none.astype(bool), none, np.zeros((2, questions, 1), int), np.zeros((2, questions, 1), int),
                    np.full((J, questions, 1), UNKNOWN), np.full((3, J, questions, 1), np.nan),
                    np.zeros((C, questions, 1), bool), np.full((3, C, questions, 1), np.nan),
-                   np.asarray(testable, bool), same, pairs, like.mute)
+                   np.asarray(testable, bool), same, pairs, like.mute, like.written.fresh(questions))
 
 
-def _cluster_ids(objects: Objects, q: int, mode: int) -> list[int]:
-    """Vote-key ids of a question's objects: the modal right key (counted over samples) is CANONICAL,
-    the modal wrong one MODAL_WRONG, so a drawn sample that repeats either joins it."""
-    keys = [j.vote_key(bool(mode)) for j in objects.judged[q]]
+def key_ids(objects: Objects, q: int, keys: list) -> list[int]:
+    """Vote-key ids of a question's objects (``keys``: one per object): the modal right key (counted
+    over samples) is CANONICAL, the modal wrong one MODAL_WRONG, so a drawn sample that repeats
+    either joins it."""
     ids: dict = {}
     for outcome, reserved in ((True, CANONICAL), (False, MODAL_WRONG)):
-        seen = Counter(keys[o][1] for cell in objects.samples for o, _ in cell[q] if objects.judged[q][o].correct == outcome)
+        seen = Counter(keys[o] for cell in objects.samples for o, _ in cell[q] if objects.judged[q][o].correct == outcome)
         if seen and seen.most_common(1)[0][0] not in ids:
             ids[seen.most_common(1)[0][0]] = reserved
-    return [ids.setdefault(key, len(ids) + 2) for _, key in keys]
+    return [ids.setdefault(key, len(ids) + 2) for key in keys]
 
 
 def object_arrays(objects: Objects) -> ObjectArrays:
@@ -191,7 +195,7 @@ def object_arrays(objects: Objects) -> ObjectArrays:
             for mode in (0, 1):
                 level[mode, q, o] = j.vote_key(bool(mode))[0]
         for mode in (0, 1):
-            ids = _cluster_ids(objects, q, mode)
+            ids = key_ids(objects, q, [j.vote_key(bool(mode))[1] for j in objects.judged[q]])
             cluster[mode, q, : len(ids)] = ids
         for g, cells in enumerate(objects.samples):
             cell = cells[q]

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import Unscored
 from ..llm.cache import CallCache
 from ..llm.client import LLMClient
-from ..programs import check_visible
+from ..programs import check_visible, split_tests
 from ..sandbox import SandboxLimits
 from ..tasks.scorers import PythonTests
 from ..tasks.task import Record, Task
@@ -30,12 +30,14 @@ from ..techniques.critique import Critique
 from ..techniques.fuse import Fuse
 from ..techniques.generate import Generate
 from ..techniques.rank import Rank
+from ..techniques.unit_test import UnitTest
 from ..techniques.verify import Verify
 from ..techniques.vote import normalise
 from .objects import CallObs, Inputs, Judged, Objects
-from .plan import Layer, Plan
+from .plan import Layer, Plan, written_tests
+from .written import Run, Written
 
-ROLES = ("verify", "rank", "critique", "fuse")
+ROLES = ("verify", "rank", "critique", "fuse", "test")   # "test": the layers whose tests a model writes
 
 
 class _NotRecorded(Unscored):
@@ -93,6 +95,7 @@ class Observer:
         self.layers: dict[str, Layer] = {}
         self.objects: Objects | None = None
         self._asked: dict[tuple, bool] = {}   # lookups answered "not cached" since the cache last grew
+        self._tests: dict[tuple[int, int], str] = {}   # (writer, question): the test code the layer runs
 
     def close(self) -> None:
         self._loop.run_until_complete(self._client.release_loop())
@@ -190,7 +193,8 @@ class Observer:
             for layer in plan.layers:
                 self.layers.setdefault(layer.key, layer)
         generators = sorted({layer.key for p in plans for layer in p.generators()}, key=list(self.layers).index)
-        judges = {role: sorted({layer.key for p in plans for layer in p.layers if layer.kind == role},
+        judges = {role: sorted({layer.key for p in plans for layer in p.layers
+                                if layer.kind == role and (role != "test" or written_tests(layer))},
                                key=list(self.layers).index) for role in ROLES}
         if self.objects is None:
             self.objects = Objects([], {role: [] for role in ROLES}, self.testable())
@@ -215,7 +219,46 @@ class Observer:
         lookups = [self._verdict(j, q, o) for j in range(len(objects.judges["verify"])) for o in range(len(objects.texts[q]))]
         lookups += [self._critique(c, q, o) for c in range(len(objects.judges["critique"]))
                     for o in range(len(objects.texts[q]))]
+        lookups += [self._written(t, q) for t in range(len(objects.judges["test"]))]
         await asyncio.gather(*lookups)
+
+    async def _written(self, t: int, q: int) -> None:
+        """The tests writer t wrote for question q, if the cache holds every call, and how each known
+        answer fares against them (run once per answer, in the test layer's own sandbox recipe)."""
+        layer = self.layers[self.objects.judges["test"][t]]
+        technique, question = UnitTest(layer.params), self.task.question(self.records[q])
+        if (t, q) not in self.objects.written:
+            if self._asked.get(("test", t, q)):
+                return
+            messages, replies, calls = technique.writer_messages(question), [], []
+            for i in range(layer.params.n_calls):
+                ctx = self._ctx(layer)
+                try:
+                    replies.append((await technique.write(ctx, messages, i)).text)
+                except Unscored:
+                    self._asked[("test", t, q)] = True
+                    return
+                calls.append(self._call(ctx, layer, 1))
+            tests, _ = technique.parse_written(replies, question)
+            code = technique.test_code(question, tests)
+            self.objects.written[(t, q)] = Written(len(split_tests(code)[1]), len(tests), tuple(calls))
+            self._tests[(t, q)] = code
+        code, n = self._tests[(t, q)], self.objects.written[(t, q)].n
+        todo = [o for o in range(len(self.objects.texts[q])) if (t, q, o) not in self.objects.runs]
+        for o, run in zip(todo, await asyncio.gather(*(self._against(layer, q, o, code, n) for o in todo))):
+            self.objects.runs[(t, q, o)] = run
+
+    async def _against(self, layer: Layer, q: int, o: int, code: str, n: int) -> Run:
+        """What the test layer sees of answer o: the same check, the same reading of it."""
+        record, p = self.records[q], layer.params
+        answer = self.task.extractor(self.objects.texts[q][o])
+        check = None
+        if answer and n:
+            async with self._sandboxes:
+                check = await check_visible(p.program, record.fields, answer, code,
+                                            SandboxLimits(timeout_s=p.timeout_s, memory_mb=p.memory_mb), self.memo)
+        passed = tuple(check.run.passed) if check and len(check.run.passed) == n else (False,) * n
+        return Run(passed, check is not None, check.behaviour if check else None, normalise(answer))
 
     # -- rankings and fusions, for the inputs the steps arrive at ------------------------------
     def resolve(self, requests: set[tuple]) -> int:

@@ -75,6 +75,8 @@ def _adds(layer: Layer) -> int:
 def judge_key(kind: str, model: ModelSpec | None, params) -> str:
     """What keys a judging layer's calls: its model and every param but per-question counts and policies."""
     body = params.model_dump(mode="json", exclude=JUDGE_COUNTS)
+    if kind == "test" and params.source != "task":   # the calls made are the tests: how many is part of them
+        body["n_calls"] = params.n_calls
     return f"{kind}:" + json.dumps({"model": model_identity(model) if model else None, **body}, sort_keys=True)
 
 
@@ -94,6 +96,11 @@ def plan_of(spec: PipelineSpec) -> Plan | None:
         else:
             layers.append(Layer(technique.kind, technique.params, model, judge_key(technique.kind, model, technique.params)))
     return Plan(tuple(layers), tuple(tuple(s) for s in pipeline.steps()))
+
+
+def written_tests(layer: Layer) -> bool:
+    """A test layer whose tests a model writes (its calls are the tests, not a verdict per candidate)."""
+    return layer.kind == "test" and layer.params.source != "task"
 
 
 def uncovered(spec: PipelineSpec) -> list[str]:

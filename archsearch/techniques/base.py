@@ -98,6 +98,7 @@ class LayerContext:
     sandbox_memo: dict | None = None
     drawn: dict[str, int] = field(default_factory=dict)  # per question: samples already drawn, by generator
     keys: list[str] | None = None    # when a list, the cache key of every call made is added to it
+    scratch: dict = field(default_factory=dict)  # what the layer keeps about this question between calls
 
     def next_samples(self, generator: str, n: int) -> range:
         """Sample indices for ``n`` more samples of one generator on this question: a second layer

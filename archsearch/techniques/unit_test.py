@@ -83,25 +83,38 @@ class UnitTest(Filter):
         many lines were dropped by the strict parser."""
         p = self.params
         messages = self.writer_messages(question)
-        results = await asyncio.gather(*(ctx.complete(p.model, messages, temperature=p.temperature,
-                                                      max_tokens=p.max_tokens, sample_index=i) for i in range(p.n_calls)))
-        entry = fill(p.entry_point, **question.fields)
+        results = await asyncio.gather(*(self.write(ctx, messages, i) for i in range(p.n_calls)))
+        return self.parse_written([r.text for r in results], question)
+
+    async def write(self, ctx: LayerContext, messages, i: int):
+        """The test writer's call ``i`` (a sample index, cached like a generator's)."""
+        p = self.params
+        return await ctx.complete(p.model, messages, temperature=p.temperature, max_tokens=p.max_tokens, sample_index=i)
+
+    def parse_written(self, replies: list[str], question) -> tuple[list[str], int]:
+        """The tests in the writer's replies, in order, duplicates once; and how many lines were dropped."""
+        entry = fill(self.params.entry_point, **question.fields)
         tests, dropped = [], 0
-        for result in results:
-            kept, lost = parse_model_tests(result.text, entry, limit=p.n_tests)
+        for reply in replies:
+            kept, lost = parse_model_tests(reply, entry, limit=self.params.n_tests)
             tests += [t for t in kept if t not in tests]
             dropped += lost
         return tests, dropped
 
+    def test_code(self, question, written: list[str]) -> str:
+        """What the sandbox runs: the task's visible tests (unless ``source: model``), then the written ones."""
+        task = "" if self.params.source == "model" else question.visible_tests or ""
+        return "\n".join([task] + written if task else written)
+
     async def tests_for(self, ctx: LayerContext, question) -> tuple[str, int]:
         """(test code, how many of its tests were written by the model: the last ones)."""
-        p = self.params
-        task = "" if p.source == "model" else question.visible_tests or ""
-        if p.source == "task":
-            return task, 0
-        written, dropped = await self.written_tests(ctx, question)
-        ctx.trace.count("tests_dropped", dropped)
-        return "\n".join([task] + written if task else written), len(written)
+        if self.params.source == "task":
+            return question.visible_tests or "", 0
+        if "tests" not in ctx.scratch:   # written once per question, however often the layer judges
+            written, dropped = await self.written_tests(ctx, question)
+            ctx.trace.count("tests_dropped", dropped)
+            ctx.scratch["tests"] = self.test_code(question, written), len(written)
+        return ctx.scratch["tests"]
 
     async def run(self, ctx: LayerContext, question, c: Candidate, tests: str):
         p = self.params

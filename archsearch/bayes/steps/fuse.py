@@ -56,7 +56,7 @@ class FuseStep(Step):
             getattr(s, name)[..., out] = np.where(known, a.cluster[mode][q4, safe], drawn[name])
         s.lv0[..., out] = np.where(known, a.level[0][q4, safe], 1)
         s.lv1[..., out] = np.where(known, a.level[1][q4, safe], drawn["lv1"])
-        s.weight[..., out], s.critic[..., out] = 0.0, UNKNOWN
+        s.weight[..., out], s.critic[..., out], s.tested[..., out] = 0.0, UNKNOWN, False
         return self.charge(s, draws, made, cost, "fuse", k[..., None]).max(axis=-1, initial=0.0)
 
     def _replay(self, s: State, obj: np.ndarray, cost: np.ndarray) -> None:

@@ -76,7 +76,7 @@ class GenerateStep(Step):
         s.cl1[window] = np.where(known, a.cluster[1][q3, safe], by_behaviour)
         s.lv0[window] = np.where(known, a.level[0][q3, safe], 1)
         s.lv1[window] = np.where(known, a.level[1][q3, safe], np.where(testable & ~muted, 2, 1))
-        s.weight[window], s.critic[window] = 0.0, UNKNOWN
+        s.weight[window], s.critic[window], s.tested[window] = 0.0, UNKNOWN, False
         cost = np.where(known[None], a.gen_cost[:, g3, q3, np.minimum(i3, M - 1)], np.nan)
         return used, np.broadcast_to(cost[:, None], (3, D, P, Q, len(ks)))
 

@@ -43,7 +43,7 @@ class SequentialStep(Step):
         rank = np.cumsum(own, axis=-1)                                        # own sample k has rank k + 1
         pool = before | own
         if self.filt is not None:
-            verdict, applies, judge_cost = self.filt.judge(s, draws, pool)
+            verdict, applies, judge_cost = self.filt.judge(s, draws, pool, alone=own)
             accepted = self.filt.accepted(verdict, applies) & pool
         if self.stop == "accepted":
             first = np.where(accepted & own, rank, np.iinfo(int).max).min(axis=-1)

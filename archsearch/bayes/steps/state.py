@@ -59,20 +59,23 @@ class Draws:
     passes: np.ndarray
     joins: np.ndarray
     mute: np.ndarray
-    verdicts: np.ndarray     # [D, J, G, Q, M]
+    verdicts: np.ndarray     # [D, J + T, G, Q, M] per LLM judge, then per test writer
+    written_right: np.ndarray  # [D, T, Q] one per writer and question: right programs behave alike on its tests
     agreement: np.ndarray    # [2 right/wrong, 2 by text/behaviour, D, G, Q]
     costs: object            # costs.CostDraw
     rng: np.random.Generator
 
     @classmethod
     def draw(cls, posterior, arrays: ObjectArrays, costs, rng: np.random.Generator, d: np.ndarray, samples: int) -> Draws:
-        G, Q, J = posterior.theta.shape[1], posterior.b.shape[1], arrays.verdict.shape[0]
+        G, Q = posterior.theta.shape[1], posterior.b.shape[1]
+        J, T = arrays.verdict.shape[0], arrays.written.writers
         shape = (len(d), G, Q, samples)
         agreement = np.stack([np.stack([arrays.agreement(len(d), rng, o, mode) for mode in (0, 1)]) for o in (0, 1)])
         return cls(d, posterior.theta[d], posterior.b[d], posterior.cell_p(rng, d), posterior.tau[d], posterior.gamma[d],
                    posterior.lam[d], posterior.rank_beta[d], posterior.rank_alpha[d],
                    {k: v[d] for k, v in posterior.fuse.items()}, rng.random(shape), rng.random(shape), rng.random(shape),
-                   rng.random(shape), rng.random((len(d), J) + shape[1:]), agreement, costs, rng)
+                   rng.random(shape), rng.random((len(d), J + T) + shape[1:]), rng.random((len(d), T, Q)), agreement,
+                   costs, rng)
 
     def tpr(self, v: int, gen: np.ndarray) -> np.ndarray:
         """[D, P, Q, N] the TPR of verifier v for each slot's generator."""
@@ -111,6 +114,10 @@ class State:
     lv1: np.ndarray
     weight: np.ndarray       # accepted verdicts so far
     critic: np.ndarray       # the critic whose critique it carries, or UNKNOWN
+    tested: np.ndarray       # a test layer ran it (it carries a share of tests passed and its behaviour on them)
+    trate: np.ndarray        # ... that share
+    ag: np.ndarray           # ... its vote key by agreement (behaviour on those tests, else answer text)
+    aglv: np.ndarray         # ... and that key's level (2 behaviour, 1 text, 0 none)
     calls: np.ndarray = field(default=None)
     tokens: np.ndarray = field(default=None)
     usd: np.ndarray = field(default=None)
@@ -118,14 +125,15 @@ class State:
     exact: np.ndarray = field(default=None)      # every call so far was known: a replay, not a draw
 
     SLOTS: ClassVar[tuple[str, ...]] = ("alive", "obj", "correct", "gen", "src", "rate", "cl0", "cl1", "lv0", "lv1",
-                                        "weight", "critic")
+                                        "weight", "critic", "tested", "trate", "ag", "aglv")
 
     @classmethod
     def empty(cls, D: int, P: int, Q: int, N: int) -> State:
         shape = (D, P, Q, N)
         zeros = {name: np.zeros(shape, dtype) for name, dtype in
                  (("alive", bool), ("correct", bool), ("rate", float), ("cl0", int), ("cl1", int), ("lv0", int),
-                  ("lv1", int), ("weight", float), ("gen", int))}
+                  ("lv1", int), ("weight", float), ("gen", int), ("tested", bool), ("trate", float), ("ag", int),
+                  ("aglv", int))}
         unknown = {name: np.full(shape, UNKNOWN) for name in ("obj", "src", "critic")}
         spent = {name: np.zeros((D, P, Q)) for name in ("calls", "tokens", "usd", "bought")}
         return cls(**zeros, **unknown, **spent, exact=np.ones((D, P, Q), bool))

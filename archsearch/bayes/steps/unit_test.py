@@ -1,34 +1,117 @@
-"""``test`` with the task's visible tests: a candidate passes when every test passes (a known
-answer's pass rate was measured; a drawn one passed with the tests' TPR or FPR when it was made).
-Keeps the passing ones (or those passing the most, or all, annotated); questions without visible
-tests are left as they are."""
+"""``test``: a candidate passes when every counted test passes; the layer keeps the passing ones (or
+those passing the most, or all, annotated with the share passed and their behaviour on the tests).
+
+- ``source: task``, the visible tests: a known answer's pass rate was measured; a drawn one passed
+  with the visible tests' TPR or FPR when it was made. Questions without visible tests are left as
+  they are.
+- ``source: model`` / ``task+model``, tests a model writes (``written.py``): the writer's calls are
+  charged on every question (replayed when cached, drawn from the cost model when not). When the
+  tests and every judged answer are known, the verdicts are replayed exactly, the suspected-wrong
+  rule included. Otherwise a known answer keeps its verdict among all the question's known answers,
+  and a drawn one is accepted with the writer's TPR if right -- one draw per question, since right
+  programs behave alike on the tests (a wrong expected value fails them all) -- or its FPR if wrong.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..objects import CANONICAL, UNKNOWN
+from ..plan import written_tests
+from ..written import counted_verdicts
 from .state import Draws, State, per_pipeline
 from .verify import FilterStep
+
+WRITTEN_KEYS = 1_000_000   # vote-key ids on written tests' inputs, apart from those on the visible tests'
 
 
 class TestStep(FilterStep):
     kind = "test"
 
-    @classmethod
-    def covers(cls, params) -> bool:
-        return params.source == "task"
-
     def __init__(self, layers: list, ctx) -> None:
         super().__init__(layers, ctx)
         self.best = per_pipeline([layer.params.keep == "best" for layer in layers])
         self.all = per_pipeline([layer.params.keep == "all" for layer in layers])
+        writers = ctx.judges.get("test", {})
+        self.t = np.array([writers[layer.key] if written_tests(layer) else -1 for layer in layers])
+        self.calls = np.array([layer.params.n_calls if written_tests(layer) else 0 for layer in layers])
+        self._annotation = None
 
-    def judge(self, s: State, draws: Draws, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
+    def judge(self, s: State, draws: Draws, mask: np.ndarray, alone: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, None]:
         applies = np.broadcast_to(self.ctx.arrays.testable[None, None, :], mask.shape[:3]) & mask.any(axis=-1)
-        return mask & (s.rate == 1.0) & applies[..., None], applies, None
+        verdict = mask & (s.rate == 1.0) & applies[..., None]
+        tested = mask & applies[..., None]
+        annotation = [tested, np.where(tested, s.rate, 0.0), s.cl1, s.lv1, s.cl1, s.lv1]
+        for t in np.unique(self.t[self.t >= 0]):
+            mine = per_pipeline(self.t == t)
+            found = self._written(s, draws, mask, np.zeros(mask.shape, bool) if alone is None else alone & mask, int(t))
+            verdict, applies = np.where(mine, found[0], verdict), np.where(mine[..., 0], found[1], applies)
+            annotation = [np.where(mine, new, old) for new, old in zip(found[2:], annotation)]
+        self._annotation = annotation
+        return verdict, applies, None
+
+    def _written(self, s: State, draws: Draws, mask: np.ndarray, alone: np.ndarray, t: int) -> list[np.ndarray]:
+        """Writer t's verdicts, where it applies, and what the runtime annotates the candidates with.
+        The ``mask`` slots not ``alone`` are judged together; each ``alone`` one by itself."""
+        w, ctx = self.ctx.arrays.written, self.ctx
+        q3, q4 = np.arange(w.known.shape[1])[None, None, :], np.arange(w.known.shape[1])[None, None, :, None]
+        safe = np.maximum(s.obj, 0)
+        tests = w.known[t][q3]                                                 # [1, 1, Q]
+        slot_known = s.known & tests[..., None]
+        together = mask & ~alone
+        replay = tests[..., None] & np.where(alone, s.known, ~(together & ~s.known).any(axis=-1, keepdims=True))
+        args = w.mask[t][q4, safe], w.checked[t][q4, safe]
+        exact, share = counted_verdicts(*args, together, w.n[t][q3], w.written[t][q3])
+        by_itself = counted_verdicts(*args, mask, w.n[t][q3], np.zeros_like(w.written[t][q3]))   # every test counts
+        exact, share = np.where(alone, by_itself[0], exact), np.where(alone, by_itself[1], share)
+        v = ctx.visible + len(ctx.judges.get("verify", {})) + t
+        right = w.right[t][q4]
+        drawn_right = np.where(right != UNKNOWN, right == 1, draws.written_right[:, t][:, None, :, None] < draws.tpr(v, s.gen))
+        drawn_wrong = draws.verdict_uniforms(np.full(s.gen.shape[1], v - ctx.visible), s) < draws.fpr(v, s.gen)
+        mixed = np.where(slot_known, w.pool[t][q4, safe] == 1, np.where(s.correct, drawn_right, drawn_wrong))
+        verdict = np.where(replay, exact, mixed) & mask
+        share = np.where(replay, share, verdict.astype(float))
+        applies = np.where(tests, w.n[t][q3] > 0, True) & mask.any(axis=-1)
+        tested = mask & applies[..., None]
+        key = np.where(w.key[t][q4, safe] >= 2, w.key[t][q4, safe] + WRITTEN_KEYS, w.key[t][q4, safe])
+        ag = np.where(slot_known, key, np.where(s.correct, CANONICAL, s.cl1))
+        aglv = np.where(slot_known, w.level[t][q4, safe], 2)
+        # a vote by behaviour afterwards compares the behaviour on these tests where the question has
+        # visible tests (elsewhere it compares texts) and the candidate has one
+        behaves = tested & (aglv == 2) & ctx.arrays.testable[None, None, :, None]
+        return [verdict, applies, tested, np.where(tested, share, 0.0), ag, aglv,
+                np.where(behaves, ag, s.cl1), np.where(behaves, 2, s.lv1)]
+
+    def pay(self, s: State, draws: Draws, judged: np.ndarray, cost: None) -> np.ndarray:
+        """The writers' calls: ``n_calls`` per question, made whatever the candidates."""
+        if not self.calls.any():
+            return np.zeros(judged.shape)
+        w = self.ctx.arrays.written
+        D, P, Q, _ = judged.shape
+        K = int(self.calls.max())
+        made = np.broadcast_to((np.arange(K)[None, :] < self.calls[:, None])[None, :, None, :], (D, P, Q, K))
+        known_cost = np.full((3, D, P, Q, K), np.nan)
+        for t in np.unique(self.t[self.t >= 0]):
+            mine = (self.t == t)[None, :, None, None] & w.known[t][None, None, :, None]
+            recorded = np.full((3, Q, K), np.nan)
+            width = min(K, w.cost.shape[-1])
+            recorded[..., :width] = w.cost[:, t, :, :width]
+            known_cost = np.where(mine[None], recorded[:, None, None], known_cost)
+        return self.charge(s, draws, made, known_cost, "test")
+
+    def record(self, s: State, verdict: np.ndarray, judged: np.ndarray) -> None:
+        super().record(s, verdict, judged)
+        tested, trate, ag, aglv, cl1, lv1 = self._annotation
+        s.tested = np.where(judged, tested, s.tested)
+        s.trate, s.ag, s.aglv = (np.where(tested & judged, new, old) for new, old in ((trate, s.trate), (ag, s.ag),
+                                                                                     (aglv, s.aglv)))
+        s.cl1, s.lv1 = np.where(tested & judged, cl1, s.cl1), np.where(tested & judged, lv1, s.lv1)
+        self._annotation = None
 
     def keep(self, s: State, judged: np.ndarray, verdict: np.ndarray, applies: np.ndarray) -> np.ndarray:
-        top = np.where(judged, s.rate, -1.0).max(axis=-1, keepdims=True)
-        best = judged & (s.rate == top)
+        rate = np.where(s.tested, s.trate, s.rate)
+        top = np.where(judged, rate, -1.0).max(axis=-1, keepdims=True)
+        best = judged & (rate == top)
         kept = np.where(self.all, judged, np.where(self.best, best, super().keep(s, judged, verdict, applies)))
         return np.where(applies[..., None], kept, judged)

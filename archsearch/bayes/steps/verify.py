@@ -21,10 +21,12 @@ class FilterStep(Step):
         super().__init__(layers, ctx)
         self.policy = per_pipeline([POLICY[layer.params.on_none_passed] for layer in layers])
 
-    def judge(self, s: State, draws: Draws, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def judge(self, s: State, draws: Draws, mask: np.ndarray, alone: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """(verdict [D, P, Q, N], whether the layer judges at all on each question [D, P, Q], the
         recorded cost of each judging call [3, D, P, Q, N] or None when it makes none) for the
-        ``mask`` slots. Nothing is charged or recorded: ``pay`` and ``record`` do that."""
+        ``mask`` slots; the ``alone`` ones among them are judged one at a time (a generator that
+        stops early), the others together. Nothing is charged or recorded: ``pay`` and ``record`` do that."""
         raise NotImplementedError
 
     def pay(self, s: State, draws: Draws, judged: np.ndarray, cost: np.ndarray | None) -> np.ndarray:
@@ -62,7 +64,8 @@ class VerifyStep(FilterStep):
         super().__init__(layers, ctx)
         self.j = np.array([ctx.judges["verify"][layer.key] for layer in layers])
 
-    def judge(self, s: State, draws: Draws, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def judge(self, s: State, draws: Draws, mask: np.ndarray, alone: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         a = self.ctx.arrays
         j4, q4 = self.j[None, :, None, None], np.arange(a.questions)[None, None, :, None]
         safe = np.maximum(s.obj, 0)

@@ -1,6 +1,8 @@
 """``vote``: plurality over the candidates' vote keys (answer text, or behaviour on the visible
 tests' inputs -- text where a question has none), weighted by accepted verdicts if asked; only
 candidates at the highest key level vote (a behaviour beats a mere text); ties go to the earliest.
+By agreement (CodeT): the behaviour on the last test layer's inputs, each candidate weighing the
+share of those tests it passes.
 Known answers carry their keys; a drawn one repeats its question's modal answer or is new."""
 
 from __future__ import annotations
@@ -23,18 +25,16 @@ def _beta_lead_table(size: int = 65) -> np.ndarray:
 
 
 BETA_LEAD = _beta_lead_table()
+TEXT_KEYS = 2_000_000   # vote-key ids by text, apart from the behaviour ones, in a vote by agreement
 
 
 class VoteStep(Step):
     kind = "vote"
 
-    @classmethod
-    def covers(cls, params) -> bool:
-        return params.by in ("answer", "behaviour")
-
     def __init__(self, layers: list, ctx) -> None:
         super().__init__(layers, ctx)
         self.by_behaviour = per_pipeline([layer.params.by == "behaviour" for layer in layers])
+        self.agreement = per_pipeline([layer.params.by == "agreement" for layer in layers])
         self.weighted = per_pipeline([layer.params.weight_by == "verdicts" for layer in layers])
         self.verdict_weight = per_pipeline([layer.params.verdict_weight for layer in layers], float)
 
@@ -42,6 +42,9 @@ class VoteStep(Step):
         """(cluster, voters): each slot's vote key, and which of the ``pool`` slots vote (the top level)."""
         cluster = np.where(self.by_behaviour, s.cl1, s.cl0)
         level = np.where(self.by_behaviour, s.lv1, s.lv0)
+        # by agreement: the behaviour on the last test layer's inputs, else the text; any key votes
+        cluster = np.where(self.agreement, np.where(s.tested, s.ag, s.cl0 + TEXT_KEYS), cluster)
+        level = np.where(self.agreement, np.minimum(np.where(s.tested, s.aglv, s.lv0), 1), level)
         top = np.where(pool, level, -1).max(axis=-1, keepdims=True)
         return cluster, pool & (level == top)
 
@@ -59,6 +62,7 @@ class VoteStep(Step):
         """[D, P, Q, N] the slot the vote picks among ``pool``: the first of the heaviest key."""
         cluster, voters = self.keys(s, pool)
         w = np.where(self.weighted, 1.0 + self.verdict_weight * s.weight, 1.0)
+        w = np.where(self.agreement, np.where(s.tested, s.trate, 0.0), w)   # a group scores its tests passed
         same = (cluster[..., :, None] == cluster[..., None, :]) & voters[..., None, :]
         heavy = np.where(voters, (same * w[..., None, :]).sum(axis=-1), -1.0)
         best = heavy.max(axis=-1, keepdims=True)
