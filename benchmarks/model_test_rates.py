@@ -14,9 +14,14 @@ parsed:
 - how many wrong tests the test layer's suspected-wrong-test rule catches (a written test no
   candidate passes is set aside; one a wrong program passes still fails the right ones).
 
+Beside them, the surrogate's own rows for the same tests (``--surrogate``): fitted on the search
+split with every call of spaces/sampling-model-tests.yaml known, the verifier table's TPR and FPR
+with 90% intervals per generator, and the direct rates counted as the model counts them (a
+problem's right programs once, passing when most of them pass, with the suspected-wrong rule).
+
 No new call; the sandbox runs are those of the test layer (memoised within the run).
 
-    python benchmarks/model_test_rates.py [--experiment experiments/humaneval-local]
+    python benchmarks/model_test_rates.py [--experiment experiments/humaneval-local] [--surrogate]
 """
 
 from __future__ import annotations
@@ -121,9 +126,42 @@ def summarise(problems: list[dict]) -> dict:
     return out
 
 
+def counted_once(problems: list[dict], gen: str) -> dict:
+    """TPR and FPR as the surrogate's data count them: a problem's right programs of ``gen`` once."""
+    tp = pos = fp = neg = 0
+    for p in problems:
+        if p["tests"] == 0:
+            continue
+        counted = [t for t in range(p["tests"]) if any(c["passed"][t] for c in p["candidates"])]
+        mine = [(c["correct"], all(c["passed"][t] for t in counted)) for c in p["candidates"] if c["generator"] == gen]
+        right = [ok for correct, ok in mine if correct]
+        if right:
+            pos, tp = pos + 1, tp + (2 * sum(right) >= len(right))
+        neg, fp = neg + sum(not correct for correct, _ in mine), fp + sum(ok for correct, ok in mine if not correct)
+    return {"TPR": _rate(tp, pos), "FPR": _rate(fp, neg)}
+
+
+def surrogate_rows(exp, task) -> list[dict]:
+    """The verifier table's rows for the written tests, fitted on the search split (every call known)."""
+    from archsearch.bayes.evidence import Evidence
+    from archsearch.bayes.plan import plan_of
+    from archsearch.bayes.summary import verifier_table
+    from archsearch.candidates import enumerate_space
+    from archsearch.llm import CallCache
+    from archsearch.space import SearchSpace
+
+    specs = [spec for _, spec in enumerate_space(SearchSpace(ROOT / "spaces/sampling-model-tests.yaml"), task)]
+    plans = [plan for plan in map(plan_of, specs) if plan is not None]
+    evidence = Evidence(task, task.split("search"), CallCache(task.cache_url), {}, plans)
+    evidence.refresh()
+    return [{"verifier": r.verifier, "generator": r.generator, "samples": r.judged, "TPR": str(r.tpr), "FPR": str(r.fpr),
+             "fit": evidence.posterior.method} for r in verifier_table(evidence) if r.verifier.startswith("tests by")]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--experiment", default=str(ROOT / "experiments/humaneval-local"))
+    p.add_argument("--surrogate", action="store_true", help="also the surrogate's verifier rows for the written tests")
     args = p.parse_args()
     exp, task, client = replaying(args.experiment)
 
@@ -138,6 +176,12 @@ def main() -> None:
     for split in ("search", "select", "final"):
         ids = {r.id for r in task.split(split)}
         result[split] = summarise([p for p in problems if p["id"] in ids])
+    search = [p for p in problems if p["id"] in {r.id for r in task.split("search")}]
+    result["search"]["counted_as_the_surrogate_does"] = {gen: counted_once(search, gen) for gen in ("greedy", "T=0.8")}
+    if args.surrogate:
+        result["search"]["surrogate"] = surrogate_rows(exp, task)
+        print(json.dumps(result["search"]["counted_as_the_surrogate_does"], indent=1))
+        print(json.dumps(result["search"]["surrogate"], indent=1))
     out = RESULTS / f"{exp.dir.name}-model-test-rates.json"
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result["all"], indent=1))

@@ -17,7 +17,7 @@ intervals (t over re-splits), and how often rule (a)'s predicted 90% interval fo
 held the measured one.
 
     python benchmarks/resplit.py [--experiment experiments/humaneval-local] [--space spaces/sampling.yaml]
-                                 [--splits 20] [--trials 30]
+                                 [--splits 20] [--trials 30] [--compare-with RESULTS_FILE]
 """
 
 from __future__ import annotations
@@ -153,6 +153,8 @@ def main() -> None:
     p.add_argument("--splits", type=int, default=20)
     p.add_argument("--trials", type=int, default=30)
     p.add_argument("--min-beat", type=float, default=0.9, help="P(beats the baseline) a choice needs (ablation)")
+    p.add_argument("--compare-with", help="another space's results file (same experiment and splits): the paired "
+                                          "gain of this space's choice over that one's")
     args = p.parse_args()
     start = time.perf_counter()
     exp = Experiment(args.experiment)
@@ -181,6 +183,11 @@ def main() -> None:
               "oracle_minus_a": paired(col["d"] - col["a"]),
               "predicted_interval_coverage": float(np.mean([r["covered"] for r in rows])),
               "seconds": time.perf_counter() - start, "rows": rows}
+    if args.compare_with:
+        other = json.loads(Path(args.compare_with).read_text())
+        theirs = {r["seed"]: r["a"] for r in other["rows"]}
+        mine = [r for r in rows if r["seed"] in theirs]
+        result[f"a_minus_{other['space']}_a"] = paired(np.array([r["a"] - theirs[r["seed"]] for r in mine]))
     suffix = "" if args.min_beat == 0.9 else f"-beat{args.min_beat:g}"
     (RESULTS / f"{name}-resplit{suffix}.json").write_text(json.dumps(result, indent=1, default=float))
     print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1, default=float))

@@ -2,6 +2,7 @@
 samplers compared by the calls they pay before finding a pipeline within 1 point of the best.
 
     python benchmarks/search_benchmark.py calibration [--seeds 20] [--evaluated 8] [--space S] [--experiment E]
+                                                      [--fit-on any|no-written]
     python benchmarks/search_benchmark.py samplers [--seeds 10] [--max-trials 60] [--space S] [--experiment E]
     python benchmarks/search_benchmark.py families [--space S] [--experiment E] [--split test]
 
@@ -61,7 +62,9 @@ def judge(draws: np.ndarray, measured: np.ndarray, rng: np.random.Generator) -> 
                 np.abs(measured), 1e-9)}
 
 
-def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: int) -> dict:
+def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: int, fit_on: str = "any") -> dict:
+    """``fit_on``: "any" pipeline of the space, or only those without model-written tests
+    ("no-written": every writer call is then unbought, and the written tests known from the prior)."""
     tally: dict[str, list] = {}
 
     def add(name, result):
@@ -71,7 +74,8 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
     fits = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        chosen = set(rng.choice(len(rows), evaluated, replace=False).tolist())
+        pickable = [i for i in range(len(rows)) if fit_on == "any" or not any(written_tests(x) for x in plans[i].layers)]
+        chosen = {pickable[k] for k in rng.choice(len(pickable), evaluated, replace=False).tolist()}
         bought = set().union(*(rows[i].keys for i in chosen))
         evidence = Evidence(task, records, FilteredCache(cache, bought), memo, plans, Surrogate(seed=seed))
         if evidence.refresh() is None:
@@ -102,7 +106,7 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
                        ("pit_hit", "interval_hit", "relative", "error"))}
         print(f"seed {seed}: {unknown.sum()} of {len(held)} held-out pipelines need unbought calls; so far {summary}",
               flush=True)
-    out = {"seeds": seeds, "evaluated": evaluated, "fit_seconds_median": float(np.median(fits))}
+    out = {"seeds": seeds, "evaluated": evaluated, "fit_on": fit_on, "fit_seconds_median": float(np.median(fits))}
     for k, v in tally.items():
         values = np.concatenate(v)
         out[k.replace(":", "_")] = float(np.median(values) if k.endswith(("error", "relative")) else np.mean(values))
@@ -176,6 +180,8 @@ def main() -> None:
     p.add_argument("--max-trials", type=int, default=60)
     p.add_argument("--samplers", default="surrogate,tpe,gp,random")
     p.add_argument("--evaluated", type=int, default=8, help="calibration: pipelines the fit sees")
+    p.add_argument("--fit-on", choices=["any", "no-written"], default="any",
+                   help="calibration: draw the fitted pipelines from any, or from those without model-written tests")
     p.add_argument("--split", default="search", help="the task split whose recorded pool is replayed")
     args = p.parse_args()
     start = time.perf_counter()
@@ -195,7 +201,8 @@ def main() -> None:
         if len(covered) < len(plans):
             print(f"{len(plans) - len(covered)} pipelines the surrogate does not cover are left out", flush=True)
         result = calibration([complete[i] for i in covered], [plans[i] for i in covered], task, records, cache, memo,
-                             args.seeds, args.evaluated)
+                             args.seeds, args.evaluated, args.fit_on)
+        tag += "" if args.fit_on == "any" else f"-fit-on-{args.fit_on}"
     elif args.what == "families":
         result = {"families": families(complete, specs)}
     else:

@@ -83,3 +83,5 @@ def test_recovery_on_simulated_data_20_seeds():
 
     result = run(seeds=20)
     assert 0.85 <= result["coverage_90_pooled"] <= 0.95, result
+    # model-written tests are one of the verifiers (a cell's right programs counted once): 80 checks each
+    assert result["coverage_90_tpr_written"] >= 0.8 and result["coverage_90_fpr_written"] >= 0.8, result

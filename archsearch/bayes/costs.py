@@ -10,8 +10,8 @@ sitting share its load (``u_session``; sittings are split where no call was reco
 hour): the regression is fitted within sittings, their spread estimated (shrunk towards a prior of
 two sittings at 0.4), and calls not yet made share ONE fresh draw of it per posterior draw -- the
 sitting a search's new calls will be made in. The prior is centred on
-what the same role showed for every model (or generic values when nothing is known) with the
-weight of about two calls, so a (model, role) never observed gets wide but sane predictions. A
+what the same role showed for every model (else, for a role never seen, what the same model showed
+in its other roles; else generic values) with the weight of about two calls, so a (model, role) never observed gets wide but sane predictions. A
 pipeline never run gets its $/question and latency from draws of these, plus the recorded figures
 of the calls the cache already holds (see replay.py).
 """
@@ -89,6 +89,7 @@ class CostModel:
     def __init__(self, calls) -> None:
         self.fits: dict[tuple[str, str, str], _Fit] = {}
         self.role_prior: dict[tuple[str, str], np.ndarray] = {}
+        self.model_prior: dict[tuple[str, str], np.ndarray] = {}   # a role no model was seen in: the model's other calls
         self.counts: dict[tuple[str, str], int] = {}
         self.session_sd: dict[tuple[str, str], float] = {}
         self.usd_per_token: dict[str, float] = {}
@@ -104,10 +105,14 @@ class CostModel:
         by_role: dict[str, list] = {}
         for (_, role), rows in groups.items():
             by_role.setdefault(role, []).extend(rows)
-        for role, rows in by_role.items():
-            for qty in QUANTITIES:
-                y = np.log(np.maximum([getattr(c, qty) for c in rows], 1e-3))
-                self.role_prior[(role, qty)] = _fit(_design(rows, qty), y, GENERIC[qty]).mean
+        by_model: dict[str, list] = {}
+        for (model, _), rows in groups.items():
+            by_model.setdefault(model, []).extend(rows)
+        for table, grouped in ((self.role_prior, by_role), (self.model_prior, by_model)):
+            for name, rows in grouped.items():
+                for qty in QUANTITIES:
+                    y = np.log(np.maximum([getattr(c, qty) for c in rows], 1e-3))
+                    table[(name, qty)] = _fit(_design(rows, qty), y, GENERIC[qty]).mean
         when = sittings(np.array([c.created for c in calls], float))
         sitting_of = {id(c): s for c, s in zip(calls, when)}
         for (model, role), rows in groups.items():
@@ -123,7 +128,7 @@ class CostModel:
     def fit_for(self, model: str, role: str, qty: str) -> _Fit:
         if (model, role, qty) in self.fits:
             return self.fits[(model, role, qty)]
-        prior = np.asarray(self.role_prior.get((role, qty), GENERIC[qty]), float)
+        prior = np.asarray(self.role_prior.get((role, qty), self.model_prior.get((model, qty), GENERIC[qty])), float)
         return _fit(np.zeros((0, len(prior))), np.zeros(0), prior)
 
     def draw(self, rng: np.random.Generator, draws: int) -> CostDraw:

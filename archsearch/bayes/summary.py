@@ -9,7 +9,7 @@ import numpy as np
 
 from ..spec import PipelineSpec
 from .evidence import Evidence
-from .plan import plan_of
+from .plan import plan_of, written_tests
 
 
 @dataclass
@@ -62,12 +62,15 @@ def believe(evidence: Evidence, specs: list[PipelineSpec], rng: np.random.Genera
 def verifier_table(evidence: Evidence) -> list[VerifierRow]:
     """TPR and FPR with 90% intervals, one row per (verifier, generator) that was judged."""
     post, arrays = evidence.posterior, evidence.arrays
+    J = arrays.verdict.shape[0]
     rows = []
     for v, name in enumerate(evidence.verifier_names):
         for g, key in enumerate(evidence.objects.generators):
             m = arrays.m[g]
             if v < evidence.visible:
                 n = int(m[arrays.testable].sum())
+            elif v >= evidence.visible + J:   # model-written tests: the samples of the questions whose tests are known
+                n = int(m[arrays.written.known[v - evidence.visible - J]].sum())
             else:
                 judged = [arrays.verdict[v - evidence.visible, q, arrays.sample[g, q, :m[q]]] for q in range(len(m))]
                 n = int(sum((x >= 0).sum() for x in judged))
@@ -98,6 +101,8 @@ def ceiling(evidence: Evidence, spec: PipelineSpec, fp_cost: float, k_max: int =
     check = next((layer for layer in plan.layers[last + 1:] if layer.kind in ("verify", "test")), None)
     if check is not None and check.kind == "verify":
         v = evidence.visible + evidence.ctx.judges["verify"][check.key]
+    elif check is not None and written_tests(check):
+        v = evidence.visible + len(evidence.ctx.judges["verify"]) + evidence.ctx.judges["test"][check.key]
     elif evidence.visible:
         v = 0
     else:

@@ -218,8 +218,10 @@ class Search:
         return TrialOutcome(trial.number, "COMPLETE", spec, measured, TrialRecord.of(trial).last_rung)
 
     def _running_elsewhere(self, number: int, fp: str) -> bool:
-        """An earlier trial still running (another worker's) claimed this pipeline first."""
-        return any(r.number < number and r.fingerprint == fp for r in self.trial_records((TrialState.RUNNING,)))
+        """Another trial still running (another worker's) has claimed this pipeline. Either may have
+        claimed first: each claims, then looks, so at most one of two racing trials runs it (when
+        both claimed before either looked, neither does, and the pipeline stays free for later)."""
+        return any(r.number != number and r.fingerprint == fp for r in self.trial_records((TrialState.RUNNING,)))
 
     @staticmethod
     def _record_failures(trial, report: EvalReport) -> None:
