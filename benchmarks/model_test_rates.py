@@ -32,6 +32,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 from tabular import RESULTS, replaying  # noqa: E402
 
@@ -153,9 +155,30 @@ def surrogate_rows(exp, task) -> list[dict]:
     specs = [spec for _, spec in enumerate_space(SearchSpace(ROOT / "spaces/sampling-model-tests.yaml"), task)]
     plans = [plan for plan in map(plan_of, specs) if plan is not None]
     evidence = Evidence(task, task.split("search"), CallCache(task.cache_url), {}, plans)
-    evidence.refresh()
-    return [{"verifier": r.verifier, "generator": r.generator, "samples": r.judged, "TPR": str(r.tpr), "FPR": str(r.fpr),
-             "fit": evidence.posterior.method} for r in verifier_table(evidence) if r.verifier.startswith("tests by")]
+    post, obs = evidence.refresh(), evidence._obs
+    rows = []
+    for r in verifier_table(evidence):
+        if not r.verifier.startswith("tests by"):
+            continue
+        v, g = evidence.verifier_names.index(r.verifier), [_label_of(evidence, k) for k in evidence.objects.generators].index(r.generator)
+        # the table's FPR is averaged over the questions; the direct rate over the wrong programs, which
+        # sit on the hard questions where the FPR is higher: weight the model's the same way
+        cells = (obs.g == g) & obs.seen[:, v]
+        wrong = (obs.judged_n - obs.judged_y)[cells, v].astype(float)
+        skill = post.theta[:, g][:, None] - post.b[:, obs.q[cells]]
+        fpr = 1 / (1 + np.exp(-(post.gamma[:, v, g][:, None] - post.lam[:, v][:, None] * skill)))
+        weighted = (fpr * wrong).sum(axis=1) / wrong.sum()
+        rows.append({"verifier": r.verifier, "generator": r.generator, "samples": r.judged, "TPR": str(r.tpr),
+                     "FPR averaged over the questions": str(r.fpr),
+                     "FPR over the wrong programs": f"{weighted.mean():.3f} [{np.percentile(weighted, 5):.3f}, "
+                                                    f"{np.percentile(weighted, 95):.3f}]", "fit": post.method})
+    return rows
+
+
+def _label_of(evidence, key: str) -> str:
+    from archsearch.bayes.summary import _label
+
+    return _label(evidence.observer.layers[key])
 
 
 def main() -> None:

@@ -9,11 +9,11 @@ Latency is drawn given the call's drawn tokens (long answers are slow). Calls re
 sitting share its load (``u_session``; sittings are split where no call was recorded for half an
 hour): the regression is fitted within sittings, their spread estimated (shrunk towards a prior of
 two sittings at 0.4), and calls not yet made share ONE fresh draw of it per posterior draw -- the
-sitting a search's new calls will be made in. The prior is centred on
-what the same role showed for every model (else, for a role never seen, what the same model showed
-in its other roles; else generic values) with the weight of about two calls, so a (model, role) never observed gets wide but sane predictions. A
-pipeline never run gets its $/question and latency from draws of these, plus the recorded figures
-of the calls the cache already holds (see replay.py).
+sitting a search's new calls will be made in. The prior is centred on what the same role showed
+for every model (else, for a role never seen, what the same model showed in its other roles; else
+generic values) with the weight of about two calls, so a (model, role) never observed gets wide but
+sane predictions. A pipeline never run gets its $/question and latency from draws of these, plus
+the recorded figures of the calls the cache already holds (see replay.py).
 """
 
 from __future__ import annotations
