@@ -190,3 +190,31 @@ def test_replay_of_model_written_tests_equals_the_real_pipelines(tmp_path):
     assert sim.determined.all()
     np.testing.assert_array_equal(sim.accuracy[0], [reports[i].measured().accuracy for i in covered])
     np.testing.assert_allclose(sim.calls[0], [reports[i].measured().calls_per_question for i in covered])
+
+
+def test_unknown_written_tests_follow_the_model():
+    """On new questions every written test is drawn: a right program passes with the writer's TPR,
+    once per question (right programs behave alike on a question's tests), a wrong one with its FPR.
+    n=8 samples, half of them right; tests that pass right programs half the time and never a wrong
+    one; keep the passing, else all: right when the tests pass the right ones (and a sample is
+    right), else when the first sample is right -- 0.5 x (1 - 0.5^8) + 0.5 x 0.5 = 0.748. Were the
+    verdicts drawn per program, some right program would nearly always pass (about 0.95)."""
+    task = Task(ROOT / "experiments/humaneval-local/task.yaml")
+    specs = [s for _, s in enumerate_space(SearchSpace(ROOT / "spaces/sampling-model-tests.yaml"), task)]
+    plans = [plan_of(s) for s in specs]
+
+    def shape(plan):
+        return [(layer.kind, layer.params.n if layer.kind == "generate" else None,
+                 layer.params.stop if layer.kind == "generate" else getattr(layer.params, "source", None),
+                 getattr(layer.params, "keep", None)) for layer in plan.layers]
+
+    wanted = [("generate", 8, "never", None), ("test", None, "model", "passing")]
+    plan = next(p for p in plans if shape(p) == wanted and p.generators()[0].params.temperature > 0)
+    evidence = Evidence(task, task.split("search")[:12], CallCache(task.cache_url), {}, [plan])
+    evidence.refresh(method="svi")
+    assert evidence.arrays.written.known.all()
+    post = _fixed(evidence, 0.5, tpr=0.5, fpr=1e-9)
+    evidence.posterior = dataclasses.replace(post, sigma_b=np.zeros_like(post.sigma_b))   # every question alike
+    sim = evidence.on_new([plan], 4000, np.random.default_rng(0), draws=np.arange(4))
+    assert sim.accuracy.mean() == pytest.approx(0.748, abs=0.02)
+    assert (sim.bought[:, 0] >= 4000 * (8 + 2)).all()   # 8 samples and 2 writer calls per question

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objects import CANONICAL, UNKNOWN
+from ..objects import CANONICAL, FRESH, MODAL_WRONG, UNKNOWN
 from ..plan import written_tests
 from ..written import counted_verdicts
 from .state import Draws, State, per_pipeline
@@ -75,13 +75,28 @@ class TestStep(FilterStep):
         applies = np.where(tests, w.n[t][q3] > 0, True) & mask.any(axis=-1)
         tested = mask & applies[..., None]
         key = np.where(w.key[t][q4, safe] >= 2, w.key[t][q4, safe] + WRITTEN_KEYS, w.key[t][q4, safe])
-        ag = np.where(slot_known, key, np.where(s.correct, CANONICAL, s.cl1))
+        ag = np.where(slot_known, key, self._drawn_key(s, draws, verdict))
         aglv = np.where(slot_known, w.level[t][q4, safe], 2)
         # a vote by behaviour afterwards compares the behaviour on these tests where the question has
         # visible tests (elsewhere it compares texts) and the candidate has one
         behaves = tested & (aglv == 2) & ctx.arrays.testable[None, None, :, None]
         return [verdict, applies, tested, np.where(tested, share, 0.0), ag, aglv,
                 np.where(behaves, ag, s.cl1), np.where(behaves, 2, s.lv1)]
+
+    def _drawn_key(self, s: State, draws: Draws, verdict: np.ndarray) -> np.ndarray:
+        """A drawn program's behaviour on written tests' inputs: a right one, or a wrong one that
+        passes them all (it returns the expected values), is one answer with the right programs; a
+        wrong one that fails repeats its question's modal wrong behaviour at the pool's rate for
+        behaviour (wrong programs often agree on inputs), else is new."""
+        D = len(draws.d)
+        u = (np.arange(D)[:, None, None, None], s.gen, np.arange(s.gen.shape[2])[None, None, :, None],
+             np.clip(s.src, 0, draws.joins.shape[-1] - 1))
+        flat = s.gen.reshape(D, -1)
+        q = np.broadcast_to(np.arange(s.gen.shape[2])[None, None, :, None], s.gen.shape).reshape(D, -1)
+        agree = draws.agreement[1, 1][np.arange(D)[:, None], flat, q].reshape(s.gen.shape)
+        joins = np.where(s.src >= 0, draws.joins[u], draws.rng.random(s.gen.shape))
+        wrong = np.where(joins < agree, MODAL_WRONG, FRESH + np.arange(s.gen.shape[-1]))
+        return np.where(s.correct | verdict, CANONICAL, wrong)
 
     def pay(self, s: State, draws: Draws, judged: np.ndarray, cost: None) -> np.ndarray:
         """The writers' calls: ``n_calls`` per question, made whatever the candidates."""
