@@ -151,7 +151,7 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
     evidence = Evidence(task, records, cache, memo, plans)
     evidence.refresh(method="svi")
     sim = evidence.on_search(plans, np.random.default_rng(0), np.array([0]))
-    assert (listed, len(specs)) == (4032, 842) and not any(r.failures for r in reports)
+    assert (listed, len(specs)) == (4032, 928) and not any(r.failures for r in reports)
     assert sim.determined.all() and sum(p.generators()[-1].params.stop != "never" for p in plans) >= 60
     np.testing.assert_array_equal(sim.accuracy[0], [r.measured().accuracy for r in reports])
     np.testing.assert_allclose(sim.calls[0], [r.measured().calls_per_question for r in reports])
