@@ -44,6 +44,7 @@ class SequentialStep(Step):
         pool = before | own
         if self.filt is not None:
             verdict, applies, judge_cost = self.filt.judge(s, draws, pool, alone=own)
+            self.filt.annotate(s, pool)
             accepted = self.filt.accepted(verdict, applies) & pool
         if self.stop == "accepted":
             first = np.where(accepted & own, rank, np.iinfo(int).max).min(axis=-1)

@@ -115,13 +115,16 @@ class TestStep(FilterStep):
             known_cost = np.where(mine[None], recorded[:, None, None], known_cost)
         return self.charge(s, draws, made, known_cost, "test")
 
+    def annotate(self, s: State, judged: np.ndarray) -> None:
+        tested, trate, ag, aglv, cl1, lv1 = self._annotation
+        on = tested & judged
+        s.tested = np.where(judged, tested, s.tested)
+        s.trate, s.ag, s.aglv = np.where(on, trate, s.trate), np.where(on, ag, s.ag), np.where(on, aglv, s.aglv)
+        s.cl1, s.lv1 = np.where(on, cl1, s.cl1), np.where(on, lv1, s.lv1)
+
     def record(self, s: State, verdict: np.ndarray, judged: np.ndarray) -> None:
         super().record(s, verdict, judged)
-        tested, trate, ag, aglv, cl1, lv1 = self._annotation
-        s.tested = np.where(judged, tested, s.tested)
-        s.trate, s.ag, s.aglv = (np.where(tested & judged, new, old) for new, old in ((trate, s.trate), (ag, s.ag),
-                                                                                     (aglv, s.aglv)))
-        s.cl1, s.lv1 = np.where(tested & judged, cl1, s.cl1), np.where(tested & judged, lv1, s.lv1)
+        self.annotate(s, judged)
         self._annotation = None
 
     def keep(self, s: State, judged: np.ndarray, verdict: np.ndarray, applies: np.ndarray) -> np.ndarray:

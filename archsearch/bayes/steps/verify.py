@@ -33,6 +33,11 @@ class FilterStep(Step):
         """Charge the calls that judged ``judged``; each one's latency."""
         return np.zeros(judged.shape) if cost is None else self.charge(s, draws, judged, cost, self.kind)
 
+    def annotate(self, s: State, judged: np.ndarray) -> None:
+        """What the layer writes on each judged candidate besides its verdict (the test layer: the
+        share passed and the behaviour on its tests), as soon as it is judged: a vote deciding when a
+        generator may stop reads it."""
+
     def record(self, s: State, verdict: np.ndarray, judged: np.ndarray) -> None:
         """The runtime adds each verdict to its candidate; a weighted vote counts the accepted ones."""
         s.weight += verdict & judged
