@@ -17,6 +17,7 @@ import numpy as np
 
 from .objects import UNKNOWN, CallObs, Objects, key_ids
 
+WRITTEN_KEYS = 1_000_000   # vote-key ids on written tests' inputs (but CANONICAL, MODAL_WRONG): apart from the visible ones
 MAX_TESTS = 62   # tests per question a replay can hold as bits of one int64; more are drawn, not replayed
 
 
@@ -60,7 +61,7 @@ class WrittenArrays:
     written: np.ndarray      # [T, Q] of which model-written (the last ones)
     mask: np.ndarray         # [T, Q, O] int64 bit i: passes test i
     checked: np.ndarray      # [T, Q, O] the answer ran (an empty answer does not)
-    key: np.ndarray          # [T, Q, O] vote-key id by agreement (CANONICAL: the modal right key)
+    key: np.ndarray          # [T, Q, O] vote-key id by agreement (CANONICAL: the modal right key; others >= WRITTEN_KEYS)
     level: np.ndarray        # [T, Q, O] 2 behaviour, 1 answer text, 0 none
     pool: np.ndarray         # [T, Q, O] 1/0: the verdict with every known answer judged together; UNKNOWN
     right: np.ndarray        # [T, Q] the verdict on the question's right answers (their majority); UNKNOWN
@@ -114,7 +115,8 @@ def written_arrays(objects: Objects) -> WrittenArrays:
         mask[t, q, :m] = [r.mask for r in runs]
         checked[t, q, :m] = [r.checked for r in runs]
         level[t, q, :m] = [r.key()[0] for r in runs]
-        key[t, q, :m] = key_ids(objects, q, [r.key()[1] for r in runs])
+        ids = np.array(key_ids(objects, q, [r.key()[1] for r in runs]))
+        key[t, q, :m] = np.where(ids >= 2, ids + WRITTEN_KEYS, ids)   # apart from the keys on the visible tests
         everyone = np.arange(width) < m
         verdict, _ = counted_verdicts(mask[t, q], checked[t, q], everyone, np.array(w.n), np.array(w.written))
         pool[t, q, :m] = verdict[:m]

@@ -22,8 +22,6 @@ from ..written import counted_verdicts
 from .state import Draws, State, per_pipeline
 from .verify import FilterStep
 
-WRITTEN_KEYS = 1_000_000   # vote-key ids on written tests' inputs, apart from those on the visible tests'
-
 
 class TestStep(FilterStep):
     kind = "test"
@@ -74,8 +72,7 @@ class TestStep(FilterStep):
         share = np.where(replay, share, verdict.astype(float))
         applies = np.where(tests, w.n[t][q3] > 0, True) & mask.any(axis=-1)
         tested = mask & applies[..., None]
-        key = np.where(w.key[t][q4, safe] >= 2, w.key[t][q4, safe] + WRITTEN_KEYS, w.key[t][q4, safe])
-        ag = np.where(slot_known, key, self._drawn_key(s, draws, verdict))
+        ag = np.where(slot_known, w.key[t][q4, safe], self._drawn_key(s, draws, verdict))
         aglv = np.where(slot_known, w.level[t][q4, safe], 2)
         # a vote by behaviour afterwards compares the behaviour on these tests where the question has
         # visible tests (elsewhere it compares texts) and the candidate has one
