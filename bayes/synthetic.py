@@ -114,7 +114,7 @@ def simulate(truth: Truth, rng: np.random.Generator, samples: int = 8, ranked: i
         rank_y[i, : len(row[1])], rank_valid[i, : len(row[1])] = row[1], True
     fuse = np.array(fuse_rows, float)
     return Observations(q=q, g=g, n=n, y=y, tp=tp, fp=fp, seen=np.ones((len(q), V), bool), judged_n=judged_n,
-                        judged_y=judged_y, n_questions=Q,
+                        judged_y=judged_y, n_questions=Q, verifier_runs_tests=np.arange(V) >= V - writers,
                         n_generators=G, n_verifiers=V, generator_model=truth.structure[0],
                         generator_setting=truth.structure[1], generator_variant=truth.structure[2],
                         rank_r=np.array([r[0] for r in rank_rows], int), rank_y=rank_y, rank_valid=rank_valid,

@@ -85,3 +85,33 @@ def test_recovery_on_simulated_data_20_seeds():
     assert 0.85 <= result["coverage_90_pooled"] <= 0.95, result
     # model-written tests are one of the verifiers (a cell's right programs counted once): 80 checks each
     assert result["coverage_90_tpr_written"] >= 0.8 and result["coverage_90_fpr_written"] >= 0.8, result
+
+
+def test_an_unbought_writer_of_tests_is_priced_from_the_tests_that_ran():
+    """A writer of tests nobody has bought shares its prior mean with the tests that did run (the
+    task's visible tests: wrong programs rarely pass), not with LLM judges (lenient here)."""
+    import sys
+    from dataclasses import replace
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bayes"))
+    from synthetic import draw_truth, plain, simulate
+
+    from archsearch.bayes.fit import Surrogate
+    from archsearch.bayes.model import Shapes
+
+    rng = np.random.default_rng(3)
+    truth = draw_truth(rng, questions=40, verifiers=3, structure=plain(2))
+    truth.tau[:] = np.array([[4.0], [0.5], [4.0]])      # visible tests, a judge, a writer
+    truth.gamma[:] = np.array([[-4.0], [0.5], [-4.0]])
+    truth.lam[:] = 0.0
+    obs = simulate(truth, rng, writers=1)
+    obs.seen[:, 2] = False                               # nothing the writer wrote was bought
+    obs = replace(obs, verifier_runs_tests=np.array([1, 0, 1]))
+    surrogate = Surrogate(Shapes(verifiers=4, generators=2), seed=0)
+    shared = surrogate.fit(obs, "svi")
+    as_judges = surrogate.fit(replace(obs, verifier_runs_tests=np.array([0, 0, 0])), "svi")
+    # the writer's FPR intercept and TPR logit (unobserved: their prior) follow the visible tests'
+    assert shared.gamma[:, 2].mean() < as_judges.gamma[:, 2].mean() - 0.5, (shared.gamma[:, 2].mean(),
+                                                                            as_judges.gamma[:, 2].mean())
+    assert shared.tau[:, 2].mean() > as_judges.tau[:, 2].mean() + 0.4, (shared.tau[:, 2].mean(), as_judges.tau[:, 2].mean())

@@ -124,6 +124,7 @@ def observations(objects: Objects, arrays: ObjectArrays, structure: tuple, verif
         q=np.array([r[0] for r in rows], int), g=np.array([r[1] for r in rows], int), n=np.array([r[2] for r in rows], int),
         y=np.array([r[3] for r in rows], int), tp=tp, fp=fp, seen=jn > 0, judged_n=jn, judged_y=jy,
         n_questions=arrays.questions, n_generators=arrays.m.shape[0], n_verifiers=V,
+        verifier_runs_tests=np.repeat([1, 0, 1], [int(verifiable), arrays.verdict.shape[0], arrays.written.writers]),
         generator_names=list(objects.generators), verifier_names=verifier_names, generator_model=structure[0],
         generator_setting=structure[1], generator_variant=structure[2],
         rank_r=np.array([r[0] for r in rank_rows], int), rank_y=rank_y, rank_valid=rank_valid,

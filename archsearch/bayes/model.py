@@ -29,6 +29,7 @@ import numpyro.distributions as dist
 
 SETTINGS_SCALE = 0.75   # logits: how far temperature typically moves one model's ability
 PROMPT_SCALE = 0.5      # logits: the prior scale of how far a prompt variant moves it (half-normal)
+KIND_SCALE = 0.7       # logits: spread of a verifier kind's mean, and of one verifier around it (together ~1)
 
 
 def _grow(needed: int, floor: int) -> int:
@@ -86,6 +87,7 @@ class Observations:
     generator_model: np.ndarray | None = None   # [generators] which model each generator samples (default: its own)
     generator_setting: np.ndarray | None = None  # [generators] its setting (temperature, ...; default: its own)
     generator_variant: np.ndarray | None = None  # [generators] its prompt variant, -1 for its model's first (default)
+    verifier_runs_tests: np.ndarray | None = None  # [verifiers] 1 for tests that run (task's, model's), 0 for a judge
     judged_n: np.ndarray | None = None  # [cells, verifiers] samples that verifier judged (default: all where seen)
     judged_y: np.ndarray | None = None  # [cells, verifiers] of which correct
     rank_r: np.ndarray = field(default_factory=lambda: _empty(0, dtype=int))        # [rank obs] ranker
@@ -120,12 +122,16 @@ class Observations:
                               (variant_of, self.generator_variant)):
             if given is not None:
                 target[: self.n_generators] = given
+        verifier_kind = np.zeros(shapes.verifiers, int)
+        if self.verifier_runs_tests is not None:
+            verifier_kind[: self.n_verifiers] = np.asarray(self.verifier_runs_tests, int)
         R, W = shapes.rank_obs, shapes.rank_width
         seen = np.asarray(self.seen, bool)
         jn = self.judged_n if self.judged_n is not None else np.where(seen, np.asarray(self.n)[:, None], 0)
         jy = self.judged_y if self.judged_y is not None else np.where(seen, np.asarray(self.y)[:, None], 0)
         return {"model_of": jnp.asarray(model_of), "setting_of": jnp.asarray(setting_of),
-                "variant_of": jnp.asarray(variant_of), "q": pad(self.q, shapes.cells), "g": pad(self.g, shapes.cells),
+                "variant_of": jnp.asarray(variant_of), "verifier_kind": jnp.asarray(verifier_kind),
+                "q": pad(self.q, shapes.cells), "g": pad(self.g, shapes.cells),
                 "n": pad(self.n, shapes.cells), "y": pad(self.y, shapes.cells), "tp": pad(self.tp, shapes.cells, width=V),
                 "fp": pad(self.fp, shapes.cells, width=V), "jn": pad(jn, shapes.cells, width=V),
                 "jy": pad(jy, shapes.cells, width=V), "seen": pad(seen, shapes.cells, width=V).astype(bool),
@@ -147,7 +153,7 @@ def fuse_share(m, k):
     return jnp.log(share) - jnp.log1p(-share)
 
 
-def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank_valid,
+def model(model_of, setting_of, variant_of, verifier_kind, q, g, n, y, tp, fp, jn, jy, seen, mask, rank_r, rank_y, rank_valid,
           rank_first, rank_second, rank_mask, fuse_f, fuse_q, fuse_k, fuse_m, fuse_crit, fuse_y, fuse_mask,
           verifier_model, ranker_model, fuser_model, shapes: Shapes):
     sigma_b = numpyro.sample("sigma_b", dist.HalfNormal(2.0))
@@ -169,9 +175,13 @@ def model(model_of, setting_of, variant_of, q, g, n, y, tp, fp, jn, jy, seen, ma
     def ability_of(index):
         return jnp.where(index >= 0, model_ability[jnp.maximum(index, 0)], 0.0)
 
+    # verifiers of one kind (LLM judges; tests that run: the task's or a model's) share a mean, so a
+    # writer of tests nobody has bought yet is priced from the tests that did run, not from judges
+    kind_tau = numpyro.sample("kind_tau", dist.Normal(1.0, KIND_SCALE).expand([2]).to_event(1))
+    kind_gamma = numpyro.sample("kind_gamma", dist.Normal(-1.0, KIND_SCALE).expand([2]).to_event(1))
     with numpyro.plate("verifiers", shapes.verifiers):
-        tau_raw = numpyro.sample("tau_raw", dist.Normal(1.0, 1.0))
-        gamma_raw = numpyro.sample("gamma_raw", dist.Normal(-1.0, 1.0))
+        tau_raw = numpyro.sample("tau_raw", dist.Normal(kind_tau[verifier_kind], KIND_SCALE))
+        gamma_raw = numpyro.sample("gamma_raw", dist.Normal(kind_gamma[verifier_kind], KIND_SCALE))
         lam = numpyro.sample("lam", dist.Normal(0.0, 1.0))
     tau = numpyro.deterministic("tau", tau_raw + follows[0] * ability_of(verifier_model))
     gamma = numpyro.deterministic("gamma", gamma_raw - follows[0] * ability_of(verifier_model))

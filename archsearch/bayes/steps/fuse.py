@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objects import CANONICAL, FRESH, MODAL_WRONG, UNKNOWN
+from ..objects import CANONICAL, FRESH, UNKNOWN
 from .lookup import known_inputs
-from .state import Draws, State, Step, per_pipeline, sigmoid
+from .state import Draws, State, Step, joined_or_fresh, per_pipeline, sigmoid
 
 
 def fuse_share(m, k):
@@ -85,8 +85,7 @@ class FuseStep(Step):
         def key(mode: int) -> np.ndarray:
             agree = np.where(correct, draws.agreement[0, mode][np.arange(D)[:, None, None, None], gen, q4],
                              draws.agreement[1, mode][np.arange(D)[:, None, None, None], gen, q4])
-            joins = draws.rng.random(correct.shape) < agree
-            return np.where(joins, np.where(correct, CANONICAL, MODAL_WRONG), slot)
+            return joined_or_fresh(draws.rng.random(correct.shape), agree, correct, slot)
 
         cl0 = key(0)
         cl1 = np.where(testable, np.where(rate == 1.0, CANONICAL, key(1)), cl0)

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objects import CANONICAL, FRESH, MODAL_WRONG, UNKNOWN
-from .state import Draws, State, Step
+from ..objects import CANONICAL, FRESH, UNKNOWN
+from .state import Draws, State, Step, joined_or_fresh
 
 
 class GenerateStep(Step):
@@ -56,7 +56,7 @@ class GenerateStep(Step):
 
         def drawn_key(mode: int) -> np.ndarray:
             agree = np.where(correct, draws.agreement[0, mode][:, g3, q3], draws.agreement[1, mode][:, g3, q3])
-            return np.where(draws.joins[u] < agree, np.where(correct, CANONICAL, MODAL_WRONG), slot)
+            return joined_or_fresh(draws.joins[u], agree, correct, slot)
 
         by_text = drawn_key(0)
         # a program that passes every visible test returns the expected values on their inputs: by

@@ -15,7 +15,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..objects import UNKNOWN, ObjectArrays, Objects
+from ..objects import CANONICAL, MODAL_WRONG, UNKNOWN, ObjectArrays, Objects
 
 
 def sigmoid(x):
@@ -173,6 +173,13 @@ def usd_of(model, costs, tokens_in, tokens_out):
     if model.price is not None:
         return (tokens_in * model.price.input_per_mtok + tokens_out * model.price.output_per_mtok) / 1e6
     return (tokens_in + tokens_out) * costs.model.usd_per_token.get(model.id, 0.0)
+
+
+def joined_or_fresh(joins: np.ndarray, agree: np.ndarray, correct, fresh: np.ndarray) -> np.ndarray:
+    """A drawn answer's vote key: with the pool's rate of agreement (its uniform ``joins`` below
+    ``agree``) it is its question's modal answer -- the right one, or the most common wrong one --
+    else a new one of its own (``fresh``)."""
+    return np.where(joins < agree, np.where(correct, CANONICAL, MODAL_WRONG), fresh)
 
 
 def per_pipeline(values, dtype=None) -> np.ndarray:

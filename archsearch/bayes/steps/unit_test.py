@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..objects import CANONICAL, FRESH, MODAL_WRONG, UNKNOWN
+from ..objects import CANONICAL, FRESH, UNKNOWN
 from ..plan import written_tests
 from ..written import counted_verdicts
-from .state import Draws, State, per_pipeline
+from .state import Draws, State, joined_or_fresh, per_pipeline
 from .verify import FilterStep
 
 
@@ -92,8 +92,7 @@ class TestStep(FilterStep):
         q = np.broadcast_to(np.arange(s.gen.shape[2])[None, None, :, None], s.gen.shape).reshape(D, -1)
         agree = draws.agreement[1, 1][np.arange(D)[:, None], flat, q].reshape(s.gen.shape)
         joins = np.where(s.src >= 0, draws.joins[u], draws.rng.random(s.gen.shape))
-        wrong = np.where(joins < agree, MODAL_WRONG, FRESH + np.arange(s.gen.shape[-1]))
-        return np.where(s.correct | verdict, CANONICAL, wrong)
+        return np.where(s.correct | verdict, CANONICAL, joined_or_fresh(joins, agree, False, FRESH + np.arange(s.gen.shape[-1])))
 
     def pay(self, s: State, draws: Draws, judged: np.ndarray, cost: None) -> np.ndarray:
         """The writers' calls: ``n_calls`` per question, made whatever the candidates."""
