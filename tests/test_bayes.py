@@ -115,3 +115,17 @@ def test_an_unbought_writer_of_tests_is_priced_from_the_tests_that_ran():
     assert shared.gamma[:, 2].mean() < as_judges.gamma[:, 2].mean() - 0.5, (shared.gamma[:, 2].mean(),
                                                                             as_judges.gamma[:, 2].mean())
     assert shared.tau[:, 2].mean() > as_judges.tau[:, 2].mean() + 0.4, (shared.tau[:, 2].mean(), as_judges.tau[:, 2].mean())
+
+
+def test_costs_of_a_role_never_seen_stay_within_what_one_call_can_take():
+    """Tokens drawn, then latency given them: for a role with no call seen the chain's tails reached
+    1e15 s; a call cannot outlast the longest timeout nor outgrow a context."""
+    from archsearch.bayes.costs import CAP, CostModel
+    from archsearch.bayes.objects import CallObs
+
+    calls = [CallObs("m", "generate", 1, 200 + i, 150 + i, 2.0 + 0.01 * i, created=float(i)) for i in range(30)]
+    drawn = CostModel(calls).draw(np.random.default_rng(0), 4000).sample("m", "test", 1, (4000, 8))
+    assert drawn[0].max() <= CAP["tokens_in"] and drawn[1].max() <= CAP["tokens_out"]
+    assert drawn[2].max() <= CAP["latency_s"]
+    # centred on the same model's calls in its other role
+    assert 100 < np.median(drawn[1]) < 250 and 1.0 < np.median(drawn[2]) < 4.0

@@ -28,6 +28,10 @@ A0, B0 = 2.0, 1.0          # InvGamma prior on s^2: mean 1 (a factor e on the lo
 PRIOR_CALLS = 2.0          # the prior's weight on w, in calls
 SESSION_GAP_S = 1800.0     # calls further apart than this were recorded in different sittings
 SESSION_SD, SESSION_PRIOR = 0.4, 2.0   # prior spread of a sitting's log-latency offset, and its weight in sittings
+# what one call can take at most: a context's tokens, a model's longest timeout (``timeout_s <= 3600``).
+# The log-normal chain (tokens drawn, latency given them) of a role never seen has tails of 1e26 s
+# without them, and one such draw sets a pipeline's mean latency
+CAP = {"tokens_in": 2.0 ** 17, "tokens_out": 2.0 ** 17, "latency_s": 3600.0}
 
 
 def sittings(created: np.ndarray) -> np.ndarray:
@@ -161,14 +165,14 @@ class CostDraw:
             if rows is not None:
                 w, s = w[rows], s[rows]
             mu = sum(w[:, i][lead] * f for i, f in enumerate(features))
-            return np.exp(mu + s[lead] * self.rng.standard_normal(shape))
+            return np.exp(np.minimum(mu + s[lead] * self.rng.standard_normal(shape), np.log(CAP[qty])))
 
         one = np.ones(shape)
         logk = np.log(np.maximum(np.broadcast_to(inputs, shape), 1.0))
         tokens_in, tokens_out = draw("tokens_in", [one, logk]), draw("tokens_out", [one, logk])
         sd = self.model.session_sd.get((model, role), SESSION_SD)
         load = np.exp(sd * (self.sitting if rows is None else self.sitting[rows]))[lead]
-        latency = draw("latency_s", [one, np.log1p(tokens_out), np.log1p(tokens_in)]) * load
+        latency = np.minimum(draw("latency_s", [one, np.log1p(tokens_out), np.log1p(tokens_in)]) * load, CAP["latency_s"])
         return np.stack([tokens_in, tokens_out, latency])
 
 

@@ -115,7 +115,7 @@ class Evidence:
             self._context()
             self.ctx.requests = set()
             flat = _Flat(len(self.objects.generators), self.arrays.questions,
-                         self.visible + len(self.objects.judges["verify"]) + len(self.objects.judges["test"]),
+                         self.visible + len(self.objects.judges["verify"]) + 2 * len(self.objects.judges["test"]),
                          len(self.objects.judges["rank"]), len(self.objects.judges["fuse"]))
             simulate(flat, self.plans, self.ctx, FreeCalls(), np.random.default_rng(0))
             requests, self.ctx.requests = self.ctx.requests, None
@@ -137,7 +137,8 @@ class Evidence:
         layers = self.observer.layers
         return (["visible tests"] if self.observer.verifiable else []) + \
             [layers[key].model.id for key in self.objects.judges["verify"]] + \
-            [_writer_name(layers[key]) for key in self.objects.judges["test"]]
+            [_writer_name(layers[key]) for key in self.objects.judges["test"]] + \
+            [_writer_name(layers[key]) + " one at a time" for key in self.objects.judges["test"]]
 
     def on_search(self, plans: list[Plan], rng: np.random.Generator, draws: np.ndarray | None = None) -> Simulated:
         """What each plan scores and spends on the search questions, replaying the known calls."""

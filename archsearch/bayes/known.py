@@ -65,18 +65,20 @@ def _cells(objects: Objects, arrays: ObjectArrays, verifiable: bool) -> list[tup
                 judged = v != UNKNOWN
                 counts.append((int(judged.sum()), int((right & judged).sum()), int((right & (v == 1)).sum()),
                                int((~right & (v == 1)).sum())))
-            counts += [_written_counts(arrays.written, t, q, obj, right) for t in range(arrays.written.writers)]
+            for alone in (False, True):   # each writer's tests judging a cell together, then one sample at a time
+                counts += [_written_counts(arrays.written, t, q, obj, right, alone) for t in range(arrays.written.writers)]
             rows.append((q, g, n, int(right.sum()), counts))
     return rows
 
 
-def _written_counts(w, t: int, q: int, obj: np.ndarray, right: np.ndarray) -> tuple[int, int, int, int]:
-    """A writer's verdicts on a cell's samples, every known answer judged together. Right programs
-    behave alike on a question's tests (a wrong expected value fails them all), so they count once:
-    as passing when most of them pass."""
+def _written_counts(w, t: int, q: int, obj: np.ndarray, right: np.ndarray, alone: bool = False
+                    ) -> tuple[int, int, int, int]:
+    """A writer's verdicts on a cell's samples, every known answer judged together (``alone``: each
+    by itself, so every test counts, a wrong one too). Right programs behave alike on a question's
+    tests (a wrong expected value fails them all), so they count once: as passing when most pass."""
     if not w.known[t, q]:
         return 0, 0, 0, 0
-    passed = w.pool[t, q, obj] == 1
+    passed = (w.alone if alone else w.pool)[t, q, obj] == 1
     has_right = int(right.any())
     right_pass = int(has_right and 2 * int((passed & right).sum()) >= int(right.sum()))
     return int((~right).sum()) + has_right, has_right, right_pass, int((passed & ~right).sum())
@@ -93,7 +95,7 @@ def judge_models(generator_models: list, judges: dict[str, list], verifiable: bo
         return np.array([ids.get(json.dumps(model_identity(m), sort_keys=True), -1) for m in models], int)
 
     return {"verifier": np.concatenate([[-1] * int(verifiable), index(judges["verify"]),
-                                        index(judges.get("test", []))]).astype(int),
+                                        index(judges.get("test", [])), index(judges.get("test", []))]).astype(int),
             "ranker": index(judges["rank"]), "fuser": index(judges["fuse"])}
 
 
@@ -102,7 +104,7 @@ def observations(objects: Objects, arrays: ObjectArrays, structure: tuple, verif
     """``structure``: each generator's model, setting and prompt variant (``generator_structure``);
     ``judge_model``: each judge's model among them (``judge_models``)."""
     rows = _cells(objects, arrays, verifiable)
-    V = int(verifiable) + arrays.verdict.shape[0] + arrays.written.writers
+    V = int(verifiable) + arrays.verdict.shape[0] + 2 * arrays.written.writers
     c = len(rows)
     jn, jy, tp, fp = (np.zeros((c, V), int) for _ in range(4))
     for r, (*_, counts) in enumerate(rows):
@@ -124,7 +126,7 @@ def observations(objects: Objects, arrays: ObjectArrays, structure: tuple, verif
         q=np.array([r[0] for r in rows], int), g=np.array([r[1] for r in rows], int), n=np.array([r[2] for r in rows], int),
         y=np.array([r[3] for r in rows], int), tp=tp, fp=fp, seen=jn > 0, judged_n=jn, judged_y=jy,
         n_questions=arrays.questions, n_generators=arrays.m.shape[0], n_verifiers=V,
-        verifier_runs_tests=np.repeat([1, 0, 1], [int(verifiable), arrays.verdict.shape[0], arrays.written.writers]),
+        verifier_runs_tests=np.repeat([1, 0, 1], [int(verifiable), arrays.verdict.shape[0], 2 * arrays.written.writers]),
         generator_names=list(objects.generators), verifier_names=verifier_names, generator_model=structure[0],
         generator_setting=structure[1], generator_variant=structure[2],
         rank_r=np.array([r[0] for r in rank_rows], int), rank_y=rank_y, rank_valid=rank_valid,

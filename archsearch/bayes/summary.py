@@ -70,7 +70,7 @@ def verifier_table(evidence: Evidence) -> list[VerifierRow]:
             if v < evidence.visible:
                 n = int(m[arrays.testable].sum())
             elif v >= evidence.visible + J:   # model-written tests: the samples of the questions whose tests are known
-                n = int(m[arrays.written.known[v - evidence.visible - J]].sum())
+                n = int(m[arrays.written.known[(v - evidence.visible - J) % arrays.written.writers]].sum())
             else:
                 judged = [arrays.verdict[v - evidence.visible, q, arrays.sample[g, q, :m[q]]] for q in range(len(m))]
                 n = int(sum((x >= 0).sum() for x in judged))
@@ -101,8 +101,9 @@ def ceiling(evidence: Evidence, spec: PipelineSpec, fp_cost: float, k_max: int =
     check = next((layer for layer in plan.layers[last + 1:] if layer.kind in ("verify", "test")), None)
     if check is not None and check.kind == "verify":
         v = evidence.visible + evidence.ctx.judges["verify"][check.key]
-    elif check is not None and written_tests(check):
-        v = evidence.visible + len(evidence.ctx.judges["verify"]) + evidence.ctx.judges["test"][check.key]
+    elif check is not None and written_tests(check):   # a generator that stops early judges one sample at a time
+        v = evidence.visible + len(evidence.ctx.judges["verify"]) + evidence.ctx.judges["test"][check.key] + \
+            len(evidence.ctx.judges["test"]) * (plan.layers[last].params.stop != "never")
     elif evidence.visible:
         v = 0
     else:

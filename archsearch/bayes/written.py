@@ -66,6 +66,9 @@ class WrittenArrays:
     pool: np.ndarray         # [T, Q, O] 1/0: the verdict with every known answer judged together; UNKNOWN
     right: np.ndarray        # [T, Q] the verdict on the question's right answers (their majority); UNKNOWN
     cost: np.ndarray         # [3, T, Q, K] tokens in, out, latency of writer call k
+    alone: np.ndarray        # [T, Q, O] 1/0: the verdict judged by itself (every test counts, as a generator that
+    #                          stops early judges each new sample); UNKNOWN
+    right_alone: np.ndarray  # [T, Q] the same on the question's right answers (their majority); UNKNOWN
 
     @property
     def writers(self) -> int:
@@ -77,7 +80,8 @@ class WrittenArrays:
         none = np.zeros((T, questions, 1), int)
         return WrittenArrays(np.zeros((T, questions), bool), np.zeros((T, questions), int), np.zeros((T, questions), int),
                              none.astype(np.int64), none.astype(bool), none, none, none + UNKNOWN,
-                             np.full((T, questions), UNKNOWN), np.full((3, T, questions, 1), np.nan))
+                             np.full((T, questions), UNKNOWN), np.full((3, T, questions, 1), np.nan), none + UNKNOWN,
+                             np.full((T, questions), UNKNOWN))
 
 
 def counted_verdicts(mask: np.ndarray, checked: np.ndarray, judged: np.ndarray, n: np.ndarray,
@@ -104,6 +108,7 @@ def written_arrays(objects: Objects) -> WrittenArrays:
     mask, checked = np.zeros((T, Q, width), np.int64), np.zeros((T, Q, width), bool)
     key, level, pool = np.zeros((T, Q, width), int), np.zeros((T, Q, width), int), np.full((T, Q, width), UNKNOWN)
     right, cost = np.full((T, Q), UNKNOWN), np.full((3, T, Q, K), np.nan)
+    alone, right_alone = np.full((T, Q, width), UNKNOWN), np.full((T, Q), UNKNOWN)
     for (t, q), w in objects.written.items():
         runs = [objects.runs.get((t, q, o)) for o in range(len(objects.texts[q]))]
         if w.n > MAX_TESTS or any(r is None for r in runs):
@@ -119,8 +124,11 @@ def written_arrays(objects: Objects) -> WrittenArrays:
         key[t, q, :m] = np.where(ids >= 2, ids + WRITTEN_KEYS, ids)   # apart from the keys on the visible tests
         everyone = np.arange(width) < m
         verdict, _ = counted_verdicts(mask[t, q], checked[t, q], everyone, np.array(w.n), np.array(w.written))
-        pool[t, q, :m] = verdict[:m]
-        right_ones = [bool(verdict[o]) for o in range(m) if objects.judged[q][o].correct]
-        if right_ones:
-            right[t, q] = int(2 * sum(right_ones) >= len(right_ones))
-    return WrittenArrays(known, n, written, mask, checked, key, level, pool, right, cost)
+        by_itself, _ = counted_verdicts(mask[t, q], checked[t, q], np.zeros(width, bool), np.array(w.n), np.array(w.written))
+        pool[t, q, :m], alone[t, q, :m] = verdict[:m], by_itself[:m]
+        correct = [objects.judged[q][o].correct for o in range(m)]
+        for out, verdicts in ((right, verdict), (right_alone, by_itself)):
+            right_ones = [bool(verdicts[o]) for o in range(m) if correct[o]]
+            if right_ones:
+                out[t, q] = int(2 * sum(right_ones) >= len(right_ones))
+    return WrittenArrays(known, n, written, mask, checked, key, level, pool, right, cost, alone, right_alone)

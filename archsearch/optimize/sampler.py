@@ -55,7 +55,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.cache, self.memo, self.seed = cache, memo, seed
         self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=4)
         self.cost_aware, self.enumerate_limit, self.drawn = cost_aware, enumerate_limit, drawn
-        self.replicates, self.redraws = replicates, 4
+        self.replicates, self.redraws, self.expected_draws = replicates, 4, 32
         # the price of a proposal: the calls it buys plus one (a free pipeline is still a trial)
         self.price_floor = 1.0 if price_floor is None else price_floor
         # one posterior draw per trial: SVI restarted from its last solution refits quickly
@@ -184,6 +184,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             best = int(np.argmax(gain / price))
             if gain[best] > 1e-12:
                 break
+        else:   # no single draw promises a gain (one objective near its best): the gain expected over many
+            # draws still ranks what is worth its calls, where handing the trial to TPE buys blindly
+            many = rng.choice(self.last_posterior.draws, min(self.expected_draws, self.last_posterior.draws), replace=False)
+            draw = -1
+            gain, price = self._score(self.evidence.on_search([c.plan for c in open_], rng, many), observed)
+            best = int(np.argmax(gain / price))
         self.log.append({"draw": draw, "gain": float(gain[best]), "price": float(price[best]), "redraws": attempt,
                          "choice": open_[best].fingerprint if gain[best] > 1e-12 else None, "candidates": len(open_)})
         return open_[best].params if gain[best] > 1e-12 else None
@@ -192,15 +198,18 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         """(expected hypervolume gain, calls bought + the floor) of each candidate under one posterior
         draw, simulated ``replicates`` times: the expected gain given that draw (Thompson sampling),
         so that the argmax over many candidates is not won by one lucky simulated outcome."""
-        sim = self._simulate([c.plan for c in open_], draw, rng)
+        return self._score(self._simulate([c.plan for c in open_], draw, rng), observed)
+
+    def _score(self, sim: Simulated, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each candidate's hypervolume gain averaged over the simulated rows, and its price."""
         K = len(self.objective.metrics)
         predicted = np.stack([sim.metric(m.name) for m in self.objective.metrics], axis=-1)          # [R, C, K]
         predicted = np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -predicted, predicted)
         reference = np.max(np.vstack([predicted.reshape(-1, K), observed]), axis=0)
         reference = reference + 0.1 * np.abs(reference) + 1e-3
-        gain = np.mean([gains(observed, predicted[r], reference) for r in range(self.replicates)], axis=0)
+        gain = np.mean([gains(observed, predicted[r], reference) for r in range(len(predicted))], axis=0)
         gain = np.where(self._feasible(sim), gain, 0.0)
-        price = sim.bought.mean(axis=0) + self.price_floor if self.cost_aware else np.ones(len(open_))
+        price = sim.bought.mean(axis=0) + self.price_floor if self.cost_aware else np.ones(predicted.shape[1])
         return gain, price
 
     def _simulate(self, plans: list[Plan], draw: int, rng) -> Simulated:

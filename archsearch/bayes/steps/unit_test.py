@@ -64,10 +64,17 @@ class TestStep(FilterStep):
         by_itself = counted_verdicts(*args, mask, w.n[t][q3], np.zeros_like(w.written[t][q3]))   # every test counts
         exact, share = np.where(alone, by_itself[0], exact), np.where(alone, by_itself[1], share)
         v = ctx.visible + len(ctx.judges.get("verify", {})) + t
-        right = w.right[t][q4]
-        drawn_right = np.where(right != UNKNOWN, right == 1, draws.written_right[:, t][:, None, :, None] < draws.tpr(v, s.gen))
-        drawn_wrong = draws.verdict_uniforms(np.full(s.gen.shape[1], v - ctx.visible), s) < draws.fpr(v, s.gen)
-        mixed = np.where(slot_known, w.pool[t][q4, safe] == 1, np.where(s.correct, drawn_right, drawn_wrong))
+        by_one = v + w.writers   # the same tests judging one sample at a time: a wrong test counts too
+        right = np.where(alone, w.right_alone[t][q4], w.right[t][q4])
+        # one uniform per (writer, question) for right programs, and one per sample for wrong ones,
+        # whether judged together or alone (the same tests pass or fail the same programs)
+        u_right = draws.written_right[:, t][:, None, :, None]
+        u_wrong = draws.verdict_uniforms(np.full(s.gen.shape[1], v - ctx.visible), s)
+        drawn_right = np.where(right != UNKNOWN, right == 1,
+                               u_right < np.where(alone, draws.tpr(by_one, s.gen), draws.tpr(v, s.gen)))
+        drawn_wrong = u_wrong < np.where(alone, draws.fpr(by_one, s.gen), draws.fpr(v, s.gen))
+        pool = np.where(alone, w.alone[t][q4, safe], w.pool[t][q4, safe])
+        mixed = np.where(slot_known, pool == 1, np.where(s.correct, drawn_right, drawn_wrong))
         verdict = np.where(replay, exact, mixed) & mask
         share = np.where(replay, share, verdict.astype(float))
         applies = np.where(tests, w.n[t][q3] > 0, True) & mask.any(axis=-1)
