@@ -65,6 +65,7 @@ class TestStep(FilterStep):
         exact, share = np.where(alone, by_itself[0], exact), np.where(alone, by_itself[1], share)
         v = ctx.visible + len(ctx.judges.get("verify", {})) + t
         by_one = v + w.writers   # the same tests judging one sample at a time: a wrong test counts too
+        alone = alone | (together & (together.sum(axis=-1, keepdims=True) == 1))   # a group of one, as well
         right = np.where(alone, w.right_alone[t][q4], w.right[t][q4])
         # one uniform per (writer, question) for right programs, and one per sample for wrong ones,
         # whether judged together or alone (the same tests pass or fail the same programs)
