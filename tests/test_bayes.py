@@ -129,3 +129,16 @@ def test_costs_of_a_role_never_seen_stay_within_what_one_call_can_take():
     assert drawn[2].max() <= CAP["latency_s"]
     # centred on the same model's calls in its other role
     assert 100 < np.median(drawn[1]) < 250 and 1.0 < np.median(drawn[2]) < 4.0
+
+
+def test_a_written_test_nobody_passes_is_set_aside_together_but_counts_alone():
+    """The two rows of a writer: judged with others, a written test no candidate passes is not
+    counted (suspected wrong); judged alone -- each sample of a generator that stops early -- it is."""
+    from archsearch.bayes.written import counted_verdicts
+
+    # one visible test (bit 0), two written ones (bits 1, 2); written test 2 has a wrong expected value
+    mask, checked = np.array([0b011, 0b011, 0b001]), np.ones(3, bool)   # two right programs, one wrong
+    together, share = counted_verdicts(mask, checked, np.ones(3, bool), np.array(3), np.array(2))
+    alone, _ = counted_verdicts(mask, checked, np.zeros(3, bool), np.array(3), np.array(2))
+    assert together.tolist() == [True, True, False] and share.tolist() == [1.0, 1.0, 0.5]
+    assert alone.tolist() == [False, False, False]
