@@ -128,13 +128,14 @@ def summarise(problems: list[dict]) -> dict:
     return out
 
 
-def counted_once(problems: list[dict], gen: str) -> dict:
-    """TPR and FPR as the surrogate's data count them: a problem's right programs of ``gen`` once."""
+def counted_once(problems: list[dict], gen: str, alone: bool = False) -> dict:
+    """TPR and FPR as the surrogate's data count them: a problem's right programs of ``gen`` once
+    (``alone``: each program judged by itself, so every test counts -- the one-at-a-time row)."""
     tp = pos = fp = neg = 0
     for p in problems:
         if p["tests"] == 0:
             continue
-        counted = [t for t in range(p["tests"]) if any(c["passed"][t] for c in p["candidates"])]
+        counted = [t for t in range(p["tests"]) if alone or any(c["passed"][t] for c in p["candidates"])]
         mine = [(c["correct"], all(c["passed"][t] for t in counted)) for c in p["candidates"] if c["generator"] == gen]
         right = [ok for correct, ok in mine if correct]
         if right:
@@ -201,9 +202,11 @@ def main() -> None:
         result[split] = summarise([p for p in problems if p["id"] in ids])
     search = [p for p in problems if p["id"] in {r.id for r in task.split("search")}]
     result["search"]["counted_as_the_surrogate_does"] = {gen: counted_once(search, gen) for gen in ("greedy", "T=0.8")}
+    result["search"]["counted_one_at_a_time"] = {gen: counted_once(search, gen, alone=True) for gen in ("greedy", "T=0.8")}
     if args.surrogate:
         result["search"]["surrogate"] = surrogate_rows(exp, task)
         print(json.dumps(result["search"]["counted_as_the_surrogate_does"], indent=1))
+        print(json.dumps(result["search"]["counted_one_at_a_time"], indent=1))
         print(json.dumps(result["search"]["surrogate"], indent=1))
     out = RESULTS / f"{exp.dir.name}-model-test-rates.json"
     out.write_text(json.dumps(result, indent=1))
