@@ -114,8 +114,7 @@ class Evidence:
         for _ in range(DISCOVERY_ROUNDS):
             self._context()
             self.ctx.requests = set()
-            flat = _Flat(len(self.objects.generators), self.arrays.questions,
-                         self.visible + len(self.objects.judges["verify"]) + 2 * len(self.objects.judges["test"]),
+            flat = _Flat(len(self.objects.generators), self.arrays.questions, len(self.verifier_names),
                          len(self.objects.judges["rank"]), len(self.objects.judges["fuse"]))
             simulate(flat, self.plans, self.ctx, FreeCalls(), np.random.default_rng(0))
             requests, self.ctx.requests = self.ctx.requests, None

@@ -102,8 +102,7 @@ def ceiling(evidence: Evidence, spec: PipelineSpec, fp_cost: float, k_max: int =
     if check is not None and check.kind == "verify":
         v = evidence.visible + evidence.ctx.judges["verify"][check.key]
     elif check is not None and written_tests(check):   # a generator that stops early judges one sample at a time
-        v = evidence.visible + len(evidence.ctx.judges["verify"]) + evidence.ctx.judges["test"][check.key] + \
-            len(evidence.ctx.judges["test"]) * (plan.layers[last].params.stop != "never")
+        v = evidence.ctx.writer_row(evidence.ctx.judges["test"][check.key], alone=plan.layers[last].params.stop != "never")
     elif evidence.visible:
         v = 0
     else:

@@ -33,6 +33,12 @@ class Context:
     visible: int                     # 1 when verifier 0 is the visible tests, else 0
     requests: set | None = None      # discovery: rankings and fusions with known inputs not yet looked up
 
+    def writer_row(self, t: int, alone: bool = False) -> int:
+        """Writer t's verifier row: after the visible tests and the LLM judges, every writer's tests
+        judging candidates together, then every writer's judging one at a time (``alone``)."""
+        writers = len(self.judges.get("test", {}))
+        return self.visible + len(self.judges.get("verify", {})) + t + writers * alone
+
     def ask(self, request: tuple) -> None:
         if self.requests is not None:
             self.requests.add(request)

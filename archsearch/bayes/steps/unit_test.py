@@ -57,15 +57,15 @@ class TestStep(FilterStep):
         safe = np.maximum(s.obj, 0)
         tests = w.known[t][q3]                                                 # [1, 1, Q]
         slot_known = s.known & tests[..., None]
+        grouped = mask & ~alone
+        alone = alone | (grouped & (grouped.sum(axis=-1, keepdims=True) == 1))   # a group of one is judged alone
         together = mask & ~alone
         replay = tests[..., None] & np.where(alone, s.known, ~(together & ~s.known).any(axis=-1, keepdims=True))
         args = w.mask[t][q4, safe], w.checked[t][q4, safe]
         exact, share = counted_verdicts(*args, together, w.n[t][q3], w.written[t][q3])
         by_itself = counted_verdicts(*args, mask, w.n[t][q3], np.zeros_like(w.written[t][q3]))   # every test counts
         exact, share = np.where(alone, by_itself[0], exact), np.where(alone, by_itself[1], share)
-        v = ctx.visible + len(ctx.judges.get("verify", {})) + t
-        by_one = v + w.writers   # the same tests judging one sample at a time: a wrong test counts too
-        alone = alone | (together & (together.sum(axis=-1, keepdims=True) == 1))   # a group of one, as well
+        v, by_one = ctx.writer_row(t), ctx.writer_row(t, alone=True)   # by_one: every test counts, a wrong one too
         right = np.where(alone, w.right_alone[t][q4], w.right[t][q4])
         # one uniform per (writer, question) for right programs, and one per sample for wrong ones,
         # whether judged together or alone (the same tests pass or fail the same programs)
@@ -74,8 +74,9 @@ class TestStep(FilterStep):
         drawn_right = np.where(right != UNKNOWN, right == 1,
                                u_right < np.where(alone, draws.tpr(by_one, s.gen), draws.tpr(v, s.gen)))
         drawn_wrong = u_wrong < np.where(alone, draws.fpr(by_one, s.gen), draws.fpr(v, s.gen))
-        pool = np.where(alone, w.alone[t][q4, safe], w.pool[t][q4, safe])
-        mixed = np.where(slot_known, pool == 1, np.where(s.correct, drawn_right, drawn_wrong))
+        # a known slot among drawn ones keeps its verdict with the question's known answers (a known
+        # slot judged alone always replays)
+        mixed = np.where(slot_known, w.pool[t][q4, safe] == 1, np.where(s.correct, drawn_right, drawn_wrong))
         verdict = np.where(replay, exact, mixed) & mask
         share = np.where(replay, share, verdict.astype(float))
         applies = np.where(tests, w.n[t][q3] > 0, True) & mask.any(axis=-1)
