@@ -92,8 +92,12 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
         if {r.fingerprint for r in rows} == {spec_fingerprint(s) for _, s in pipelines}:
             return rows, task, records, cache, memo
         print(f"{out.name} was built for another version of the space: rebuilding")
-    rows = []
+    rows, by_fingerprint = [], {}
     for params, spec in pipelines:
+        fingerprint = spec_fingerprint(spec)
+        if fingerprint in by_fingerprint:     # the same pipeline listed under other params
+            rows.append(Row(**{**asdict(by_fingerprint[fingerprint]), "params": params}))
+            continue
         recording = RecordingCache(cache)
         client = LLMClient(NoCalls(), recording, max_retries=0)
 
@@ -107,9 +111,10 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
         report = asyncio.run(score())   # ... then measured: latency without the sandbox's first runs
         m = report.measured()
         tokens = sum(o.tokens for o in report.scored) / max(1, len(report.scored))
-        rows.append(Row(params, spec_fingerprint(spec), m.accuracy, m.calls_per_question, tokens,
+        rows.append(Row(params, fingerprint, m.accuracy, m.calls_per_question, tokens,
                         percentile([o.seconds for o in report.scored], 50), frozenset(recording.hits),
                         complete=not report.failures))
+        by_fingerprint[fingerprint] = rows[-1]
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps([{**asdict(r), "keys": sorted(r.keys)} for r in rows]))
     return rows, task, records, cache, memo

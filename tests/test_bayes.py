@@ -142,3 +142,43 @@ def test_a_written_test_nobody_passes_is_set_aside_together_but_counts_alone():
     alone, _ = counted_verdicts(mask, checked, np.zeros(3, bool), np.array(3), np.array(2))
     assert together.tolist() == [True, True, False] and share.tolist() == [1.0, 1.0, 0.5]
     assert alone.tolist() == [False, False, False]
+
+
+def test_the_compiled_svi_step_is_the_same_in_every_process():
+    """JAX's compilation cache on disk serves a new search only if the SVI step it compiles is the
+    same program; NumPyro's Trace_ELBO summed its terms in a hash-seed-dependent order, so every
+    process compiled anew. Lowered under two hash seeds, our ELBO's step must be one text."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import functools, hashlib, sys
+import jax, numpy as np, numpyro
+from numpyro.infer import SVI
+from numpyro.infer.autoguide import AutoNormal
+from synthetic import draw_truth, simulate
+from archsearch.bayes.fit import FixedOrderELBO
+from archsearch.bayes.model import Shapes, model
+rng = np.random.default_rng(0)
+obs = simulate(draw_truth(rng, questions=12), rng)
+shapes = Shapes.fitting(obs, Shapes())
+data = obs.padded(shapes)
+kernel = functools.partial(model, shapes=shapes)
+guide = AutoNormal(kernel)
+svi = SVI(kernel, guide, numpyro.optim.Adam(0.02), FixedOrderELBO())
+params = jax.eval_shape(lambda: svi.get_params(svi.init(jax.random.PRNGKey(0), **data)))
+loss = lambda p, d: FixedOrderELBO().loss(jax.random.PRNGKey(1), p, kernel, guide, **d)
+print(hashlib.sha256(jax.jit(loss).lower(params, data).as_text().encode()).hexdigest())
+"""
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "bayes"), str(root)]), "JAX_PLATFORMS": "cpu"}
+    texts = set()
+    for hash_seed in ("1", "2"):
+        done = subprocess.run([sys.executable, "-c", script], env={**env, "PYTHONHASHSEED": hash_seed},
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        texts.add(done.stdout.strip())
+    assert len(texts) == 1 and len(next(iter(texts))) == len(hashlib.sha256().hexdigest())
