@@ -62,6 +62,17 @@ def judge(draws: np.ndarray, measured: np.ndarray, rng: np.random.Generator) -> 
                 np.abs(measured), 1e-9)}
 
 
+def calibrated_reference(draws: np.ndarray, rng: np.random.Generator, replicates: int = 200) -> np.ndarray:
+    """Hits of the 90% randomised-PIT check per pseudo-truth: each is one posterior draw taken as the
+    truth for EVERY pipeline at once (its shared parameters, its one sitting), judged against the
+    other draws -- what a perfectly calibrated model would score on these correlated pipelines."""
+    picks = rng.choice(len(draws), min(replicates, len(draws)), replace=False)
+    hits = np.empty((len(picks), draws.shape[1]))
+    for r, j in enumerate(picks):
+        hits[r] = judge(np.delete(draws, j, axis=0), draws[j], rng)["pit_hit"]
+    return hits
+
+
 def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: int, fit_on: str = "any") -> dict:
     """``fit_on``: "any" pipeline of the space, or only those without model-written tests
     ("no-written": every writer call is then unbought, and the written tests known from the prior)."""
@@ -71,7 +82,7 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
         for k, v in result.items():
             tally.setdefault(f"{name}:{k}", []).append(np.asarray(v, float))
 
-    fits = []
+    fits, references = [], {}
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
         pickable = [i for i in range(len(rows)) if fit_on == "any" or not any(written_tests(x) for x in plans[i].layers)]
@@ -98,6 +109,7 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
             add(f"{metric}:all", judge(draws, measured, rng))
             if unknown.any():
                 add(f"{metric}:unbought", judge(draws[:, unknown], measured[unknown], rng))
+                references.setdefault(metric, []).append(calibrated_reference(draws[:, unknown], rng))
             written = np.array([any(written_tests(layer) for layer in plans[i].layers) for i in held]) & unknown
             if written.any():   # pipelines whose tests a model writes, apart
                 add(f"{metric}:written-unbought", judge(draws[:, written], measured[written], rng))
@@ -111,6 +123,14 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
         values = np.concatenate(v)
         out[k.replace(":", "_")] = float(np.median(values) if k.endswith(("error", "relative")) else np.mean(values))
         out[k.split(":")[0] + "_" + k.split(":")[1] + "_n"] = int(len(values))
+    for metric, per_seed in references.items():   # pooled over seeds as the measured coverage is
+        replicates = min(len(h) for h in per_seed)
+        pooled = np.concatenate([h[:replicates] for h in per_seed], axis=1).mean(axis=1)
+        measured = out[f"{metric}_unbought_pit_hit"]
+        out[f"{metric}_unbought_calibrated_reference"] = {
+            "median": float(np.median(pooled)), "range_90": [float(x) for x in np.percentile(pooled, [5, 95])],
+            "share_within_0.80_0.95": float(np.mean((pooled >= 0.80) & (pooled <= 0.95))),
+            "share_at_or_below_measured": float(np.mean(pooled <= measured + 1e-9))}
     return out
 
 
