@@ -31,6 +31,11 @@ class FixedOrderELBO(ELBO):
     changes with the process's hash seed, so the compiled SVI step differed between processes and
     JAX's compilation cache on disk never served it (9-12 s of every search)."""
 
+    def __init__(self, num_particles: int = 1) -> None:
+        if num_particles != 1:
+            raise ValueError(f"FixedOrderELBO draws one particle, but got num_particles={num_particles}")
+        super().__init__(num_particles=1)
+
     def loss_with_mutable_state(self, rng_key, param_map, model, guide, *args, **kwargs):
         model_key, guide_key = jax.random.split(rng_key)   # the split Trace_ELBO makes
         log_q, guide_trace = log_density(handlers.seed(guide, guide_key), args, kwargs, param_map)
