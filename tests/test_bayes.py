@@ -155,7 +155,7 @@ def test_the_compiled_svi_step_is_the_same_in_every_process():
     from pathlib import Path
 
     script = """
-import functools, hashlib, sys
+import functools, hashlib
 import jax, numpy as np, numpyro
 from numpyro.infer import SVI
 from numpyro.infer.autoguide import AutoNormal
