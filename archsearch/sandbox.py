@@ -14,6 +14,7 @@ and the verdict decided in a judge process the model's code cannot reach (``_san
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import json
@@ -299,3 +300,47 @@ async def run_program_memo(program: str, tests: Sequence[str], probes: Sequence[
     if key not in memo:
         memo[key] = await run_program(program, tests, probes, limits)
     return memo[key]
+
+
+class RecordedRuns(dict):
+    """A ``run_program_memo`` memo that also keeps its runs in a store (the call cache), so a search
+    does not re-run, in the sandbox, programs an earlier search on this machine already checked:
+    replaying a recorded pool, the surrogate's reading of it (every recorded program against every
+    writer's tests) would otherwise cost minutes of process starts per search.
+
+    A run is recorded under its memo key and the sandbox it ran in (Python implementation and
+    minor version, isolation level, the runner's code): another of these runs the program again. Timeouts and
+    runs that never started are kept for this search only -- a loaded machine can cause them."""
+
+    def __init__(self, store) -> None:
+        super().__init__()
+        self.store = store
+        self._recorded: dict[str, dict] | None = None   # read on first use, not at construction
+
+    @staticmethod
+    @functools.cache
+    def sandbox_id() -> str:
+        return hashlib.sha256(json.dumps([sys.implementation.name, sys.version_info[:2], _strong_isolation_available(),
+                                          _RUNNER.read_text()]).encode()).hexdigest()[:16]
+
+    def _stored_key(self, key: str) -> str:
+        return hashlib.sha256(f"{self.sandbox_id()}:{key}".encode()).hexdigest()
+
+    def __contains__(self, key) -> bool:
+        if super().__contains__(key):
+            return True
+        if not isinstance(key, str):   # the self-check runs once per search
+            return False
+        if self._recorded is None:
+            self._recorded = self.store.sandbox_runs()
+        found = self._recorded.get(self._stored_key(key))
+        if found is None:
+            return False
+        super().__setitem__(key, ProgramRun(**{**found, "passed": tuple(found["passed"]),
+                                                "outputs": tuple(found["outputs"])}))
+        return True
+
+    def __setitem__(self, key, run) -> None:
+        super().__setitem__(key, run)
+        if isinstance(key, str) and run.status not in ("timeout", "not started"):
+            self.store.put_sandbox_run(self._stored_key(key), dataclasses.asdict(run))

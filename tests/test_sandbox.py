@@ -217,3 +217,29 @@ def test_programs_import_the_users_packages_and_requires_is_checked_once():
         asyncio.run(run_program_memo("x = 1", ["assert x == 1"], [], None, {}, requires=["a_missing_package"]))
     message = str(caught.value)
     assert "\n" not in message and "requires: a_missing_package" in message and "No module named" in message
+
+
+def test_recorded_runs_outlive_the_search_that_ran_them(tmp_path, monkeypatch):
+    """A run kept in the call cache answers the next search without a sandbox; a timeout is not kept
+    (a loaded machine causes them), and another interpreter or runner does not see the record."""
+    import archsearch.sandbox as sandbox
+    from archsearch.llm.cache import CallCache, sqlite_url
+
+    url = sqlite_url(str(tmp_path / "calls.sqlite"))
+    program, tests, probes = "def f(x):\n    return x + 1\n", ["assert f(1) == 2", "assert f(1) == 3"], ["f(41)"]
+    first = asyncio.run(sandbox.run_program_memo(program, tests, probes, FAST, sandbox.RecordedRuns(CallCache(url))))
+    slow = asyncio.run(sandbox.run_program_memo("while True:\n    pass", [], [], SandboxLimits(timeout_s=1.0),
+                                                sandbox.RecordedRuns(CallCache(url))))
+    assert first.passed == (True, False) and first.outputs == ("42",) and slow.status == "timeout"
+
+    def no_sandbox(*args):
+        raise AssertionError("ran in the sandbox again")
+    monkeypatch.setattr(sandbox, "run_program", no_sandbox)
+    again = asyncio.run(sandbox.run_program_memo(program, tests, probes, FAST, sandbox.RecordedRuns(CallCache(url))))
+    assert again == first
+    with pytest.raises(AssertionError, match="sandbox again"):
+        asyncio.run(sandbox.run_program_memo("while True:\n    pass", [], [], SandboxLimits(timeout_s=1.0),
+                                             sandbox.RecordedRuns(CallCache(url))))
+    monkeypatch.setattr(sandbox.RecordedRuns, "sandbox_id", staticmethod(lambda: "another-python"))
+    with pytest.raises(AssertionError, match="sandbox again"):
+        asyncio.run(sandbox.run_program_memo(program, tests, probes, FAST, sandbox.RecordedRuns(CallCache(url))))

@@ -1,6 +1,7 @@
 """Persistent call cache through SQLAlchemy: a SQLite file by default, PostgreSQL by URL.
 
-One row per call, keyed by the hash of (model, messages, params, sample index). Rows are written
+One row per call, keyed by the hash of (model, messages, params, sample index), and one per
+sandboxed run of a program a search has checked (see ``sandbox.RecordedRuns``). Rows are written
 in one transaction each and never updated, so a crash cannot leave a half-written entry and a
 concurrent writer of the same key is simply ignored (both wrote the same call).
 """
@@ -35,6 +36,14 @@ claims_table = Table(
     Column("key", String(64), primary_key=True),
     Column("owner", String(100), nullable=False),
     Column("expires", Float, nullable=False),
+)
+
+
+sandbox_runs_table = Table(
+    "archsearch_sandbox_runs", _metadata,
+    Column("key", String(64), primary_key=True),
+    Column("run", Text, nullable=False),
+    Column("created", Float, nullable=False),
 )
 
 
@@ -115,6 +124,19 @@ class CallCache:
         conn = self._connection()
         with conn.begin():
             conn.execute(self._insert, values)
+
+    def sandbox_runs(self) -> dict[str, dict[str, Any]]:
+        """Every recorded sandbox run (``sandbox.RecordedRuns``): one query, read once per search."""
+        conn = self._connection()
+        rows = conn.execute(select(sandbox_runs_table.c.key, sandbox_runs_table.c.run)).all()
+        conn.rollback()
+        return {key: json.loads(run) for key, run in rows}
+
+    def put_sandbox_run(self, key: str, run: dict[str, Any]) -> None:
+        conn = self._connection()
+        with conn.begin():
+            conn.execute(self._insert_ignore(sandbox_runs_table, "key"),
+                         dict(key=key, run=json.dumps(run, ensure_ascii=False), created=time.time()))
 
     def claim(self, key: str, ttl_s: float) -> bool:
         """Take the right to make call ``key`` (or find that a live claim of another worker holds it)."""

@@ -19,9 +19,11 @@ from optuna.trial import TrialState
 from ..errors import ArchsearchError, BudgetExhausted
 from ..evaluate import EvalReport, aevaluate, trace_record
 from ..llm.budget import Budget
+from ..llm.cache import CallCache
 from ..llm.client import LLMClient
 from ..objectives import Objective
 from ..pipeline import Pipeline
+from ..sandbox import RecordedRuns
 from ..space import SearchSpace, spec_fingerprint
 from ..spec import Measured, PipelineSpec, dump_spec
 from ..tasks.task import Task
@@ -69,7 +71,7 @@ class Search:
         self.surrogate = surrogate
         self.client = client
         self.on_progress = on_progress
-        self.sandbox_memo: dict = {}
+        self.sandbox_memo: dict = RecordedRuns(client.cache) if isinstance(client.cache, CallCache) else {}
         self.records = settings.task.split("search")
         self.study: optuna.Study | None = None
         self.storage: optuna.storages.BaseStorage | None = None
