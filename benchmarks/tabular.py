@@ -21,6 +21,7 @@ from archsearch.evaluate import aevaluate
 from archsearch.experiment import Experiment
 from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
+from archsearch.sandbox import RecordedRuns
 from archsearch.space import SearchSpace, spec_fingerprint
 from archsearch.stats import percentile
 from archsearch.tasks import Task
@@ -84,7 +85,7 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
     task = Task(experiment / "task.yaml")
     records = task.split(split)
     cache = CallCache(task.cache_url)
-    memo: dict = {}
+    memo: dict = RecordedRuns(cache)   # sandbox runs kept in the call cache: a rebuild re-runs none
     out = RESULTS / f"{experiment.name}-{space_path.stem}-{split}-table.json"
     pipelines = enumerate_space(SearchSpace(space_path), task)
     if out.exists():
