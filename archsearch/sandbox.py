@@ -309,8 +309,10 @@ class RecordedRuns(dict):
     writer's tests) would otherwise cost minutes of process starts per search.
 
     A run is recorded under its memo key and the sandbox it ran in (Python implementation and
-    minor version, isolation level, the runner's code): another of these runs the program again. Timeouts and
-    runs that never started are kept for this search only -- a loaded machine can cause them."""
+    minor version, isolation level, the runner's code): another of these runs the program again.
+    Timeouts are kept too (a recorded pool's endless loops would cost the full timeout in every
+    search), so a timeout that a loaded machine caused stays until its row is deleted, as it does
+    within one search."""
 
     def __init__(self, store) -> None:
         super().__init__()
@@ -342,5 +344,5 @@ class RecordedRuns(dict):
 
     def __setitem__(self, key, run) -> None:
         super().__setitem__(key, run)
-        if isinstance(key, str) and run.status not in ("timeout", "not started"):
+        if isinstance(key, str):
             self.store.put_sandbox_run(self._stored_key(key), dataclasses.asdict(run))
