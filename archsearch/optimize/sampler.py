@@ -64,6 +64,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._listed: list[Candidate] | None = None
         self._unlistable = has_floats(space)   # set once listing finds too many pipelines
         self._plans: dict[int, dict] = {}
+        self._replayed: dict[str, dict[str, float]] = {}   # fingerprint -> outcome of a pipeline the cache fully holds
         self.log: list[dict] = []
 
     # -- candidates ----------------------------------------------------------------------------
@@ -198,7 +199,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         """(expected hypervolume gain, calls bought + the floor) of each candidate under one posterior
         draw, simulated ``replicates`` times: the expected gain given that draw (Thompson sampling),
         so that the argmax over many candidates is not won by one lucky simulated outcome."""
-        return self._score(self._simulate([c.plan for c in open_], draw, rng), observed)
+        return self._score(self._simulate(open_, draw, rng), observed)
 
     def _score(self, sim: Simulated, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each candidate's hypervolume gain averaged over the simulated rows, and its price."""
@@ -212,11 +213,24 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         price = sim.bought.mean(axis=0) + self.price_floor if self.cost_aware else np.ones(predicted.shape[1])
         return gain, price
 
-    def _simulate(self, plans: list[Plan], draw: int, rng) -> Simulated:
-        """Each plan under posterior draw ``draw``, ``replicates`` times; a plan whose every call the
-        cache holds replays the same outcome in every replicate, so it is simulated once and repeated
-        (in a search over a recorded pool that is nearly all of them)."""
-        once = self.evidence.on_search(plans, rng, np.full(1, draw))
+    def _simulate(self, candidates: list[Candidate], draw: int, rng) -> Simulated:
+        """Each candidate under posterior draw ``draw``, ``replicates`` times. A pipeline whose every
+        call the cache holds replays one outcome in every replicate and under every draw (the cache
+        only grows), so it is simulated once per sampler and repeated (in a search over a recorded
+        pool that is nearly all of them)."""
+        plans = [c.plan for c in candidates]
+        fields = [f.name for f in dataclasses.fields(Simulated) if f.name != "determined"]
+        rows = [self._replayed.get(c.fingerprint) for c in candidates]
+        todo = [i for i, row in enumerate(rows) if row is None]
+        determined = np.ones(len(candidates), bool)
+        if todo:
+            fresh = self.evidence.on_search([plans[i] for i in todo], rng, np.full(1, draw))
+            for k, i in enumerate(todo):
+                rows[i] = {name: getattr(fresh, name)[0, k] for name in fields}
+                determined[i] = fresh.determined[k]
+                if determined[i]:
+                    self._replayed[candidates[i].fingerprint] = rows[i]
+        once = Simulated(**{name: np.array([[row[name] for row in rows]]) for name in fields}, determined=determined)
         drawn = np.flatnonzero(~once.determined)
         out = {f.name: np.repeat(getattr(once, f.name), self.replicates, axis=0) for f in dataclasses.fields(once)
                if f.name != "determined"}
