@@ -270,3 +270,35 @@ def test_a_space_too_large_to_list_is_tried_once(fixtures, monkeypatch):
     small = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), Task(toy / "task.yaml"), [],
                                      load_objective(toy / "objective.yaml"), None, {})
     assert len(small.listed()) > 1 and small.listed() is small.listed() and len(listings) == 2
+
+
+def test_a_pipeline_the_cache_holds_is_simulated_once(fixtures):
+    """A pipeline whose every call is cached replays one outcome under every draw: the sampler
+    simulates it at its first proposal only, and keeps simulating the others."""
+    import numpy as np
+
+    from archsearch.bayes.interpret import Simulated
+    from archsearch.optimize import sampler
+
+    toy = fixtures / "toy"
+    s = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), Task(toy / "task.yaml"), [],
+                                 load_objective(toy / "objective.yaml"), None, {})
+    candidates = s.listed()[:3]
+    cached = {id(candidates[0].plan), id(candidates[2].plan)}
+    asked = []
+
+    class Evidence:
+        def on_search(self, plans, rng, draws):
+            asked.append(len(plans))
+            value = rng.random((len(draws), len(plans)))
+            fields = {f: value for f in ("accuracy", "calls", "tokens", "usd", "latency_p50", "latency_p95", "bought")}
+            return Simulated(**fields, determined=np.array([id(p) in cached for p in plans]))
+
+    s.evidence = Evidence()
+    first = s._simulate(candidates, 0, np.random.default_rng(0))
+    second = s._simulate(candidates, 0, np.random.default_rng(1))
+    assert asked == [3, 1, 1, 1]   # all once, the uncached one replicated; then only the uncached one
+    assert first.determined.tolist() == second.determined.tolist() == [True, False, True]
+    assert np.array_equal(first.accuracy[:, [0, 2]], second.accuracy[:, [0, 2]])
+    assert not np.array_equal(first.accuracy[:, 1], second.accuracy[:, 1])
+    assert first.accuracy.shape == (s.replicates, 3)
