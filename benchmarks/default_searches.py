@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,9 +35,9 @@ def copy_of_experiments(cold: bool) -> Path:
     root = Path(tempfile.mkdtemp())
     for folder in ("experiments", "spaces", "objectives"):
         shutil.copytree(ROOT / folder, root / folder)
-    for cache in (root / "experiments").glob("*/calls.sqlite"):
-        with sqlite3.connect(cache) as db:
-            if cold and db.execute("select 1 from sqlite_master where name = 'archsearch_sandbox_runs'").fetchone():
+    for cache in (root / "experiments").glob("*/calls.sqlite") if cold else ():
+        with closing(sqlite3.connect(cache)) as db, db:   # the second: commit
+            if db.execute("select 1 from sqlite_master where name = 'archsearch_sandbox_runs'").fetchone():
                 db.execute("delete from archsearch_sandbox_runs")
     return root
 
