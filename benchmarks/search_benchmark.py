@@ -57,7 +57,8 @@ def judge(draws: np.ndarray, measured: np.ndarray, rng: np.random.Generator) -> 
     below = (draws < measured - 1e-9).mean(axis=0)
     at_or_below = (draws <= measured + 1e-9).mean(axis=0)
     pit = below + rng.random(len(measured)) * (at_or_below - below)
-    return {"pit_hit": (pit >= 0.05) & (pit <= 0.95), "interval_hit": (lo - 1e-9 <= measured) & (measured <= hi + 1e-9),
+    return {"pit_hit": (pit >= 0.05) & (pit <= 0.95), "pit_below": pit < 0.05, "pit_above": pit > 0.95,   # which side misses
+            "interval_hit": (lo - 1e-9 <= measured) & (measured <= hi + 1e-9),
             "error": np.abs(draws.mean(axis=0) - measured), "relative": np.abs(draws.mean(axis=0) - measured) / np.maximum(
                 np.abs(measured), 1e-9)}
 
