@@ -225,3 +225,32 @@ def test_the_compiled_start_of_svi_is_numpyros_eager_one_bit_for_bit():
     assert all(np.array_equal(draws[k], latent[k]) for k in latent)
     # a warm start from the last solution goes through the same eager mapping of the scales
     assert same(starting_state(*start(key, data), params), svi.init(key, **data, init_params=params))
+
+
+def test_a_live_search_prices_new_calls_in_the_sitting_it_is_in():
+    """A model's calls from a fast sitting a day ago and a slow one still going on (four times the
+    latency; its judge ran only in the fast one): a live search's new calls, the judge's too, are
+    priced near the slow sitting's load; a report's new questions (``fresh``: a sitting not yet
+    begun) and a search whose latest call is hours old draw a fresh sitting, between the two."""
+    from archsearch.bayes.costs import CostModel
+    from archsearch.bayes.objects import CallObs
+
+    rng = np.random.default_rng(0)
+    day = 86_400.0
+    calls = []
+    for start, load, roles in ((day, 1.0, ("generate", "verify")), (2 * day, 4.0, ("generate",))):
+        for role in roles:
+            for i in range(40):
+                latency = load * (2.0 if role == "generate" else 0.5) * float(np.exp(rng.normal(0.0, 0.1)))
+                calls.append(CallObs("m", role, 1, 200, 100, latency, created=start + 10.0 * i))
+    latest = max(c.created for c in calls)
+
+    def median_latency(costs: CostModel, role: str) -> float:
+        return float(np.median(costs.draw(np.random.default_rng(1), 4000).sample("m", role, 1, (4000,))[2]))
+
+    live = CostModel(calls, now=latest + 60.0)
+    assert median_latency(live, "generate") == pytest.approx(8.0, rel=0.15)
+    assert median_latency(live, "verify") == pytest.approx(2.0, rel=0.15)
+    for fresh in (live.fresh(), CostModel(calls, now=latest + 3 * 3600.0), CostModel(calls)):
+        assert 2.5 < median_latency(fresh, "generate") < 6.5
+        assert median_latency(fresh, "verify") < 1.0     # the judge's own (fast) sittings

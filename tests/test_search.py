@@ -189,6 +189,9 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     ids = [layer.model.id for layer in search.sampler.evidence.generator_layers()]
     strong, weak = ids.index("fake/strong"), ids.index("fake/weak")
     assert (post.theta[:, strong] > post.theta[:, weak]).mean() > 0.95  # it learnt which model is better
+    # its calls were made just now: the next ones are priced in the same sitting (a report's, in a new one)
+    costs = search.sampler.evidence.costs
+    assert {model for model, _ in costs.current} == {"fake/strong", "fake/weak"} and not costs.fresh().current
 
 
 @pytest.mark.slow   # two minutes; the default run covers --workers 2 through joblib (the default backend)

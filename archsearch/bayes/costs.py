@@ -9,7 +9,10 @@ Latency is drawn given the call's drawn tokens (long answers are slow). Calls re
 sitting share its load (``u_session``; sittings are split where no call was recorded for half an
 hour): the regression is fitted within sittings, their spread estimated (shrunk towards a prior of
 two sittings at 0.4), and calls not yet made share ONE fresh draw of it per posterior draw -- the
-sitting a search's new calls will be made in. The prior is centred on what the same role showed
+sitting a search's new calls will be made in. A live search whose cache's latest call is less than
+half an hour old is still in that sitting (``now``): its new calls get the sitting's load as the
+calls so far show it (every role of the model: the load is the machine's or the provider's), shrunk
+towards the average sitting. The prior is centred on what the same role showed
 for every model (else, for a role never seen, what the same model showed in its other roles; else
 generic values) with the weight of about two calls, so a (model, role) never observed gets wide but
 sane predictions. A pipeline never run gets its $/question and latency from draws of these, plus
@@ -18,6 +21,7 @@ the recorded figures of the calls the cache already holds (see replay.py).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,9 +48,19 @@ def sittings(created: np.ndarray) -> np.ndarray:
     return index
 
 
-def _within_sittings(y: np.ndarray, x: np.ndarray, sitting: np.ndarray, prior_mean) -> tuple[np.ndarray, float]:
-    """(y with each sitting's offset removed, the offsets' spread): the pooled fit's residuals averaged
-    per sitting are the offsets; their spread beyond what their own noise explains is the sittings'."""
+@dataclass(frozen=True)
+class _Sittings:
+    """What one (model, role)'s latencies show of the sittings they were recorded in."""
+
+    spread: float              # sd of a sitting's log-latency offset
+    within: float              # variance of a call around its sitting's offset
+    offsets: dict[int, tuple[float, int]]   # sitting -> (mean offset from the average sitting, calls)
+
+
+def _within_sittings(y: np.ndarray, x: np.ndarray, sitting: np.ndarray, prior_mean) -> tuple[np.ndarray, _Sittings]:
+    """(y with each sitting's offset removed, what the sittings show): the pooled fit's residuals
+    averaged per sitting are the offsets; their spread beyond what their own noise explains is the
+    sittings'."""
     pooled = _fit(x, y, prior_mean)
     r = y - x @ pooled.mean
     ids, inverse, counts = np.unique(sitting, return_inverse=True, return_counts=True)
@@ -54,7 +68,30 @@ def _within_sittings(y: np.ndarray, x: np.ndarray, sitting: np.ndarray, prior_me
     within = float(np.mean((r - means[inverse]) ** 2)) if len(r) > len(ids) else 1.0
     between = float(np.var(means, ddof=1) - np.mean(within / counts)) if len(ids) > 1 else 0.0
     spread = (SESSION_PRIOR * SESSION_SD ** 2 + (len(ids) - 1) * max(between, 0.0)) / (SESSION_PRIOR + len(ids) - 1)
-    return y - (means[inverse] - means.mean()), float(np.sqrt(spread))
+    offsets = {int(i): (float(m - means.mean()), int(n)) for i, m, n in zip(ids, means, counts)}
+    return y - (means[inverse] - means.mean()), _Sittings(float(np.sqrt(spread)), within, offsets)
+
+
+def current_sitting(own: _Sittings, same_model: list[_Sittings], sitting: int) -> tuple[float, float] | None:
+    """(mean, sd) of the log-latency offset of ``sitting`` for one (model, role), ``own``, from every
+    role of its model that made calls there (``same_model``; the load is the machine's or the
+    provider's): each role's offset there, moved onto ``own``'s scale through the sittings both were
+    recorded in, weighted by calls, and shrunk towards 0 (``own``'s average sitting) by its spread.
+    None when no role of the model made a call in it, or none shares a sitting with ``own``."""
+    total, weight = 0.0, 0
+    for other in same_model:
+        if sitting not in other.offsets:
+            continue
+        shared = [s for s in own.offsets if s in other.offsets]
+        if not shared:
+            continue
+        level = np.mean([own.offsets[s][0] - other.offsets[s][0] for s in shared])
+        k = other.offsets[sitting][1]
+        total, weight = total + k * (other.offsets[sitting][0] + level), weight + k
+    if not weight:
+        return None
+    precision = 1.0 / own.spread ** 2 + weight / max(own.within, 1e-6)
+    return total / weight * (weight / max(own.within, 1e-6)) / precision, float(np.sqrt(1.0 / precision))
 
 
 @dataclass(frozen=True)
@@ -88,14 +125,16 @@ def _fit(x: np.ndarray, y: np.ndarray, prior_mean: np.ndarray) -> _Fit:
 
 
 class CostModel:
-    """Fitted from the cached calls (``observe.CallObs``)."""
+    """Fitted from the cached calls (``observe.CallObs``); ``now`` (seconds since the epoch, as the
+    calls' ``created``): when the search runs, so that new calls share the sitting it is in."""
 
-    def __init__(self, calls) -> None:
+    def __init__(self, calls, now: float | None = None) -> None:
         self.fits: dict[tuple[str, str, str], _Fit] = {}
         self.role_prior: dict[tuple[str, str], np.ndarray] = {}
         self.model_prior: dict[tuple[str, str], np.ndarray] = {}   # a role no model was seen in: the model's other calls
         self.counts: dict[tuple[str, str], int] = {}
         self.session_sd: dict[tuple[str, str], float] = {}
+        self.current: dict[tuple[str, str], tuple[float, float]] = {}   # (mean, sd) of the sitting new calls are made in
         self.usd_per_token: dict[str, float] = {}
         spent: dict[str, list[float]] = {}
         for c in calls:
@@ -117,17 +156,31 @@ class CostModel:
                 for qty in QUANTITIES:
                     y = np.log(np.maximum([getattr(c, qty) for c in rows], 1e-3))
                     table[(name, qty)] = _fit(_design(rows, qty), y, GENERIC[qty]).mean
-        when = sittings(np.array([c.created for c in calls], float))
+        created = np.array([c.created for c in calls], float)
+        when = sittings(created)
         sitting_of = {id(c): s for c, s in zip(calls, when)}
+        seen: dict[tuple[str, str], _Sittings] = {}
         for (model, role), rows in groups.items():
             self.counts[(model, role)] = len(rows)
             for qty in QUANTITIES:
                 y = np.log(np.maximum([getattr(c, qty) for c in rows], 1e-3))
                 x = _design(rows, qty)
                 if qty == "latency_s":
-                    y, self.session_sd[(model, role)] = _within_sittings(
-                        y, x, np.array([sitting_of[id(c)] for c in rows]), self.role_prior[(role, qty)])
+                    y, sat = _within_sittings(y, x, np.array([sitting_of[id(c)] for c in rows]), self.role_prior[(role, qty)])
+                    self.session_sd[(model, role)], seen[(model, role)] = sat.spread, sat
                 self.fits[(model, role, qty)] = _fit(x, y, self.role_prior[(role, qty)])
+        latest = int(np.argmax(created)) if len(created) else None
+        if now is not None and latest is not None and created[latest] > 0 and now - created[latest] <= SESSION_GAP_S:
+            for (model, role), sat in seen.items():
+                found = current_sitting(sat, [v for (m, _), v in seen.items() if m == model], int(when[latest]))
+                if found is not None:
+                    self.current[(model, role)] = found
+
+    def fresh(self) -> CostModel:
+        """The same model for calls made in a sitting not yet begun (a report's new questions)."""
+        out = copy.copy(self)
+        out.current = {}
+        return out
 
     def fit_for(self, model: str, role: str, qty: str) -> _Fit:
         if (model, role, qty) in self.fits:
@@ -170,8 +223,12 @@ class CostDraw:
         one = np.ones(shape)
         logk = np.log(np.maximum(np.broadcast_to(inputs, shape), 1.0))
         tokens_in, tokens_out = draw("tokens_in", [one, logk]), draw("tokens_out", [one, logk])
-        sd = self.model.session_sd.get((model, role), SESSION_SD)
-        load = np.exp(sd * (self.sitting if rows is None else self.sitting[rows]))[lead]
+        sitting = self.sitting if rows is None else self.sitting[rows]
+        if (model, role) in self.model.current:   # the sitting a live search is in
+            mean, sd = self.model.current[(model, role)]
+            load = np.exp(mean + sd * sitting)[lead]
+        else:
+            load = np.exp(self.model.session_sd.get((model, role), SESSION_SD) * sitting)[lead]
         latency = np.minimum(draw("latency_s", [one, np.log1p(tokens_out), np.log1p(tokens_in)]) * load, CAP["latency_s"])
         return np.stack([tokens_in, tokens_out, latency])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,10 +42,13 @@ class _Flat:
 
 class Evidence:
     def __init__(self, task: Task, records: list[Record], cache: CallCache, memo: dict, plans: list[Plan],
-                 surrogate: Surrogate | None = None) -> None:
+                 surrogate: Surrogate | None = None, clock: Callable[[], float] | None = None) -> None:
+        """``clock`` (e.g. ``time.time``): a live search's, whose new calls are made in the sitting its
+        latest calls were (see ``costs.py``); None: new calls in a sitting not yet begun."""
         self.observer = Observer(task, records, cache, memo)
         self.plans = plans
         self.surrogate = surrogate or Surrogate()
+        self.clock = clock
         self.objects: Objects | None = None
         self.arrays: ObjectArrays | None = None
         self.posterior: Posterior | None = None
@@ -88,7 +92,7 @@ class Evidence:
         self._obs = observations(self.objects, self.arrays, structure, self.observer.verifiable, self.verifier_names,
                                  judge_models([layer.model for layer in self.generator_layers()], judges,
                                               self.observer.verifiable))
-        self.costs = CostModel(self.objects.calls())
+        self.costs = CostModel(self.objects.calls(), now=self.clock() if self.clock else None)
 
     def _cache_state(self) -> tuple | None:
         """What the evidence was read from: the number of calls the cache holds (a cached call never
@@ -147,7 +151,8 @@ class Evidence:
     def on_new(self, plans: list[Plan], questions: int, rng: np.random.Generator,
                draws: np.ndarray | None = None) -> Simulated:
         """The same on ``questions`` questions never seen: difficulties drawn from the fitted spread,
-        samples from the cell Beta around the Rasch mean, nothing replayed."""
+        samples from the cell Beta around the Rasch mean, nothing replayed, every call made in a
+        sitting not yet begun."""
         self._cover(plans)
         post = self.posterior
         unseen = np.zeros((post.theta.shape[1], questions))
@@ -155,7 +160,7 @@ class Evidence:
                                     cell_n=unseen, cell_y=unseen)
         testable = rng.random(questions) < self.arrays.testable.mean()
         ctx = dataclasses.replace(self.ctx, arrays=ObjectArrays.fresh(self.arrays, questions, testable), objects=None)
-        return simulate(fresh, plans, ctx, self.costs, rng, draws)
+        return simulate(fresh, plans, ctx, self.costs.fresh(), rng, draws)
 
     def _cover(self, plans: list[Plan]) -> None:
         """Plans the evidence was not built for must use only its generators and judges."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +140,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         """Refit on what the cache holds (None while nothing is known)."""
         plans = plans if plans is not None else [c.plan for c in self.listed() or [] if c.plan is not None]
         if self.evidence is None:
-            self.evidence = Evidence(self.task, self.records, self.cache, self.memo, plans, self.surrogate)
+            self.evidence = Evidence(self.task, self.records, self.cache, self.memo, plans, self.surrogate, clock=time.time)
         self.evidence.plans = plans
         return self.evidence.refresh()
 
