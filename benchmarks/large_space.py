@@ -120,6 +120,9 @@ def main() -> None:
                              "proposal_seconds_p90": float(sorted(proposals)[int(0.9 * (len(proposals) - 1))]),
                              "proposal_seconds_max": max(proposals), "proposals": len(proposals),
                              "over_2s": sum(s > 2.0 for s in proposals),
+                             "over_2s_at": [{"seed": seed, "proposal": k, "seconds": round(s, 2)}
+                                            for seed, r in enumerate(rs) for k, (s, new) in
+                                            enumerate(zip(r["proposal_seconds"], r["compiled"])) if s > 2.0 and not new],
                              "compiling_proposal_seconds": [round(s, 2) for s in compiling]}
         print(name, result[name], flush=True)
     RESULTS.mkdir(exist_ok=True)
