@@ -108,3 +108,15 @@ def test_no_import_cycles_even_through_type_only_imports():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_search_uses_no_private_optuna_api():
+    """Optuna's private names (``optuna._hypervolume``, ``study._storage``, ``trial._trial_id``,
+    ``distribution._contains``) change between releases without notice; the package uses none."""
+    import re
+
+    private = re.compile(r"optuna\._|\._storage\b|\._trial_id\b|\._contains\b")
+    found = [f"{path.relative_to(PACKAGE.parent)}:{n}" for path in sorted(PACKAGE.rglob("*.py"))
+             for n, line in enumerate(path.read_text().splitlines(), 1) if private.search(line)]
+    assert not found, found
+    assert private.search("study._storage.get_trial(1)")   # the pattern does catch one
