@@ -214,22 +214,24 @@ class CostDraw:
         lead = (slice(None),) + (None,) * (len(shape) - 1)
 
         def draw(qty: str, features: list[np.ndarray]) -> np.ndarray:
+            """The intercept, then each weight times its feature, added in the design's order."""
             w, s = self.params(model, role, qty)
             if rows is not None:
                 w, s = w[rows], s[rows]
-            mu = sum(w[:, i][lead] * f for i, f in enumerate(features))
+            mu = w[:, 0][lead]
+            for i, f in enumerate(features, 1):
+                mu = mu + w[:, i][lead] * f
             return np.exp(np.minimum(mu + s[lead] * self.rng.standard_normal(shape), np.log(CAP[qty])))
 
-        one = np.ones(shape)
         logk = np.log(np.maximum(np.broadcast_to(inputs, shape), 1.0))
-        tokens_in, tokens_out = draw("tokens_in", [one, logk]), draw("tokens_out", [one, logk])
+        tokens_in, tokens_out = draw("tokens_in", [logk]), draw("tokens_out", [logk])
         sitting = self.sitting if rows is None else self.sitting[rows]
         if (model, role) in self.model.current:   # the sitting a live search is in
             mean, sd = self.model.current[(model, role)]
             load = np.exp(mean + sd * sitting)[lead]
         else:
             load = np.exp(self.model.session_sd.get((model, role), SESSION_SD) * sitting)[lead]
-        latency = np.minimum(draw("latency_s", [one, np.log1p(tokens_out), np.log1p(tokens_in)]) * load, CAP["latency_s"])
+        latency = np.minimum(draw("latency_s", [np.log1p(tokens_out), np.log1p(tokens_in)]) * load, CAP["latency_s"])
         return np.stack([tokens_in, tokens_out, latency])
 
 

@@ -95,12 +95,15 @@ class Draws:
                                np.arange(Q)[None, None, :, None], np.clip(s.src, 0, self.verdicts.shape[-1] - 1)]
         return np.where(s.src >= 0, shared, self.rng.random(s.gen.shape))
 
-    def fpr(self, v: int, gen: np.ndarray) -> np.ndarray:
-        """[D, P, Q, N] the FPR of verifier v for each slot's generator on each slot's question."""
-        D = len(self.d)
-        flat = gen.reshape(D, -1)
-        gamma = np.take_along_axis(self.gamma[:, v, :], flat, axis=1).reshape(gen.shape)
-        skill = np.take_along_axis(self.theta, flat, axis=1).reshape(gen.shape) - self.b[:, None, :, None]
+    def skill(self, gen: np.ndarray) -> np.ndarray:
+        """[D, P, Q, N] theta - b of each slot's generator on each slot's question."""
+        return np.take_along_axis(self.theta, gen.reshape(len(self.d), -1), axis=1).reshape(gen.shape) - self.b[:, None, :, None]
+
+    def fpr(self, v: int, gen: np.ndarray, skill: np.ndarray | None = None) -> np.ndarray:
+        """[D, P, Q, N] the FPR of verifier v for each slot's generator on each slot's question
+        (``skill``: ``self.skill(gen)``, when the caller has it)."""
+        gamma = np.take_along_axis(self.gamma[:, v, :], gen.reshape(len(self.d), -1), axis=1).reshape(gen.shape)
+        skill = self.skill(gen) if skill is None else skill
         return sigmoid(gamma - self.lam[:, v][:, None, None, None] * skill)
 
 

@@ -61,19 +61,28 @@ class TestStep(FilterStep):
         alone = alone | (grouped & (grouped.sum(axis=-1, keepdims=True) == 1))   # a group of one is judged alone
         together = mask & ~alone
         replay = tests[..., None] & np.where(alone, s.known, ~(together & ~s.known).any(axis=-1, keepdims=True))
-        args = w.mask[t][q4, safe], w.checked[t][q4, safe]
-        exact, share = counted_verdicts(*args, together, w.n[t][q3], w.written[t][q3])
-        by_itself = counted_verdicts(*args, mask, w.n[t][q3], np.zeros_like(w.written[t][q3]))   # every test counts
-        exact, share = np.where(alone, by_itself[0], exact), np.where(alone, by_itself[1], share)
+        if tests.any():
+            args = w.mask[t][q4, safe], w.checked[t][q4, safe]
+            exact, share = counted_verdicts(*args, together, w.n[t][q3], w.written[t][q3])
+            by_itself = counted_verdicts(*args, mask, w.n[t][q3], np.zeros_like(w.written[t][q3]))   # every test counts
+            exact, share = np.where(alone, by_itself[0], exact), np.where(alone, by_itself[1], share)
+        else:   # no question's tests are known (new questions): nothing replays, every verdict is drawn
+            exact, share = np.zeros(mask.shape, bool), np.zeros(mask.shape)
         v, by_one = ctx.writer_row(t), ctx.writer_row(t, alone=True)   # by_one: every test counts, a wrong one too
         right = np.where(alone, w.right_alone[t][q4], w.right[t][q4])
         # one uniform per (writer, question) for right programs, and one per sample for wrong ones,
         # whether judged together or alone (the same tests pass or fail the same programs)
         u_right = draws.written_right[:, t][:, None, :, None]
         u_wrong = draws.verdict_uniforms(np.full(s.gen.shape[1], v - ctx.visible), s)
-        drawn_right = np.where(right != UNKNOWN, right == 1,
-                               u_right < np.where(alone, draws.tpr(by_one, s.gen), draws.tpr(v, s.gen)))
-        drawn_wrong = u_wrong < np.where(alone, draws.fpr(by_one, s.gen), draws.fpr(v, s.gen))
+        skill = draws.skill(s.gen)
+
+        def rate(of, *a):   # of(by_one) where judged alone, of(v) elsewhere: only the side in use is computed
+            if not alone.any():
+                return of(v, *a)
+            return of(by_one, *a) if alone.all() else np.where(alone, of(by_one, *a), of(v, *a))
+
+        drawn_right = np.where(right != UNKNOWN, right == 1, u_right < rate(draws.tpr, s.gen))
+        drawn_wrong = u_wrong < rate(draws.fpr, s.gen, skill)
         # a known slot among drawn ones keeps its verdict with the question's known answers (a known
         # slot judged alone always replays)
         mixed = np.where(slot_known, w.pool[t][q4, safe] == 1, np.where(s.correct, drawn_right, drawn_wrong))

@@ -64,7 +64,9 @@ class VoteStep(Step):
         w = np.where(self.weighted, 1.0 + self.verdict_weight * s.weight, 1.0)
         w = np.where(self.agreement, np.where(s.tested, s.trate, 0.0), w)   # a group scores its tests passed
         same = (cluster[..., :, None] == cluster[..., None, :]) & voters[..., None, :]
-        heavy = np.where(voters, (same * w[..., None, :]).sum(axis=-1), -1.0)
+        # each slot's key's weight; summed by einsum (5x a product and a sum here), equal to the last few
+        # bits, which the tie test below absorbs
+        heavy = np.where(voters, np.einsum("...ij,...j->...i", same, w), -1.0)
         best = heavy.max(axis=-1, keepdims=True)
         return s.first(voters & np.isclose(heavy, best, rtol=1e-9, atol=0.0))
 

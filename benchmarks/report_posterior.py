@@ -1,0 +1,60 @@
+"""The report's posterior on new questions, timed: ``Evidence.on_new`` (2,048 questions, every posterior
+draw) for six pipelines the default HumanEval search put on its front (n=8 until accepted with tests
+and a vote by agreement, greedy then samples until accepted, ...), fitted on the shipped pool's search
+split. Prints the seconds and a digest of every simulated figure, so that a speed-up can show it
+changes nothing.
+
+    python benchmarks/report_posterior.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from archsearch.bayes.evidence import Evidence  # noqa: E402
+from archsearch.bayes.fit import use_compile_cache  # noqa: E402
+from archsearch.bayes.plan import plan_of  # noqa: E402
+from archsearch.candidates import enumerate_space  # noqa: E402
+from archsearch.llm import CallCache  # noqa: E402
+from archsearch.optimize.cli import compile_cache_folder  # noqa: E402
+from archsearch.sandbox import RecordedRuns  # noqa: E402
+from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
+from archsearch.tasks import Task  # noqa: E402
+
+FRONT = ("595af99160b9b8aa", "ac3fb6bd331a6c65", "ef41c574a4a3c1f4", "766090ba5231c880", "57046491401a267d",
+         "bb21d7541a0bbe05")   # trials 2, 3, 4, 5, 14, 23 of a default search (spaces/sampling-prompts.yaml)
+
+
+def main() -> None:
+    import os
+    use_compile_cache(compile_cache_folder(os.environ))
+    experiment = ROOT / "experiments/humaneval-local"
+    task = Task(experiment / "task.yaml")
+    rows = enumerate_space(SearchSpace(ROOT / "spaces/sampling-prompts.yaml"), task)
+    plans = [p for p in (plan_of(spec) for _, spec in rows) if p is not None]
+    front = {spec_fingerprint(spec): plan_of(spec) for _, spec in rows if spec_fingerprint(spec) in FRONT}
+    assert len(front) == len(FRONT), f"the space no longer holds every front pipeline: {sorted(front)}"
+    cache = CallCache(f"sqlite:///{experiment / 'calls.sqlite'}")
+    evidence = Evidence(task, task.split("search"), cache, RecordedRuns(cache), plans)   # the shipped sandbox runs
+    start = time.perf_counter()
+    evidence.refresh()
+    fit = time.perf_counter() - start
+    start = time.perf_counter()
+    sim = evidence.on_new([front[f] for f in FRONT], 2048, np.random.default_rng(0))
+    seconds = time.perf_counter() - start
+    digest = hashlib.sha256()
+    for name in ("accuracy", "calls", "tokens", "usd", "latency_p50", "latency_p95", "bought"):
+        digest.update(np.ascontiguousarray(getattr(sim, name)).tobytes())
+    print(f"fit {fit:.1f} s; on_new {seconds:.2f} s; digest {digest.hexdigest()[:16]}; mean accuracy {sim.accuracy.mean():.4f}")
+
+
+if __name__ == "__main__":
+    main()
