@@ -10,6 +10,7 @@ changes nothing.
 from __future__ import annotations
 
 import hashlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,6 @@ FRONT = ("595af99160b9b8aa", "ac3fb6bd331a6c65", "ef41c574a4a3c1f4", "766090ba52
 
 
 def main() -> None:
-    import os
     use_compile_cache(compile_cache_folder(os.environ))
     experiment = ROOT / "experiments/humaneval-local"
     task = Task(experiment / "task.yaml")

@@ -159,16 +159,15 @@ def svi_functions(shapes: Shapes, num_samples: int) -> tuple:
     kernel = functools.partial(model, shapes=shapes)
 
     def start(key, data):
-        svi = _traced_svi(kernel, key, data)
-        state = svi.init(key, **data)
+        svi, state = _traced_svi(kernel, key, data)
         return svi.optim.get_params(state.optim_state), state.rng_key
 
     def steps(key, state, data):
-        svi = _traced_svi(kernel, key, data)
+        svi, _ = _traced_svi(kernel, key, data)
         return jax.lax.scan(lambda s, _: svi.update(s, **data), state, None, length=STEP_CHUNK)
 
     def finish(key, state, data):
-        svi = _traced_svi(kernel, key, data)
+        svi, _ = _traced_svi(kernel, key, data)
         params = svi.get_params(state)
         latent = svi.guide.sample_posterior(jax.random.fold_in(key, 1), params, sample_shape=(num_samples,), **data)
         sites = Predictive(kernel, posterior_samples=latent,
@@ -206,15 +205,14 @@ class _TracedNormal(AutoNormal):
         self._init_locs = {name: self._init_locs[name] for name in self.prototype_trace if name in self._init_locs}
 
 
-def _traced_svi(kernel, key, data) -> SVI:
+def _traced_svi(kernel, key, data) -> tuple[SVI, SVIState]:
     """A fresh SVI with an AutoNormal guide, initialised inside the compiled function that calls it.
     Initialised eagerly, the guide's search for a valid starting point ran about 700 small operations
     one at a time, each compiled on first use: 5-6 s of every search's first fit. Traced, they are
     part of one compiled function that JAX's cache on disk keeps. A fresh guide per trace, because a
-    guide set up inside a trace keeps traced values."""
+    guide set up inside a trace keeps traced values. Returns the SVI and its first state."""
     svi = SVI(kernel, _TracedNormal(kernel, init_scale=INIT_SCALE), _optimiser(), FixedOrderELBO())
-    svi.init(key, **data)
-    return svi
+    return svi, svi.init(key, **data)
 
 
 def use_compile_cache(folder: str | None) -> None:
