@@ -2,7 +2,7 @@
 # Records the real local-model pools the shipped examples replay. Resumable: the call cache skips
 # what is already recorded, so a stopped run loses at most the calls in flight. CPU-hours on 2 cores;
 # run it niced in the background, some sections or all (in this order):
-#   nohup bash experiments/record_pools.sh [samples] [layered] [layered-gsm8k] [model-tests] [prompts] > record.log 2>&1 &
+#   nohup bash experiments/record_pools.sh [samples] [layered] [layered-gsm8k] [model-tests] [prompts] [prompts-wide] > record.log 2>&1 &
 # ARCHSEARCH_LOCAL_THREADS must not exceed the free cores (llama.cpp collapses when oversubscribed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,11 +48,18 @@ prompts() {  # prompt variants: greedy + 4 samples at T=0.8 per variant on every
   ev $HE/pools/qwen-edge-cases.yaml --task $HE/task.yaml --split all --concurrency 4
 }
 
+prompts-wide() {  # more GSM8K prompt variants, greedy + 4 samples each on the search split only: the
+  # leave-one-variant-out check (spaces/sampling-cot-prompts-wide.yaml) needs many variants of one model
+  for variant in default-demos2 strict-demos2 concise check default-demos4; do
+    ev $GS/pools/qwen-$variant-search.yaml --task $GS/task.yaml --split search --concurrency 4
+  done
+}
+
 [ $# -gt 0 ] || set -- samples layered layered-gsm8k model-tests prompts
 for section in "$@"; do
   case "$section" in
-    samples|layered|layered-gsm8k|model-tests|prompts) echo "== $section $(date -u +%FT%TZ)"; "$section" ;;
-    *) echo "usage: $0 [samples] [layered] [layered-gsm8k] [model-tests] [prompts]" >&2; exit 2 ;;
+    samples|layered|layered-gsm8k|model-tests|prompts|prompts-wide) echo "== $section $(date -u +%FT%TZ)"; "$section" ;;
+    *) echo "usage: $0 [samples] [layered] [layered-gsm8k] [model-tests] [prompts] [prompts-wide]" >&2; exit 2 ;;
   esac
 done
 echo "== done $(date -u +%FT%TZ)"
