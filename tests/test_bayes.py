@@ -254,3 +254,25 @@ def test_a_live_search_prices_new_calls_in_the_sitting_it_is_in():
     for fresh in (live.fresh(), CostModel(calls, now=latest + 3 * 3600.0), CostModel(calls)):
         assert 2.5 < median_latency(fresh, "generate") < 6.5
         assert median_latency(fresh, "verify") < 1.0     # the judge's own (fast) sittings
+
+
+def test_hypervolume_gains_are_exact_and_averaged_rows_measure_alike_candidates_once():
+    from archsearch.bayes.hypervolume import gains, hypervolume, mean_gains
+
+    # two points in 2-D below reference (4, 4): boxes 3x1 and 1x3 overlapping in a 1x1 square
+    assert hypervolume(np.array([[1.0, 3.0], [3.0, 1.0]]), np.array([4.0, 4.0])) == pytest.approx(5.0)
+    # a point dominated by the front adds nothing; one beyond the reference adds nothing
+    front = np.array([[1.0, 3.0], [3.0, 1.0]])
+    assert gains(front, np.array([[2.0, 3.5], [5.0, 0.0], [0.0, 0.0]]), np.array([4.0, 4.0])).tolist() == [0.0, 0.0, 11.0]
+    rng = np.random.default_rng(0)
+    front, reference = rng.random((6, 3)), np.full(3, 1.2)
+    predicted = rng.random((5, 40, 3))
+    predicted[:, ::3] = predicted[:1, ::3]        # a third of the candidates alike in every row
+    per_row = np.mean([gains(front, predicted[r], reference) for r in range(5)], axis=0)
+    assert np.array_equal(mean_gains(front, predicted, reference), per_row)
+    # brute force: the volume of points dominated by front + candidate minus by front alone
+    grid = rng.random((200_000, 3)) * reference
+    dominated = (grid[:, None, :] >= front[None]).all(-1).any(-1)
+    for c in predicted[0, :4]:
+        extra = (~dominated & (grid >= c).all(-1)).mean() * np.prod(reference)
+        assert gains(front, c[None], reference)[0] == pytest.approx(extra, abs=0.01)

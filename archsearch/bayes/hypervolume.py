@@ -46,6 +46,18 @@ def gains(front: np.ndarray, candidates: np.ndarray, reference: np.ndarray) -> n
     return np.einsum(spec, *overlaps, free.astype(float), optimize=True)
 
 
+def mean_gains(front: np.ndarray, predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """[C] each candidate's gain averaged over rows of ``predicted`` [R, C, K]. A candidate predicted
+    alike in every row (a pipeline the cache replays whole) is measured once."""
+    rows, count, dims = predicted.shape
+    alike = np.all(predicted == predicted[:1], axis=(0, 2))
+    out = np.empty((rows, count))
+    out[:, alike] = gains(front, predicted[0, alike], reference)
+    varies = np.flatnonzero(~alike)
+    out[:, varies] = gains(front, predicted[:, varies].reshape(-1, dims), reference).reshape(rows, len(varies))
+    return out.mean(axis=0)
+
+
 def _outer(masks: list[np.ndarray]) -> np.ndarray:
     out = masks[0]
     for m in masks[1:]:

@@ -27,7 +27,7 @@ from optuna.trial import TrialState
 
 from ..bayes.evidence import Evidence
 from ..bayes.fit import Surrogate
-from ..bayes.hypervolume import gains
+from ..bayes.hypervolume import mean_gains
 from ..bayes.interpret import Simulated
 from ..bayes.plan import Plan, plan_of
 from ..candidates import Drawer, enumerate_space, has_floats, neighbours
@@ -209,7 +209,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         predicted = np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -predicted, predicted)
         reference = np.max(np.vstack([predicted.reshape(-1, K), observed]), axis=0)
         reference = reference + 0.1 * np.abs(reference) + 1e-3
-        gain = np.mean([gains(observed, predicted[r], reference) for r in range(len(predicted))], axis=0)
+        gain = mean_gains(observed, predicted, reference)
         gain = np.where(self._feasible(sim), gain, 0.0)
         price = sim.bought.mean(axis=0) + self.price_floor if self.cost_aware else np.ones(predicted.shape[1])
         return gain, price
