@@ -5,7 +5,8 @@ calls' replayed latency (the surrogate does not model the sandbox's tens of mill
 Shared by the sampler benchmark and the surrogate calibration: each row holds a pipeline's measured
 accuracy, calls, tokens and latency per question, and the call keys it consumed (every cache hit
 of its real evaluation: samples, verdicts, critiques, rankings, fusions). Tables are cached as JSON
-under benchmarks/results/ (delete the file to rebuild).
+under benchmarks/results/ with the pool's size (delete the file to rebuild); a pool that grew since
+(a recording under way) has its incomplete pipelines scored again.
 """
 
 from __future__ import annotations
@@ -88,16 +89,25 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
     memo: dict = RecordedRuns(cache)   # sandbox runs kept in the call cache: a rebuild re-runs none
     out = RESULTS / f"{experiment.name}-{space_path.stem}-{split}-table.json"
     pipelines = enumerate_space(SearchSpace(space_path), task)
+    calls, kept = len(cache), {}
     if out.exists():
-        rows = [Row(**{**r, "keys": frozenset(r["keys"])}) for r in json.loads(out.read_text())]
-        if {r.fingerprint for r in rows} == {spec_fingerprint(s) for _, s in pipelines}:
+        saved = json.loads(out.read_text())
+        saved = saved if isinstance(saved, dict) else {"cache_calls": None, "rows": saved}   # before cache_calls
+        rows = [Row(**{**r, "keys": frozenset(r["keys"])}) for r in saved["rows"]]
+        if {r.fingerprint for r in rows} != {spec_fingerprint(s) for _, s in pipelines}:
+            print(f"{out.name} was built for another version of the space: rebuilding")
+        elif saved["cache_calls"] in (None, calls) or all(r.complete for r in rows):
             return rows, task, records, cache, memo
-        print(f"{out.name} was built for another version of the space: rebuilding")
+        else:   # the pool grew while being recorded: score again what it could not complete
+            kept = {r.fingerprint: r for r in rows if r.complete}
+            print(f"{out.name}: the pool grew ({saved['cache_calls']} -> {calls} calls), rescoring "
+                  f"{len({r.fingerprint for r in rows}) - len(kept)} incomplete pipelines")
     rows, by_fingerprint = [], {}
     for params, spec in pipelines:
         fingerprint = spec_fingerprint(spec)
-        if fingerprint in by_fingerprint:     # the same pipeline listed under other params
-            rows.append(Row(**{**asdict(by_fingerprint[fingerprint]), "params": params}))
+        if fingerprint in by_fingerprint or fingerprint in kept:     # the same pipeline under other params
+            rows.append(Row(**{**asdict(by_fingerprint.get(fingerprint) or kept[fingerprint]), "params": params}))
+            by_fingerprint[fingerprint] = rows[-1]
             continue
         recording = RecordingCache(cache)
         client = LLMClient(NoCalls(), recording, max_retries=0)
@@ -117,5 +127,5 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
                         complete=not report.failures))
         by_fingerprint[fingerprint] = rows[-1]
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps([{**asdict(r), "keys": sorted(r.keys)} for r in rows]))
+    out.write_text(json.dumps({"cache_calls": calls, "rows": [{**asdict(r), "keys": sorted(r.keys)} for r in rows]}))
     return rows, task, records, cache, memo
