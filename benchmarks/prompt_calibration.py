@@ -14,7 +14,9 @@ so its interval must be wide enough to hold the measured accuracy about 90% of t
 
 Coverage is judged as in search_benchmark.py: randomised PIT (a score over few questions sits on a
 lattice) within 5-95%, and the plain 5-95% interval's hit rate beside it; median absolute error of
-the posterior mean, in accuracy points. Seeds vary the fit and the simulation, not the data.
+the posterior mean, in accuracy points; and the median |z|, the error in predictive standard
+deviations (0.67 for a calibrated normal predictive: a check of the intervals' scale that does not
+rest on the handful of 5%/95% crossings the coverage counts). Seeds vary the fit and the simulation, not the data.
 
 What a calibrated model would show here: the pipelines of one left-out variant share its unknown
 prompt effect, so their errors move together and the pooled coverage rests on a handful of variants.
@@ -52,19 +54,22 @@ def variants_of(spec) -> frozenset[str]:
                      for layer in spec.layers if layer.kind == "generate")
 
 
-def calibrated_coverage(sims: list[np.ndarray], references: int, rng: np.random.Generator) -> np.ndarray:
-    """[references] randomised-PIT coverage over the held-out pipelines (pooled over the seeds' fits,
-    each [draws, pipelines]) when the truth is one joint draw of the predictive itself, shared by
-    the seeds."""
-    out = np.empty(references)
+def calibrated_coverage(sims: list[np.ndarray], references: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """([references] randomised-PIT coverage, [references, seeds x pipelines] |z|) over the held-out
+    pipelines (pooled over the seeds' fits, each [draws, pipelines]) when the truth is one joint draw
+    of the predictive itself, shared by the seeds."""
+    out, abs_z = np.empty(references), []
     for r in range(references):
-        hits, source = [], int(rng.integers(len(sims)))
+        hits, zs, source = [], [], int(rng.integers(len(sims)))
         draw = int(rng.integers(len(sims[source])))
+        truth = sims[source][draw]
         for k, sim in enumerate(sims):   # one truth, as the real one is shared by every seed's fit
             rest = np.delete(sim, draw, axis=0) if k == source else sim
-            hits.append(judge(rest, sims[source][draw], rng)["pit_hit"])
+            hits.append(judge(rest, truth, rng)["pit_hit"])
+            zs.append(np.abs(truth - rest.mean(axis=0)) / np.maximum(rest.std(axis=0), 1e-9))
         out[r] = np.mean(np.concatenate(hits))
-    return out
+        abs_z.append(np.concatenate(zs))
+    return out, np.array(abs_z)
 
 
 def main() -> None:
@@ -84,13 +89,14 @@ def main() -> None:
     every = sorted(set().union(*uses))
     print(f"{len(rows)} pipelines, variants: { {v: sum(v in u for u in uses) for v in every} }", flush=True)
     result: dict = {"experiment": experiment.name, "space": space_path.name, "seeds": args.seeds, "variants": {}}
-    pooled: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": []}
+    pooled: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": [], "z": []}
     references: list[np.ndarray] = []   # per variant: [references] coverage against a pseudo-truth
+    reference_z: list[np.ndarray] = []  # per variant: [references, seeds x pipelines] |z| against it
     for variant in every:
         held = [i for i, u in enumerate(uses) if variant in u]
         bought = set().union(*(rows[i].keys for i, u in enumerate(uses) if variant not in u))
         measured = np.array([rows[i].accuracy for i in held])
-        mine: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": [], "mean": [], "width": [], "sims": []}
+        mine: dict[str, list] = {"pit_hit": [], "interval_hit": [], "error": [], "z": [], "mean": [], "width": [], "sims": []}
         for seed in range(args.seeds):
             rng = np.random.default_rng(seed)
             evidence = Evidence(task, records, FilteredCache(cache, bought), memo, plans, Surrogate(seed=seed))
@@ -100,12 +106,15 @@ def main() -> None:
             for k in ("pit_hit", "interval_hit", "error"):
                 mine[k].append(np.asarray(verdict[k], float))
             mine["mean"].append(sim.accuracy.mean(axis=0))
+            mine["z"].append((measured - sim.accuracy.mean(axis=0)) / np.maximum(sim.accuracy.std(axis=0), 1e-9))
             lo, hi = np.percentile(sim.accuracy, [5, 95], axis=0)
             mine["width"].append(hi - lo)
             mine["sims"].append(sim.accuracy)
-        for k in ("pit_hit", "interval_hit", "error"):
+        for k in ("pit_hit", "interval_hit", "error", "z"):
             pooled[k].append(np.concatenate(mine[k]))
-        references.append(calibrated_coverage(mine["sims"], args.references, np.random.default_rng(len(references))))
+        coverage, abs_z = calibrated_coverage(mine["sims"], args.references, np.random.default_rng(len(references)))
+        references.append(coverage)
+        reference_z.append(abs_z)
         mean = np.mean(mine["mean"], axis=0)
         result["variants"][variant] = {
             "pipelines": len(held), "fit_calls": len(bought),
@@ -113,12 +122,14 @@ def main() -> None:
             "interval_coverage": float(np.mean(np.concatenate(mine["interval_hit"]))),
             "median_abs_error_points": 100 * float(np.median(np.concatenate(mine["error"]))),
             "median_interval_width_points": 100 * float(np.median(mine["width"])),
+            "median_abs_z": float(np.median(np.abs(np.concatenate(mine["z"])))),
             "measured_mean": float(measured.mean()), "predicted_mean": float(mean.mean()),
             "bias_points": 100 * float((mean - measured).mean())}
         print(variant, json.dumps(result["variants"][variant]), flush=True)
     result |= {"pit_coverage": float(np.mean(np.concatenate(pooled["pit_hit"]))),
                "interval_coverage": float(np.mean(np.concatenate(pooled["interval_hit"]))),
                "median_abs_error_points": 100 * float(np.median(np.concatenate(pooled["error"]))),
+               "median_abs_z": float(np.median(np.abs(np.concatenate(pooled["z"])))),
                "seconds": time.perf_counter() - start}
     weights = np.array([v["pipelines"] for v in result["variants"].values()], float)
     calibrated = (np.array(references) * weights[:, None]).sum(axis=0) / weights.sum()   # pooled as above
@@ -127,6 +138,9 @@ def main() -> None:
         "share_within_0.80_0.95": float(np.mean((calibrated >= 0.80) & (calibrated <= 0.95))),
         "share_at_or_above_measured": float(np.mean(calibrated >= result["pit_coverage"] - 1e-9)),
         "pit_coverage_5_95": [float(x) for x in np.percentile(calibrated, [5, 95])]}
+    median_z = np.median(np.concatenate(reference_z, axis=1), axis=1)   # per pseudo-truth, pooled as above
+    result["calibrated_reference"] |= {"median_abs_z_median": float(np.median(median_z)),
+                                       "median_abs_z_5_95": [float(x) for x in np.percentile(median_z, [5, 95])]}
     out = RESULTS / f"{experiment.name}-{space_path.stem}-leave-one-variant-out.json"
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps({k: v for k, v in result.items() if k != "variants"}, indent=1))
