@@ -50,7 +50,7 @@ prompts() {  # prompt variants: greedy + 4 samples at T=0.8 per variant on every
 
 prompts-wide() {  # more GSM8K prompt variants, greedy + 4 samples each on the search split only: the
   # leave-one-variant-out check (spaces/sampling-cot-prompts-wide.yaml) needs many variants of one model
-  for variant in default-demos2 strict-demos2 concise check default-demos4; do
+  for variant in default-demos2 strict-demos2 concise check default-demos4 plain concise-demos2 check-demos2; do
     ev $GS/pools/qwen-$variant-search.yaml --task $GS/task.yaml --split search --concurrency 4
   done
 }
