@@ -105,7 +105,7 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
     rows, by_fingerprint = [], {}
     for params, spec in pipelines:
         fingerprint = spec_fingerprint(spec)
-        if fingerprint in by_fingerprint or fingerprint in kept:     # the same pipeline under other params
+        if fingerprint in by_fingerprint or fingerprint in kept:   # listed under other params, or scored before
             rows.append(Row(**{**asdict(by_fingerprint.get(fingerprint) or kept[fingerprint]), "params": params}))
             by_fingerprint[fingerprint] = rows[-1]
             continue
