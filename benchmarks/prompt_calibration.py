@@ -106,7 +106,7 @@ def main() -> None:
             for k in ("pit_hit", "interval_hit", "error"):
                 mine[k].append(np.asarray(verdict[k], float))
             mine["mean"].append(sim.accuracy.mean(axis=0))
-            mine["z"].append((measured - sim.accuracy.mean(axis=0)) / np.maximum(sim.accuracy.std(axis=0), 1e-9))
+            mine["z"].append((measured - mine["mean"][-1]) / np.maximum(sim.accuracy.std(axis=0), 1e-9))
             lo, hi = np.percentile(sim.accuracy, [5, 95], axis=0)
             mine["width"].append(hi - lo)
             mine["sims"].append(sim.accuracy)
