@@ -4,11 +4,15 @@ and a vote by agreement, greedy then samples until accepted, ...), fitted on the
 split. Prints the seconds and a digest of every simulated figure, so that a speed-up can show it
 changes nothing.
 
-    python benchmarks/report_posterior.py
+    python benchmarks/report_posterior.py [--workers N ...]
+
+``--workers``: each figure in the list, timed in turn (``none``: the single stream; a number: that
+many threads, each block of draws from its own stream -- one digest for every number).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import sys
@@ -35,6 +39,9 @@ FRONT = ("595af99160b9b8aa", "ac3fb6bd331a6c65", "ef41c574a4a3c1f4", "766090ba52
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", nargs="+", default=["none"], help="none, or threads (e.g. none 1 2)")
+    args = parser.parse_args()
     use_compile_cache(compile_cache_folder(os.environ))
     experiment = ROOT / "experiments/humaneval-local"
     task = Task(experiment / "task.yaml")
@@ -47,13 +54,17 @@ def main() -> None:
     start = time.perf_counter()
     evidence.refresh()
     fit = time.perf_counter() - start
-    start = time.perf_counter()
-    sim = evidence.on_new([front[f] for f in FRONT], 2048, np.random.default_rng(0))
-    seconds = time.perf_counter() - start
-    digest = hashlib.sha256()
-    for name in ("accuracy", "calls", "tokens", "usd", "latency_p50", "latency_p95", "bought"):
-        digest.update(np.ascontiguousarray(getattr(sim, name)).tobytes())
-    print(f"fit {fit:.1f} s; on_new {seconds:.2f} s; digest {digest.hexdigest()[:16]}; mean accuracy {sim.accuracy.mean():.4f}")
+    print(f"fit {fit:.1f} s")
+    for workers in args.workers:
+        start = time.perf_counter()
+        sim = evidence.on_new([front[f] for f in FRONT], 2048, np.random.default_rng(0),
+                              workers=None if workers == "none" else int(workers))
+        seconds = time.perf_counter() - start
+        digest = hashlib.sha256()
+        for name in ("accuracy", "calls", "tokens", "usd", "latency_p50", "latency_p95", "bought"):
+            digest.update(np.ascontiguousarray(getattr(sim, name)).tobytes())
+        print(f"workers {workers}: on_new {seconds:.2f} s; digest {digest.hexdigest()[:16]}; "
+              f"mean accuracy {sim.accuracy.mean():.4f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ score and spend, and unknown calls must follow the model."""
 
 import asyncio
 import dataclasses
+import functools
 import shutil
 from pathlib import Path
 
@@ -218,3 +219,21 @@ def test_unknown_written_tests_follow_the_model():
     sim = evidence.on_new([plan], 4000, np.random.default_rng(0), draws=np.arange(4))
     assert sim.accuracy.mean() == pytest.approx(0.748, abs=0.02)
     assert (sim.bought[:, 0] >= 4000 * (8 + 2)).all()   # 8 samples and 2 writer calls per question
+
+
+def test_threaded_new_questions_give_the_same_figures_for_any_number_of_threads(tmp_path, monkeypatch):
+    """The report simulates new questions in threads, each block of draws from its own stream: the
+    figures must not depend on how many threads ran them (nor on which thread drew a cost first)."""
+    import archsearch.bayes.evidence as evidence_module
+    from archsearch.bayes.interpret import simulate
+
+    monkeypatch.setattr(evidence_module, "simulate", functools.partial(simulate, budget=1000))   # a block per draw
+    specs, plans, evidence = _partly_known(tmp_path, lambda spec: _layers(spec)[0] == ("generate", "strong", 2))
+    evidence.posterior = _fixed(evidence, 0.3)
+    runs = [evidence.on_new(plans, 600, np.random.default_rng(3), draws=np.arange(4), workers=w) for w in (1, 2, 3)]
+    for other in runs[1:]:
+        for name in ("accuracy", "calls", "tokens", "latency_p50", "bought"):
+            np.testing.assert_array_equal(getattr(runs[0], name), getattr(other, name))
+    single = evidence.on_new(plans, 600, np.random.default_rng(3), draws=np.arange(4))
+    assert not np.array_equal(single.latency_p50, runs[0].latency_p50)   # another stream, as documented
+    assert abs(single.accuracy.mean() - runs[0].accuracy.mean()) < 0.05

@@ -22,6 +22,8 @@ the recorded figures of the calls the cache already holds (see replay.py).
 from __future__ import annotations
 
 import copy
+import threading
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,29 +190,37 @@ class CostModel:
         prior = np.asarray(self.role_prior.get((role, qty), self.model_prior.get((model, qty), GENERIC[qty])), float)
         return _fit(np.zeros((0, len(prior))), np.zeros(0), prior)
 
-    def draw(self, rng: np.random.Generator, draws: int) -> CostDraw:
-        return CostDraw(self, rng, draws)
+    def draw(self, rng: np.random.Generator, draws: int, keyed: bool = False) -> CostDraw:
+        return CostDraw(self, rng, draws, keyed)
 
 
 class CostDraw:
-    """Posterior draws of every (model, role) cost regression, made on first use."""
+    """Posterior draws of every (model, role) cost regression, made on first use: from ``rng`` in the
+    order of first use, or, ``keyed``, each from its own stream seeded by its key, so that threads
+    asking in any order get the same draws."""
 
-    def __init__(self, model: CostModel, rng: np.random.Generator, draws: int) -> None:
+    def __init__(self, model: CostModel, rng: np.random.Generator, draws: int, keyed: bool = False) -> None:
         self.model, self.rng, self.draws = model, rng, draws
         self._params: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
         self.sitting = rng.standard_normal(draws)   # the load of the sitting new calls are made in, per draw
+        self._seed = int(rng.integers(2 ** 63)) if keyed else None
+        self._lock = threading.Lock()
 
     def params(self, model: str, role: str, qty: str) -> tuple[np.ndarray, np.ndarray]:
         key = (model, role, qty)
-        if key not in self._params:
-            self._params[key] = self.model.fit_for(*key).draw(self.rng, self.draws)
-        return self._params[key]
+        with self._lock:
+            if key not in self._params:
+                rng = self.rng if self._seed is None else np.random.default_rng(
+                    [self._seed, zlib.crc32("\0".join(key).encode())])
+                self._params[key] = self.model.fit_for(*key).draw(rng, self.draws)
+            return self._params[key]
 
-    def sample(self, model: str, role: str, inputs, shape: tuple[int, ...], rows: np.ndarray | None = None
-               ) -> np.ndarray:
+    def sample(self, model: str, role: str, inputs, shape: tuple[int, ...], rows: np.ndarray | None = None,
+               rng: np.random.Generator | None = None) -> np.ndarray:
         """[3, *shape] tokens in, tokens out, latency of calls never made; axis 0 of ``shape`` is the
         draw (``rows`` picks which of the drawn parameter sets, default all in order). Latency is
-        drawn given the drawn tokens."""
+        drawn given the drawn tokens; the calls' own noise from ``rng`` (default this draw's)."""
+        rng = self.rng if rng is None else rng
         lead = (slice(None),) + (None,) * (len(shape) - 1)
 
         def draw(qty: str, features: list[np.ndarray]) -> np.ndarray:
@@ -221,7 +231,7 @@ class CostDraw:
             mu = w[:, 0][lead]
             for i, f in enumerate(features, 1):
                 mu = mu + w[:, i][lead] * f
-            return np.exp(np.minimum(mu + s[lead] * self.rng.standard_normal(shape), np.log(CAP[qty])))
+            return np.exp(np.minimum(mu + s[lead] * rng.standard_normal(shape), np.log(CAP[qty])))
 
         logk = np.log(np.maximum(np.broadcast_to(inputs, shape), 1.0))
         tokens_in, tokens_out = draw("tokens_in", [logk]), draw("tokens_out", [logk])
@@ -247,9 +257,9 @@ class FreeCalls:
     def model(self) -> FreeCalls:
         return self
 
-    def draw(self, rng: np.random.Generator, draws: int) -> FreeCalls:
+    def draw(self, rng: np.random.Generator, draws: int, keyed: bool = False) -> FreeCalls:
         return self
 
-    def sample(self, model: str, role: str, inputs, shape: tuple[int, ...], rows: np.ndarray | None = None
-               ) -> np.ndarray:
+    def sample(self, model: str, role: str, inputs, shape: tuple[int, ...], rows: np.ndarray | None = None,
+               rng: np.random.Generator | None = None) -> np.ndarray:
         return np.zeros((3, *shape))

@@ -149,10 +149,10 @@ class Evidence:
         return simulate(self.posterior, plans, self.ctx, self.costs, rng, draws)
 
     def on_new(self, plans: list[Plan], questions: int, rng: np.random.Generator,
-               draws: np.ndarray | None = None) -> Simulated:
+               draws: np.ndarray | None = None, workers: int | None = None) -> Simulated:
         """The same on ``questions`` questions never seen: difficulties drawn from the fitted spread,
         samples from the cell Beta around the Rasch mean, nothing replayed, every call made in a
-        sitting not yet begun."""
+        sitting not yet begun. ``workers``: threads, as ``simulate`` takes them."""
         self._cover(plans)
         post = self.posterior
         unseen = np.zeros((post.theta.shape[1], questions))
@@ -160,7 +160,7 @@ class Evidence:
                                     cell_n=unseen, cell_y=unseen)
         testable = rng.random(questions) < self.arrays.testable.mean()
         ctx = dataclasses.replace(self.ctx, arrays=ObjectArrays.fresh(self.arrays, questions, testable), objects=None)
-        return simulate(fresh, plans, ctx, self.costs.fresh(), rng, draws)
+        return simulate(fresh, plans, ctx, self.costs.fresh(), rng, draws, workers=workers)
 
     def _cover(self, plans: list[Plan]) -> None:
         """Plans the evidence was not built for must use only its generators and judges."""

@@ -10,6 +10,7 @@ measured score.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,26 +87,45 @@ class Group:
 
 
 def simulate(posterior, plans: list[Plan], ctx: Context, cost_model, rng: np.random.Generator,
-             draws: np.ndarray | None = None, budget: int = 2_000_000) -> Simulated:
-    """``budget`` bounds the slots of one vectorised block (draws x pipelines x questions x slots)."""
+             draws: np.ndarray | None = None, budget: int = 2_000_000, workers: int | None = None) -> Simulated:
+    """``budget`` bounds the slots of one vectorised block (draws x pipelines x questions x slots).
+    ``workers``: None runs the blocks one after another from ``rng``'s own stream; a number runs
+    them in that many threads (numpy releases the GIL inside its array work), each block from its
+    own stream spawned from ``rng`` -- the same figures for any number of workers."""
     d_all = np.arange(posterior.draws) if draws is None else np.asarray(draws)
-    costs = cost_model.draw(rng, posterior.draws)
+    parallel = workers is not None
+    costs = cost_model.draw(rng, posterior.draws, keyed=parallel)
     P, Q, D = len(plans), ctx.arrays.questions, len(d_all)
     per_q = {k: np.zeros((D, P, Q)) for k in ("correct", "calls", "tokens", "usd", "latency", "bought")}
-    exact = np.ones((P, Q), bool)
-    groups = _groups(plans, ctx, budget // max(1, Q))
+    width = budget // max(1, Q)
+    groups = _groups(plans, ctx, width)
     samples = max([g.samples_needed() for g in groups], default=1)
     widest = max([len(g.members) * max(g.slots, 1) for g in groups], default=1)
     block = max(1, min(D, budget // max(1, widest * Q)))
-    for start in range(0, D, block):
-        d = d_all[start:start + block]
-        rows = slice(start, start + len(d))
-        common = Draws.draw(posterior, ctx.arrays, costs, rng, d, samples)
-        for group in groups:
-            out = group.run(common, Q)
-            for k in per_q:
-                per_q[k][rows, group.members] = out[k]
-            exact[group.members] &= out["exact"].all(axis=0)
+    starts = list(range(0, D, block))
+    streams = rng.spawn(len(starts)) if parallel else [rng] * len(starts)
+
+    def run(blocks: list[int], groups: list[Group]) -> np.ndarray:
+        """Fill ``per_q`` for these blocks; what every question's calls were known for, [P, Q]."""
+        known = np.ones((P, Q), bool)
+        for k in blocks:
+            d = d_all[starts[k]:starts[k] + block]
+            rows = slice(starts[k], starts[k] + len(d))
+            common = Draws.draw(posterior, ctx.arrays, costs, streams[k], d, samples)
+            for group in groups:
+                out = group.run(common, Q)
+                for key in per_q:
+                    per_q[key][rows, group.members] = out[key]
+                known[group.members] &= out["exact"].all(axis=0)
+        return known
+
+    if parallel and len(starts) > 1:   # a step keeps state while it runs: each thread builds its own
+        shares = [list(range(w, len(starts), workers)) for w in range(min(workers, len(starts)))]
+        with ThreadPoolExecutor(len(shares)) as pool:
+            found = list(pool.map(run, shares, [groups] + [_groups(plans, ctx, width) for _ in shares[1:]]))
+        exact = np.logical_and.reduce(found)
+    else:
+        exact = run(list(range(len(starts))), groups)
     latency = per_q["latency"]
     return Simulated(accuracy=per_q["correct"].mean(axis=2), calls=per_q["calls"].mean(axis=2),
                      tokens=per_q["tokens"].mean(axis=2), usd=per_q["usd"].mean(axis=2),

@@ -167,7 +167,8 @@ class State:
         unknown = made & np.isnan(known_cost[0])
         cost = known_cost
         if unknown.any():
-            cost = np.where(np.isnan(known_cost), draws.costs.sample(model.id, role, inputs, made.shape, rows=draws.d),
+            cost = np.where(np.isnan(known_cost), draws.costs.sample(model.id, role, inputs, made.shape, rows=draws.d,
+                                                                      rng=draws.rng),
                             known_cost)
         self.calls += made.sum(axis=-1)
         self.bought += unknown.sum(axis=-1)
