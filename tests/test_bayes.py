@@ -256,6 +256,30 @@ def test_a_live_search_prices_new_calls_in_the_sitting_it_is_in():
         assert median_latency(fresh, "verify") < 1.0     # the judge's own (fast) sittings
 
 
+def test_sittings_split_at_long_gaps_and_every_ten_minutes():
+    from archsearch.bayes.costs import SITTING_MAX_S, sittings
+
+    created = np.array([5000.0, 0.0, 10.0, 500.0, 590.0, 650.0, 1200.0, 1260.0, 9000.0])
+    assert SITTING_MAX_S == 600.0
+    # 0..590 one sitting; 650 starts the next (650 - 0 > 600), 1200 still in it, 1260 past it;
+    # 5000 and 9000 each after a gap of more than half an hour
+    assert sittings(created).tolist() == [3, 0, 0, 0, 0, 1, 1, 2, 4]
+
+
+def test_load_that_drifts_within_hours_of_recording_is_learnt_as_the_spread_of_sittings():
+    """Two hours of calls with no pause, the machine four times slower every other twenty minutes
+    (another job sharing its cores): the ten-minute sittings see the swings, so a fresh sitting's
+    spread is learnt (about log 4 / 2 = 0.7) rather than left at its prior (0.4)."""
+    from archsearch.bayes.costs import CostModel
+    from archsearch.bayes.objects import CallObs
+
+    rng = np.random.default_rng(0)
+    calls = [CallObs("m", "generate", 1, 200, 100, (4.0 if (t // 1200) % 2 else 1.0) * float(np.exp(rng.normal(0.0, 0.1))),
+                     created=1e9 + t) for t in np.arange(0.0, 7200.0, 20.0)]
+    spread = CostModel(calls).session_sd[("m", "generate")]
+    assert 0.55 < spread < 0.9
+
+
 def test_hypervolume_gains_are_exact_and_averaged_rows_measure_alike_candidates_once():
     from archsearch.bayes.hypervolume import gains, hypervolume, mean_gains
 

@@ -6,14 +6,15 @@
 
 each eps ~ N(0, s^2): conjugate Normal-Inverse-Gamma regressions, one per (model, role, quantity).
 Latency is drawn given the call's drawn tokens (long answers are slow). Calls recorded in one
-sitting share its load (``u_session``; sittings are split where no call was recorded for half an
-hour): the regression is fitted within sittings, their spread estimated (shrunk towards a prior of
-two sittings at 0.4), and calls not yet made share ONE fresh draw of it per posterior draw -- the
-sitting a search's new calls will be made in. A live search whose cache's latest call is less than
-half an hour old is still in that sitting (``now``): its new calls get the sitting's load as the
-calls so far show it (every role of the model: the load is the machine's or the provider's), shrunk
-towards the average sitting. The prior is centred on what the same role showed
-for every model (else, for a role never seen, what the same model showed in its other roles; else
+sitting share its load (``u_session``; a new sitting begins after half an hour without a call, and
+every ten minutes: on a machine shared with other jobs a judge ran at 0.11 to 2.0 s per output
+token within one morning, swinging within minutes). The regression is fitted within sittings,
+their spread estimated (shrunk towards a prior of two sittings at 0.4), and calls not yet made
+share ONE fresh draw of it per posterior draw -- the sitting a search's new calls will be made in.
+A live search whose cache's latest call is less than half an hour old is still in that sitting
+(``now``): its new calls get the sitting's load as the calls so far show it (every role of the
+model: the load is the machine's or the provider's), shrunk towards the average sitting. The prior
+is centred on what the same role showed for every model (else, for a role never seen, what the same model showed in its other roles; else
 generic values) with the weight of about two calls, so a (model, role) never observed gets wide but
 sane predictions. A pipeline never run gets its $/question and latency from draws of these, plus
 the recorded figures of the calls the cache already holds (see replay.py).
@@ -33,6 +34,7 @@ GENERIC = {"tokens_in": [np.log(300.0), 0.0], "tokens_out": [np.log(150.0), 0.0]
 A0, B0 = 2.0, 1.0          # InvGamma prior on s^2: mean 1 (a factor e on the log scale), weak
 PRIOR_CALLS = 2.0          # the prior's weight on w, in calls
 SESSION_GAP_S = 1800.0     # calls further apart than this were recorded in different sittings
+SITTING_MAX_S = 600.0      # and a sitting lasts at most this long
 SESSION_SD, SESSION_PRIOR = 0.4, 2.0   # prior spread of a sitting's log-latency offset, and its weight in sittings
 # what one call can take at most: a context's tokens, a model's longest timeout (``timeout_s <= 3600``).
 # The log-normal chain (tokens drawn, latency given them) of a role never seen has tails of 1e26 s
@@ -41,12 +43,18 @@ CAP = {"tokens_in": 2.0 ** 17, "tokens_out": 2.0 ** 17, "latency_s": 3600.0}
 
 
 def sittings(created: np.ndarray) -> np.ndarray:
-    """A sitting index per call: calls sorted by time, a new sitting after each long gap (unknown
-    times, 0, form their own)."""
+    """A sitting index per call: calls sorted by time, a new sitting after each long gap or once a
+    sitting has lasted ``SITTING_MAX_S`` (a machine's load drifts within an hour of recording;
+    unknown times, 0, form their own)."""
     order = np.argsort(created, kind="stable")
-    gaps = np.diff(created[order]) > SESSION_GAP_S
     index = np.empty(len(created), int)
-    index[order] = np.concatenate([[0], np.cumsum(gaps)]) if len(created) else []
+    sitting, began, last = 0, None, None
+    for i in order:
+        t = created[i]
+        if began is not None and (t - last > SESSION_GAP_S or t - began > SITTING_MAX_S):
+            sitting, began = sitting + 1, None
+        began, last = (t if began is None else began), t
+        index[i] = sitting
     return index
 
 
