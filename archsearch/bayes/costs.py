@@ -14,10 +14,11 @@ share ONE fresh draw of it per posterior draw -- the sitting a search's new call
 A live search whose cache's latest call is less than half an hour old is still in that sitting
 (``now``): its new calls get the sitting's load as the calls so far show it (every role of the
 model: the load is the machine's or the provider's), shrunk towards the average sitting. The prior
-is centred on what the same role showed for every model (else, for a role never seen, what the same model showed in its other roles; else
-generic values) with the weight of about two calls, so a (model, role) never observed gets wide but
-sane predictions. A pipeline never run gets its $/question and latency from draws of these, plus
-the recorded figures of the calls the cache already holds (see replay.py).
+is centred on what the same role showed for every model (else, for a role never seen, what the same
+model showed in its other roles; else generic values) with the weight of about two calls, so a
+(model, role) never observed gets wide but sane predictions. A pipeline never run gets its
+$/question and latency from draws of these, plus the recorded figures of the calls the cache
+already holds (see replay.py).
 """
 
 from __future__ import annotations
