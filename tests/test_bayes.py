@@ -227,6 +227,56 @@ def test_the_compiled_start_of_svi_is_numpyros_eager_one_bit_for_bit():
     assert same(starting_state(*start(key, data), params), svi.init(key, **data, init_params=params))
 
 
+def test_svi_read_already_traced_from_disk_fits_bit_for_bit(tmp_path, monkeypatch):
+    """A search's first fit loads SVI's functions already traced (``exported.py``) instead of tracing
+    the model again: the same state, losses and draws as the traced functions; a second process
+    reads them without tracing; a damaged entry is traced and written again."""
+    import sys
+    from pathlib import Path
+
+    import jax
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bayes"))
+    from synthetic import draw_truth, simulate
+
+    from archsearch.bayes import exported
+    from archsearch.bayes.fit import starting_state, stored_svi_functions, svi_functions
+    from archsearch.bayes.model import Shapes
+
+    rng = np.random.default_rng(0)
+    obs = simulate(draw_truth(rng, questions=12), rng)
+    shapes = Shapes.fitting(obs, Shapes())
+    data = obs.padded(shapes)
+    key = jax.random.PRNGKey(0)
+
+    def fit(functions):
+        start, steps, finish = functions
+        state = starting_state(*start(key, data), None)
+        state, losses = steps(key, state, data)
+        state, more = steps(key, state, data)
+        params, draws = finish(key, state, data)
+        return [np.asarray(x) for x in jax.tree_util.tree_leaves((state, losses, more, params, draws))]
+
+    def same(a, b):
+        return len(a) == len(b) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
+
+    traced = fit(svi_functions(shapes, 8))
+    assert same(fit(stored_svi_functions(shapes, 8, str(tmp_path))), traced)
+    entries = sorted((tmp_path / exported.FOLDER).glob("*.bin"))
+    assert [e.name.split("-")[1] for e in entries] == ["finish", "start", "steps"]
+
+    stored_svi_functions.cache_clear()   # as a new process: read, never traced
+    with monkeypatch.context() as m:
+        m.setattr(exported.export, "export", lambda *a, **k: pytest.fail("traced again although stored"))
+        assert same(fit(stored_svi_functions(shapes, 8, str(tmp_path))), traced)
+
+    entries[2].write_bytes(b"not an export")
+    stored_svi_functions.cache_clear()
+    assert same(fit(stored_svi_functions(shapes, 8, str(tmp_path))), traced)
+    assert entries[2].read_bytes() != b"not an export"
+    stored_svi_functions.cache_clear()
+
+
 def test_a_live_search_prices_new_calls_in_the_sitting_it_is_in():
     """A model's calls from a fast sitting a day ago and a slow one still going on (four times the
     latency; its judge ran only in the fast one): a live search's new calls, the judge's too, are

@@ -4,6 +4,7 @@ compiled code kept per padded shape (see ``Shapes``) so a refit of the same shap
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import time
 
@@ -19,6 +20,7 @@ from numpyro.infer.elbo import ELBO
 from numpyro.infer.svi import SVIState
 from numpyro.infer.util import log_density
 
+from .exported import stored
 from .model import Observations, Posterior, Shapes, model
 
 STEP_CHUNK = 100   # SVI steps per compiled call: fits of any length reuse one compiled loop
@@ -137,7 +139,9 @@ class Surrogate:
         anew on every call: 15 s of a 16-s refit); a refit starts from the last solution of the same
         shape. The steps run in chunks of one compiled length, so a first fit and a warm refit share
         the code. Each compiled function sets up its own guide while it is traced (``_traced_svi``)."""
-        start, steps, finish = svi_functions(shapes, self.num_samples)
+        folder = jax.config.jax_compilation_cache_dir   # where this process keeps compiled code
+        start, steps, finish = (stored_svi_functions(shapes, self.num_samples, folder) if folder
+                                else svi_functions(shapes, self.num_samples))
         warm = self._svi_params.get(shapes)
         state = starting_state(*start(key, data), warm)
         last = math.inf
@@ -176,6 +180,41 @@ def svi_functions(shapes: Shapes, num_samples: int) -> tuple:
         return params, sites | latent
 
     return jax.jit(start), jax.jit(steps), jax.jit(finish)
+
+
+@functools.lru_cache(maxsize=32)
+def stored_svi_functions(shapes: Shapes, num_samples: int, folder: str) -> tuple:
+    """``svi_functions``, each read already traced from ``folder`` on its first call (written there
+    by the first process to need it; see ``exported.py``): the same results without tracing. SVI's
+    state holds pytree nodes an export cannot name, so it crosses as a list of arrays."""
+    start, steps, finish = svi_functions(shapes, num_samples)
+    loaded: dict = {}
+
+    def load(name: str, fn, args: tuple):
+        if name not in loaded:
+            loaded[name] = stored(folder, f"svi-{name}-{num_samples}", fn, args, (__file__, inspect.getfile(model)))
+        return loaded[name]
+
+    def stored_start(key, data):
+        return load("start", start, (key, data))(key, data)
+
+    def stored_steps(key, state, data):
+        leaves, tree = jax.tree_util.tree_flatten(state)
+        flat = jax.jit(lambda k, x, d: _leaves_first(steps(k, tree.unflatten(x), d)))
+        new, losses = load("steps", flat, (key, leaves, data))(key, leaves, data)
+        return tree.unflatten(new), losses
+
+    def stored_finish(key, state, data):
+        leaves, tree = jax.tree_util.tree_flatten(state)
+        flat = jax.jit(lambda k, x, d: finish(k, tree.unflatten(x), d))
+        return load("finish", flat, (key, leaves, data))(key, leaves, data)
+
+    return stored_start, stored_steps, stored_finish
+
+
+def _leaves_first(out: tuple) -> tuple:
+    state, rest = out
+    return jax.tree_util.tree_leaves(state), rest
 
 
 def starting_state(unconstrained: dict, rng_key, warm: dict | None) -> SVIState:
