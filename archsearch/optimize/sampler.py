@@ -65,6 +65,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._listed: list[Candidate] | None = None
         self._unlistable = has_floats(space)   # set once listing finds too many pipelines
         self._plans: dict[int, dict] = {}
+        self._models: dict[str, list[str]] = {}             # fingerprint -> its generator models' identities
         self._replayed: dict[str, dict[str, float]] = {}   # fingerprint -> outcome of a pipeline the cache fully holds
         self.log: list[dict] = []
 
@@ -151,8 +152,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         plain = [c for c in covered if not any(layer.kind in ("rank", "critique", "fuse") for layer in c.plan.layers)]
         if not plain:
             return None
-        keys = {c.fingerprint: [json.dumps(model_identity(g.model), sort_keys=True) for g in c.plan.generators()]
-                for c in plain}
+        keys = {c.fingerprint: self._generator_models(c) for c in plain}
         probed = {m for c in plain if c.fingerprint in taken for m in keys[c.fingerprint]}
         todo = [c for c in plain if set(keys[c.fingerprint]) - probed]
         if not todo:
@@ -171,6 +171,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         pick = min(todo, key=order)
         self.log.append({"probe": pick.fingerprint})
         return pick.params
+
+    def _generator_models(self, c: Candidate) -> list[str]:
+        """The identities of a candidate's generator models (kept: every trial's probe asks again)."""
+        if c.fingerprint not in self._models:
+            self._models[c.fingerprint] = [json.dumps(model_identity(g.model), sort_keys=True) for g in c.plan.generators()]
+        return self._models[c.fingerprint]
 
     def _propose(self, study, covered: list[Candidate], taken: set[str], number: int) -> dict | None:
         done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
