@@ -152,3 +152,20 @@ layers:
     gen, test = advice.layers
     assert gen.params["n"] == 5 and gen.params["stop"] == "accepted"
     assert test.kind == "test" and test.params["keep"] == "passing" and test.params["on_none_passed"] == "abstain"
+
+
+def test_predicted_latency_is_the_posterior_median_and_costs_the_mean():
+    """Latency draws are log-normal and wide (a sitting's load): the report predicts their median;
+    accuracy, calls and dollars add up, so they are predicted by their mean."""
+    from archsearch.bayes.interpret import Simulated
+    from archsearch.optimize.decide import predicted_metrics
+
+    rng = np.random.default_rng(0)
+    lat = np.exp(rng.normal(size=(4000, 2)))                          # mean e^0.5 ~ 1.65, median 1
+    ones = np.ones((4000, 2))
+    sim = Simulated(accuracy=ones * [0.5, 0.7], calls=ones * 3, tokens=ones, usd=ones * 0.01, latency_p50=lat,
+                    latency_p95=3 * lat, bought=ones, determined=np.zeros(2, bool))
+    got = predicted_metrics(sim, 1)
+    assert np.allclose([got["accuracy"], got["calls_per_question"], got["usd_per_question"]], [0.7, 3.0, 0.01])
+    assert abs(got["latency_p50_s"] - 1.0) < 0.06 and abs(got["latency_p95_s"] - 3.0) < 0.2
+    assert got["latency_p50_s"] < np.mean(lat[:, 1]) - 0.4
