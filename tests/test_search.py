@@ -261,18 +261,23 @@ def test_a_users_own_layer_order_gets_a_posterior_for_every_front_row(fault_serv
 def test_a_space_too_large_to_list_is_tried_once(fixtures, monkeypatch):
     """The surrogate sampler lists a space once; one with more pipelines than it lists is drawn from,
     and never listed again (listing cost seconds on every trial)."""
+    from archsearch import space as space_module
     from archsearch.optimize import sampler
 
     listings = []
-    enumerate_space = sampler.enumerate_space
-    monkeypatch.setattr(sampler, "enumerate_space", lambda *a, **k: listings.append(1) or enumerate_space(*a, **k))
+    enumerate_space = space_module.enumerate_space
+    monkeypatch.setattr(space_module, "enumerate_space", lambda *a, **k: listings.append(1) or enumerate_space(*a, **k))
     toy = fixtures / "toy"
-    big = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), Task(toy / "task.yaml"), [],
+    task = Task(toy / "task.yaml")
+    big = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), task, [],
                                    load_objective(toy / "objective.yaml"), None, {}, enumerate_limit=1)
     assert big.listed() is None and big.listed() is None and len(listings) == 1
-    small = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), Task(toy / "task.yaml"), [],
+    small = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), task, [],
                                      load_objective(toy / "objective.yaml"), None, {})
     assert len(small.listed()) > 1 and small.listed() is small.listed() and len(listings) == 2
+    # the search's baseline (asked twice) lists nothing again; another task is listed anew
+    assert small.space.baseline(task) == small.space.baseline(task) and len(listings) == 2
+    assert len(small.space.pipelines(Task(toy / "task.yaml"))) == len(small.listed()) and len(listings) == 3
 
 
 def test_a_pipeline_the_cache_holds_is_simulated_once(fixtures):

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..candidates import enumerate_space
 from ..errors import BudgetExhausted
 from ..space import spec_fingerprint
 from ..spec import Measured
@@ -70,7 +69,7 @@ def evidence(search: Search, fit: str = "auto"):
     from ..bayes.evidence import Evidence
     from ..bayes.plan import plan_of, uncovered
 
-    specs = [spec for _, spec in enumerate_space(search.settings.space, search.settings.task)]
+    specs = [spec for _, spec in search.settings.space.pipelines(search.settings.task)]
     missing = sorted({k for s in specs for k in uncovered(s)})
     fitted = getattr(search.sampler, "evidence", None)
     if fitted is None:

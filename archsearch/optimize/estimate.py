@@ -174,11 +174,10 @@ def best_accuracy(settings: SearchSettings, cache: CallCache | None, rng: np.ran
     from ..bayes.evidence import Evidence
     from ..bayes.plan import plan_of
     from ..bayes.summary import Band
-    from ..candidates import enumerate_space
 
     if cache is None:
         return None
-    specs = [spec for _, spec in enumerate_space(settings.space, settings.task)]
+    specs = [spec for _, spec in settings.space.pipelines(settings.task)]
     plans = [p for p in (plan_of(s) for s in specs) if p is not None]
     if not plans:
         return None

@@ -30,7 +30,7 @@ from ..bayes.fit import Surrogate
 from ..bayes.hypervolume import mean_gains
 from ..bayes.interpret import Simulated
 from ..bayes.plan import Plan, plan_of
-from ..candidates import Drawer, enumerate_space, has_floats, neighbours
+from ..candidates import Drawer, has_floats, neighbours
 from ..llm.cache import CallCache
 from ..objectives import Objective
 from ..space import SearchSpace, spec_fingerprint
@@ -76,7 +76,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def listed(self) -> list[Candidate] | None:
         """Every pipeline of the space, or None when it has too many to list."""
         if self._listed is None and not self._unlistable:
-            rows = enumerate_space(self.space, self.task, limit=self.enumerate_limit + 1)
+            rows = self.space.pipelines(self.task)
             if len(rows) <= self.enumerate_limit:
                 self._listed = [self._candidate(params, spec) for params, spec in rows]
             else:
