@@ -227,10 +227,10 @@ def test_the_compiled_start_of_svi_is_numpyros_eager_one_bit_for_bit():
     assert same(starting_state(*start(key, data), params), svi.init(key, **data, init_params=params))
 
 
-def test_svi_read_already_traced_from_disk_fits_bit_for_bit(tmp_path, monkeypatch):
-    """A search's first fit loads SVI's functions already traced (``exported.py``) instead of tracing
-    the model again: the same state, losses and draws as the traced functions; a second process
-    reads them without tracing; a damaged entry is traced and written again."""
+def test_svi_read_already_traced_from_disk_fits_bit_for_bit(tmp_path):
+    """A search's first fit runs SVI's functions exported (``exported.py``), so that the next process
+    reads them instead of tracing the model again: the same state, losses and draws as the traced
+    functions."""
     import sys
     from pathlib import Path
 
@@ -257,24 +257,39 @@ def test_svi_read_already_traced_from_disk_fits_bit_for_bit(tmp_path, monkeypatc
         params, draws = finish(key, state, data)
         return [np.asarray(x) for x in jax.tree_util.tree_leaves((state, losses, more, params, draws))]
 
-    def same(a, b):
-        return len(a) == len(b) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(a, b))
-
     traced = fit(svi_functions(shapes, 8))
-    assert same(fit(stored_svi_functions(shapes, 8, str(tmp_path))), traced)
+    stored = fit(stored_svi_functions(shapes, 8, str(tmp_path)))
+    stored_svi_functions.cache_clear()
+    assert len(stored) == len(traced) and all(x.dtype == y.dtype and np.array_equal(x, y) for x, y in zip(stored, traced))
     entries = sorted((tmp_path / exported.FOLDER).glob("*.bin"))
     assert [e.name.split("-")[1] for e in entries] == ["finish", "start", "steps"]
 
-    stored_svi_functions.cache_clear()   # as a new process: read, never traced
+
+def test_a_stored_function_is_read_back_rewritten_when_damaged_and_optional(tmp_path, monkeypatch):
+    """``exported.stored``: a second process reads the entry without tracing; a damaged entry is traced
+    and written again; a folder it cannot write to costs only the next process's tracing."""
+    import jax
+
+    from archsearch.bayes import exported
+
+    fn, x = jax.jit(lambda a, b: {"sum": a * 2 + b["one"]}), (np.arange(4.0), {"one": np.ones(4)})
+    want = np.arange(4.0) * 2 + 1
+    source = (exported.__file__,)
+    assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source)(*x)["sum"], want)
+    (entry,) = (tmp_path / exported.FOLDER).glob("f-*.bin")
     with monkeypatch.context() as m:
         m.setattr(exported.export, "export", lambda *a, **k: pytest.fail("traced again although stored"))
-        assert same(fit(stored_svi_functions(shapes, 8, str(tmp_path))), traced)
-
-    entries[2].write_bytes(b"not an export")
-    stored_svi_functions.cache_clear()
-    assert same(fit(stored_svi_functions(shapes, 8, str(tmp_path))), traced)
-    assert entries[2].read_bytes() != b"not an export"
-    stored_svi_functions.cache_clear()
+        assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source)(*x)["sum"], want)
+    entry.write_bytes(b"not an export")
+    assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source)(*x)["sum"], want)
+    assert entry.read_bytes() != b"not an export"
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the folder should be")
+    assert np.array_equal(exported.stored(blocked, "f", fn, x, source)(*x)["sum"], want)
+    # another shape is another entry
+    y = (np.arange(3.0), {"one": np.ones(3)})
+    assert np.array_equal(exported.stored(tmp_path, "f", fn, y, source)(*y)["sum"], np.arange(3.0) * 2 + 1)
+    assert len(list((tmp_path / exported.FOLDER).glob("f-*.bin"))) == 2
 
 
 def test_a_live_search_prices_new_calls_in_the_sitting_it_is_in():

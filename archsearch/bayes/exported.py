@@ -38,10 +38,13 @@ def stored(folder: str | Path, name: str, fn: Callable, args: tuple, sources: tu
         except Exception:  # noqa: BLE001 - a damaged cache entry is traced and written again
             pass
     exported = export.export(fn)(*args)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-    partial.write_bytes(exported.serialize())
-    os.replace(partial, path)   # whole or absent: two searches may write the same entry
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+        partial.write_bytes(exported.serialize())
+        os.replace(partial, path)   # whole or absent: two searches may write the same entry
+    except OSError:   # a folder this process cannot write to: the next process traces again, as JAX's cache would
+        pass
     return exported.call
 
 
