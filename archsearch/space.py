@@ -120,7 +120,7 @@ class SearchSpace:
             raise SpecError(self.file, f"instructions.{DEFAULT_INSTRUCTION}", "is reserved for the style's own instruction")
         self.instructions, self.demo_seed = cfg.instructions, cfg.demo_seed
         self._check(self.entries, ("layers",))
-        self._listed: list[tuple[Task | None, int, list]] = []   # pipelines() per (task, limit)
+        self._listed: list[tuple[Task | None, list]] = []   # pipelines() per task
 
     # -- validation of the space file itself -------------------------------------------------
     def _check(self, entries: list, path: tuple) -> None:
@@ -267,15 +267,15 @@ class SearchSpace:
         rows = self.pipelines(task)
         return rows[min(range(len(rows)), key=lambda i: (calls_per_question(rows[i][1]), len(rows[i][1].layers), i))]
 
-    def pipelines(self, task: Task | None = None, limit: int = 20_000) -> list[tuple[dict[str, Any], PipelineSpec]]:
+    def pipelines(self, task: Task | None = None) -> list[tuple[dict[str, Any], PipelineSpec]]:
         """Every pipeline of the space (``enumerate_space``; treat the list as read-only), listed once
         per task: a search asks for it four times (its baseline twice, the sampler, the report), and
         listing the HumanEval space's 4,032 took about a second each time."""
-        for listed_for, listed_limit, rows in self._listed:
-            if listed_for is task and listed_limit == limit:
+        for listed_for, rows in self._listed:
+            if listed_for is task:
                 return rows
-        rows = enumerate_space(self, task, limit)
-        self._listed.append((task, limit, rows))
+        rows = enumerate_space(self, task)
+        self._listed.append((task, rows))
         return rows
 
     def build(self, s: Suggester, task: Task | None = None) -> PipelineSpec:
