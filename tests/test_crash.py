@@ -29,13 +29,29 @@ def _completed(work: Path) -> dict[int, tuple]:
     return {t.number: tuple(t.values) for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))}
 
 
+def _answers(work: Path) -> int:
+    log = work / "paid.log"
+    return log.read_bytes().count(b"\n") if log.exists() else 0
+
+
+def _kill_after_answers(proc: subprocess.Popen, work: Path, target: int, deadline_s: float = 60.0) -> None:
+    """kill -9 right after the provider's ``target``-th answer: the moment an answer is most exposed
+    (received, maybe not yet in the cache) -- or at the deadline."""
+    deadline = time.time() + deadline_s
+    while time.time() < deadline and proc.poll() is None and _answers(work) < target:
+        time.sleep(0.0005)
+    proc.send_signal(signal.SIGKILL)
+
+
 def test_kill_minus_nine_then_resume(tmp_path):
+    """Killed four times, each right after a random answer (with eight calls in flight), and resumed:
+    each kill costs at most the one answer being written when it came (the provider answered, the
+    process died before the write); answers that arrived while another was written are not lost."""
     rng = random.Random(3)
     seen: dict[int, tuple] = {}
     for _ in range(4):
         proc = _start(tmp_path)
-        time.sleep(rng.uniform(1.5, 4.0))
-        proc.send_signal(signal.SIGKILL)
+        _kill_after_answers(proc, tmp_path, _answers(tmp_path) + rng.randint(1, 24))
         proc.wait()
         if (tmp_path / "study.sqlite").exists():
             now = _completed(tmp_path)
@@ -54,7 +70,7 @@ def test_kill_minus_nine_then_resume(tmp_path):
     cached = len(CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}"))
     repeated = sum(c - 1 for c in paid.values())
     print(f"kill -9 x4: completed trials kept {len(seen)}, paid calls {sum(paid.values())}, repeated {repeated}")
-    assert repeated == 0  # only the microseconds between a reply and its cache write are exposed
+    assert repeated <= 4  # at most the answer being written at each kill (before: every answer in flight, up to 8)
     assert cached == len(paid)
 
 

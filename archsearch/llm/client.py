@@ -7,6 +7,7 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field, fields
+from functools import partial
 from typing import Any
 
 from ..errors import BudgetBusy, BudgetExhausted, LLMCallError
@@ -180,7 +181,9 @@ class LLMClient:
                 secrets = {str(resolved[k]): str(ref) for k, ref in model.params.items()
                            if is_secret_param(k) and resolved[k] != ref}
                 sent = {**resolved, "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
-                completion, latency, slow = await self._with_retries(model, messages, sent, sample_index, secrets, worst)
+                record = partial(self._record, key, model, {"messages": messages, "params": params, "sample": sample_index})
+                completion, latency, slow = await self._with_retries(model, messages, sent, sample_index, secrets,
+                                                                     worst, record)
             except BaseException:
                 if self.budget is not None:
                     self.budget.settle(held, 0.0)
@@ -196,11 +199,16 @@ class LLMClient:
         self.stats.tokens_out += completion.tokens_out
         self.stats.usd += usd
         self.stats.seconds += latency
-        if self.cache is not None:
-            self.cache.put(key, model.id, {"messages": messages, "params": params, "sample": sample_index},
-                           {"text": result.text, "tokens_in": result.tokens_in, "tokens_out": result.tokens_out,
-                            "cost_usd": usd, "latency_s": latency})
         return result
+
+    def _record(self, key: str, model: ModelSpec, request: dict[str, Any], completion, latency: float) -> None:
+        """Write an answer to the cache in the same event-loop step it arrived in: a process killed
+        after a provider answered loses only that one write, never answers queued behind other work."""
+        if self.cache is not None:
+            self.cache.put(key, model.id, request,
+                           {"text": completion.text, "tokens_in": completion.tokens_in,
+                            "tokens_out": completion.tokens_out, "cost_usd": cost_usd(model, completion),
+                            "latency_s": latency})
 
     def _release_claim(self, key: str) -> None:
         if self.cache is not None and self.cache.claims:
@@ -214,25 +222,32 @@ class LLMClient:
                 await asyncio.sleep(0.01 + self._rng.random() * 0.02)
 
     async def _with_retries(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int,
-                            secrets: dict[str, str] | None = None, worst_usd: float | None = None):
+                            secrets: dict[str, str] | None = None, worst_usd: float | None = None,
+                            record=None):
         """Call with retries; a provider that echoes a resolved secret in an error gets it replaced by
-        its os.environ/NAME reference before the message goes anywhere."""
+        its os.environ/NAME reference before the message goes anywhere. ``record(completion, seconds)``
+        runs as soon as an answer arrives."""
         try:
-            return await self._attempts(model, messages, params, sample_index, worst_usd)
+            return await self._attempts(model, messages, params, sample_index, worst_usd, record)
         except LLMCallError as exc:
             raise LLMCallError(model.id, _scrub(exc.reason, secrets)) from None
 
     async def _attempts(self, model: ModelSpec, messages: Messages, params: dict[str, Any], sample_index: int,
-                        worst_usd: float | None = None):
+                        worst_usd: float | None = None, record=None):
         backend, model_id = self._backend(model), model.id
         usual = (model_id, params.get("max_tokens"))      # what the latency of this kind of call is judged by
         last, slow = "", {"timeouts": 0, "hedged": False, "hedge_won": False}
         for attempt in range(self.max_retries + 1):
             start = time.perf_counter()
-            try:
-                call = lambda: backend.complete(model_id, messages, params, sample_index)  # noqa: E731
-                completion = await self._watched(model, call, usual, worst_usd, slow)
+
+            async def call(start=start):
+                completion = await backend.complete(model_id, messages, params, sample_index)
                 seconds = time.perf_counter() - start
+                if record is not None:
+                    record(completion, seconds)
+                return completion, seconds
+            try:
+                completion, seconds = await self._watched(model, call, usual, worst_usd, slow)
                 self.latency.observe(usual, seconds)
                 return completion, seconds, slow
             except TimeoutError as exc:
@@ -305,7 +320,7 @@ class LLMClient:
                 self.stats.count(self.stats.hedge_wins, model.id)
             loser = next(t for t in tasks if t is not winner)
             answered = loser.done() and not loser.cancelled() and loser.exception() is None
-            spent = cost_usd(model, loser.result()) if answered else (held or 0.0)
+            spent = cost_usd(model, loser.result()[0]) if answered else (held or 0.0)
             self.stats.hedge_usd += spent
             if self.budget is not None:
                 self.budget.settle(held, spent)
