@@ -11,12 +11,17 @@ if TYPE_CHECKING:
     from .tasks.task import Task
 
 
+LISTED_AT_MOST = 20_000   # a listing stops here: a space this large is searched by drawing, not listing
+
+
 class Space(Protocol):
     """What walking a space needs of it (``space.SearchSpace`` is one; it lists its own pipelines
     through ``enumerate_space``, so this file cannot import it)."""
     entries: list
 
-    def build(self, s: Any, task: Task | None = None) -> PipelineSpec: ...
+    def decide(self, s: Any, task: Task | None = None) -> list[dict]: ...
+
+    def spec_of(self, layers: list[dict], task: Task | None = None) -> PipelineSpec: ...
 
 
 class Drawer:
@@ -95,14 +100,19 @@ class _Enumerator:
         return self._pick(name, [low + (high - low) * i / 4 for i in range(5)])
 
 
-def enumerate_space(space: Space, task: Task | None, limit: int = 20_000) -> list[tuple[dict[str, Any], PipelineSpec]]:
+def enumerate_space(space: Space, task: Task | None, limit: int = LISTED_AT_MOST) -> list[tuple[dict[str, Any], PipelineSpec]]:
     """Every pipeline of the space (floats on a 5-point grid), depth first, at most ``limit``."""
+    return [(params, space.spec_of(layers, task)) for params, layers in walk_space(space, task, limit)]
+
+
+def walk_space(space: Space, task: Task | None, limit: int) -> list[tuple[dict[str, Any], list[dict]]]:
+    """(params, decided layers) of the pipelines ``enumerate_space`` lists, without building specs."""
     out, stack = [], [{}]
     while stack and len(out) < limit:
         fixed = stack.pop()
         e = _Enumerator(fixed)
-        spec = space.build(e, task)
-        out.append((dict(e.params), spec))
+        layers = space.decide(e, task)
+        out.append((dict(e.params), layers))
         for i, (name, options) in enumerate(e.decisions):
             prefix = {**fixed, **{n: e.params[n] for n, _ in e.decisions[:i]}}
             stack.extend({**prefix, name: option} for option in options[1:])

@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import Field, model_validator
 
-from .candidates import enumerate_space
+from .candidates import LISTED_AT_MOST, walk_space
 from .errors import SpecError, format_path
 from .llm.models import ModelSpec
 from .registry import technique_class
@@ -120,7 +120,8 @@ class SearchSpace:
             raise SpecError(self.file, f"instructions.{DEFAULT_INSTRUCTION}", "is reserved for the style's own instruction")
         self.instructions, self.demo_seed = cfg.instructions, cfg.demo_seed
         self._check(self.entries, ("layers",))
-        self._listed: list[tuple[Task | None, list]] = []   # pipelines() per task
+        self._listed: list[tuple[Task | None, list]] = []        # pipelines() per task
+        self._walks: list[tuple[Task | None, int, list]] = []    # _walked() per task and limit
 
     # -- validation of the space file itself -------------------------------------------------
     def _check(self, entries: list, path: tuple) -> None:
@@ -274,12 +275,34 @@ class SearchSpace:
         for listed_for, rows in self._listed:
             if listed_for is task:
                 return rows
-        rows = enumerate_space(self, task)
+        rows = [(params, self.spec_of(layers, task)) for params, layers in self._walked(task, LISTED_AT_MOST)]
         self._listed.append((task, rows))
         return rows
 
+    def count(self, task: Task | None = None, at_most: int = LISTED_AT_MOST) -> int:
+        """How many pipelines the space holds, counted up to ``at_most`` without building them (building
+        and validating is most of a listing: 4 s for the first 20,000 of a space too large to list)."""
+        return len(self._walked(task, at_most))
+
+    def _walked(self, task: Task | None, at_most: int) -> list[tuple[dict[str, Any], list[dict]]]:
+        """(params, layers) of the first ``at_most`` pipelines, walked once per task: a walk that
+        stopped short of its limit is the whole space, and serves any later limit."""
+        for walked_for, limit, rows in self._walks:
+            if walked_for is task and (at_most <= limit or len(rows) < limit):
+                return rows[:at_most]
+        rows = walk_space(self, task, at_most)
+        self._walks.append((task, at_most, rows))
+        return rows
+
+    def decide(self, s: Suggester, task: Task | None = None) -> list[dict]:
+        """The layers of one pipeline, every decision taken through ``s``; not yet a spec."""
+        return _early_stops_with_partners(_greedy_once(self._layers(s, self.entries, "", task)))
+
     def build(self, s: Suggester, task: Task | None = None) -> PipelineSpec:
-        layers = _early_stops_with_partners(_greedy_once(self._layers(s, self.entries, "", task)))
+        return self.spec_of(self.decide(s, task), task)
+
+    def spec_of(self, layers: list[dict], task: Task | None = None) -> PipelineSpec:
+        """The validated spec of decided ``layers``, named by its content."""
         used = {p["params"].get("model") for p in layers} - {None}
         models = {k: v for k, v in self.models.items() if k in used} or dict(list(self.models.items())[:1])
         signature = {"template": "{question}", "extractor": {"kind": "text"}}

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from archsearch.candidates import enumerate_space
 from archsearch.llm import Budget, CallCache, LLMClient
 from archsearch.objectives import load_objective
 from archsearch.optimize.conclude import conclude
@@ -258,26 +259,31 @@ def test_a_users_own_layer_order_gets_a_posterior_for_every_front_row(fault_serv
     assert any(v["verifier"] == "openai/a" for v in report["verifiers"])
 
 
-def test_a_space_too_large_to_list_is_tried_once(fixtures, monkeypatch):
-    """The surrogate sampler lists a space once; one with more pipelines than it lists is drawn from,
-    and never listed again (listing cost seconds on every trial)."""
+def test_a_space_too_large_to_list_is_counted_once_and_never_built(fixtures, monkeypatch):
+    """The surrogate sampler walks a space's decisions once; one with more pipelines than it lists is
+    counted without building a single spec (building the first 20,000 of a large space was 4 s of its
+    first proposal), then drawn from and never walked again. A listable space is walked once for the
+    count and the listing, and its baseline lists nothing again."""
     from archsearch import space as space_module
     from archsearch.optimize import sampler
 
-    listings = []
-    enumerate_space = space_module.enumerate_space
-    monkeypatch.setattr(space_module, "enumerate_space", lambda *a, **k: listings.append(1) or enumerate_space(*a, **k))
     toy = fixtures / "toy"
     task = Task(toy / "task.yaml")
+    size = len(enumerate_space(SearchSpace(toy / "space.yaml"), task))
+    walks, built = [], []
+    walk, spec_of = space_module.walk_space, SearchSpace.spec_of
+    monkeypatch.setattr(space_module, "walk_space", lambda *a, **k: walks.append(a[2]) or walk(*a, **k))
+    monkeypatch.setattr(SearchSpace, "spec_of", lambda self, *a, **k: built.append(1) or spec_of(self, *a, **k))
     big = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), task, [],
                                    load_objective(toy / "objective.yaml"), None, {}, enumerate_limit=1)
-    assert big.listed() is None and big.listed() is None and len(listings) == 1
+    assert big.listed() is None and big.listed() is None and walks == [2] and built == []
     small = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), task, [],
                                      load_objective(toy / "objective.yaml"), None, {})
-    assert len(small.listed()) > 1 and small.listed() is small.listed() and len(listings) == 2
-    # the search's baseline (asked twice) lists nothing again; another task is listed anew
-    assert small.space.baseline(task) == small.space.baseline(task) and len(listings) == 2
-    assert len(small.space.pipelines(Task(toy / "task.yaml"))) == len(small.listed()) and len(listings) == 3
+    n = len(small.listed())
+    assert n == size > 1 and small.listed() is small.listed() and walks == [2, 5001] and len(built) == n
+    assert small.space.count(task) == n and small.space.baseline(task) == small.space.baseline(task)
+    assert len(walks) == 2 and len(built) == n
+    assert len(small.space.pipelines(Task(toy / "task.yaml"))) == n and len(walks) == 3   # another task: anew
 
 
 def test_a_pipeline_the_cache_holds_is_simulated_once(fixtures):

@@ -76,9 +76,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def listed(self) -> list[Candidate] | None:
         """Every pipeline of the space, or None when it has too many to list."""
         if self._listed is None and not self._unlistable:
-            rows = self.space.pipelines(self.task)
-            if len(rows) <= self.enumerate_limit:
-                self._listed = [self._candidate(params, spec) for params, spec in rows]
+            if self.space.count(self.task, at_most=self.enumerate_limit + 1) <= self.enumerate_limit:
+                self._listed = [self._candidate(params, spec) for params, spec in self.space.pipelines(self.task)]
             else:
                 self._unlistable = True
         return self._listed
