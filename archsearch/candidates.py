@@ -15,8 +15,8 @@ LISTED_AT_MOST = 20_000   # a listing stops here: a space this large is searched
 
 
 class Space(Protocol):
-    """What walking a space needs of it (``space.SearchSpace`` is one; it lists its own pipelines
-    through ``enumerate_space``, so this file cannot import it)."""
+    """What walking a space needs of it: its decisions, then a spec of what was decided
+    (``space.SearchSpace`` is one; it walks itself through ``walk_space``, so this file cannot import it)."""
     entries: list
 
     def decide(self, s: Any, task: Task | None = None) -> list[dict]: ...
