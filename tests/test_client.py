@@ -114,6 +114,20 @@ def test_cache_persists_across_clients(tmp_path):
     assert CallCache(url).keys() == {first.key}   # what the surrogate's observer reads in one query
 
 
+def test_a_paid_answer_the_cache_cannot_write_still_counts_against_the_budget(tmp_path):
+    """The provider answered, then writing the answer to the cache failed: the call was paid, so the
+    budget counts it (and the error is raised, not swallowed)."""
+    class Full(CallCache):
+        def put(self, *args, **kwargs):
+            raise OSError("disk full")
+
+    budget = Budget(usd=100.0)
+    client = LLMClient(Flaky(0), Full(f"sqlite:///{tmp_path / 'c.sqlite'}"), budget=budget)
+    with pytest.raises(OSError, match="disk full"):
+        run(client.complete(PRICED, MSG, max_tokens=4))
+    assert budget.spent_usd == pytest.approx(3 * 0.1 + 2 * 0.2) and budget.reserved_usd == pytest.approx(0.0)
+
+
 def test_budget_is_never_exceeded_under_concurrency():
     # worst case per call: (5 bytes + 104 template tokens) * $0.1 + 4 tokens-out * $0.2 = $11.7
     budget = Budget(usd=25.0)

@@ -181,12 +181,14 @@ class LLMClient:
                 secrets = {str(resolved[k]): str(ref) for k, ref in model.params.items()
                            if is_secret_param(k) and resolved[k] != ref}
                 sent = {**resolved, "temperature": params["temperature"], "max_tokens": params["max_tokens"]}
-                record = partial(self._record, key, model, {"messages": messages, "params": params, "sample": sample_index})
+                answered: list = []   # the provider's answer once it arrived: paid, whatever fails after it
+                record = partial(self._record, key, model, {"messages": messages, "params": params, "sample": sample_index},
+                                 answered)
                 completion, latency, slow = await self._with_retries(model, messages, sent, sample_index, secrets,
                                                                      worst, record)
             except BaseException:
                 if self.budget is not None:
-                    self.budget.settle(held, 0.0)
+                    self.budget.settle(held, cost_usd(model, answered[0]) if answered else 0.0)
                 raise
             usd = cost_usd(model, completion)
             if self.budget is not None:
@@ -201,9 +203,12 @@ class LLMClient:
         self.stats.seconds += latency
         return result
 
-    def _record(self, key: str, model: ModelSpec, request: dict[str, Any], completion, latency: float) -> None:
+    def _record(self, key: str, model: ModelSpec, request: dict[str, Any], answered: list, completion,
+                latency: float) -> None:
         """Write an answer to the cache in the same event-loop step it arrived in: a process killed
-        after a provider answered loses only that one write, never answers queued behind other work."""
+        after a provider answered loses only that one write, never answers queued behind other work.
+        ``answered`` keeps it first, so that a write that fails still counts the call as paid."""
+        answered.append(completion)
         if self.cache is not None:
             self.cache.put(key, model.id, request,
                            {"text": completion.text, "tokens_in": completion.tokens_in,
