@@ -269,9 +269,10 @@ class SearchSpace:
         return rows[min(range(len(rows)), key=lambda i: (calls_per_question(rows[i][1]), len(rows[i][1].layers), i))]
 
     def pipelines(self, task: Task | None = None) -> list[tuple[dict[str, Any], PipelineSpec]]:
-        """Every pipeline of the space (``enumerate_space``; treat the list as read-only), listed once
-        per task: a search asks for it four times (its baseline twice, the sampler, the report), and
-        listing the HumanEval space's 4,032 took about a second each time."""
+        """Every pipeline of the space, as ``enumerate_space`` lists them (treat the list as read-only),
+        built once per task from the task's one walk of the space: a search asks for it four times (its
+        baseline twice, the sampler, the report), and listing the HumanEval space's 4,032 took about a
+        second each time."""
         for listed_for, rows in self._listed:
             if listed_for is task:
                 return rows
