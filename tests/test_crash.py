@@ -69,9 +69,13 @@ def test_kill_minus_nine_then_resume(tmp_path):
     paid = Counter((tmp_path / "paid.log").read_text().split())
     cached = len(CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}"))
     repeated = sum(c - 1 for c in paid.values())
-    print(f"kill -9 x4: completed trials kept {len(seen)}, paid calls {sum(paid.values())}, repeated {repeated}")
-    assert repeated <= 4  # at most the answer being written at each kill (before: every answer in flight, up to 8)
-    assert cached == len(paid)
+    never_cached = len(paid) - cached   # lost at a kill, and the resumed search (new proposals) never asked again
+    print(f"kill -9 x4: completed trials kept {len(seen)}, paid calls {sum(paid.values())}, repeated {repeated}, "
+          f"paid but never cached {never_cached}")
+    assert never_cached >= 0, "the cache holds answers nobody paid for"
+    # Each kill loses at most the answer being written when it came (before: every answer in flight, up to 8).
+    # A lost answer is either paid again or, when the resumed search proposes other pipelines, never asked for.
+    assert repeated + never_cached <= 4
 
 
 def test_kill_minus_nine_during_hedged_calls_then_resume(tmp_path):
