@@ -25,6 +25,7 @@ class QuestionOutcome:
     cache_hits: int
     error: str | None = None
     tokens: int = 0     # in + out, over every call the answer took
+    non_call: tuple[tuple[str, float], ...] = ()   # (kind, seconds) of each layer that paid no call
 
 
 @dataclass
@@ -62,6 +63,14 @@ class EvalReport:
                         latency_p50_s=percentile(secs, 50), latency_p95_s=percentile(secs, 95),
                         calls_per_question=self._per_question("calls") + self._per_question("cache_hits"))
 
+    def non_call_times(self) -> dict[str, list[float]]:
+        """Seconds of the layers that paid no call, by layer kind: the surrogate's non-call time."""
+        out: dict[str, list[float]] = {}
+        for o in self.scored:
+            for kind, seconds in o.non_call:
+                out.setdefault(kind, []).append(seconds)
+        return out
+
     def summary(self) -> dict[str, Any]:
         m = self.measured()
         return {**m.model_dump(), "failed_questions": len(self.failures),
@@ -79,7 +88,8 @@ async def score_record(pipeline: Pipeline, task: Task, record: Record) -> Questi
     t = result.trace
     tokens = sum(layer.tokens_in + layer.tokens_out for layer in t.layers)
     return QuestionOutcome(record.id, result.answer, bool(correct), t.cost_usd, t.latency_s, t.calls, t.cache_hits,
-                           tokens=tokens)
+                           tokens=tokens, non_call=tuple((layer.kind, layer.non_call_s) for layer in t.layers
+                                                         if layer.non_call_s is not None))
 
 
 async def trace_record(pipeline: Pipeline, task: Task, record: Record) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 samplers compared by the calls they pay before finding a pipeline within 1 point of the best.
 
     python benchmarks/search_benchmark.py calibration [--seeds 20] [--evaluated 8] [--space S] [--experiment E]
-                                                      [--fit-on any|no-written]
+                                                      [--fit-on any|no-written] [--no-non-call]
     python benchmarks/search_benchmark.py samplers [--seeds 10] [--max-trials 60] [--space S] [--experiment E]
     python benchmarks/search_benchmark.py families [--space S] [--experiment E] [--split test]
 
@@ -42,6 +42,7 @@ from tabular import RESULTS, FilteredCache, build_table  # noqa: E402
 
 from archsearch.bayes.evidence import Evidence  # noqa: E402
 from archsearch.bayes.fit import Surrogate  # noqa: E402
+from archsearch.bayes.non_call import NonCallTimes  # noqa: E402
 from archsearch.bayes.plan import plan_of, written_tests  # noqa: E402
 from archsearch.candidates import enumerate_space  # noqa: E402
 from archsearch.objectives import MetricGoal, Objective  # noqa: E402
@@ -76,9 +77,11 @@ def calibrated_reference(draws: np.ndarray, rng: np.random.Generator, replicates
     return hits
 
 
-def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: int, fit_on: str = "any") -> dict:
+def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: int, fit_on: str = "any",
+                non_call: bool = True) -> dict:
     """``fit_on``: "any" pipeline of the space, or only those without model-written tests
-    ("no-written": every writer call is then unbought, and the written tests known from the prior)."""
+    ("no-written": every writer call is then unbought, and the written tests known from the prior).
+    ``non_call``: learn the non-call time per step from the evaluated pipelines (False: calls only)."""
     tally: dict[str, list] = {}
 
     def add(name, result):
@@ -94,6 +97,8 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
         evidence = Evidence(task, records, FilteredCache(cache, bought), memo, plans, Surrogate(seed=seed))
         if evidence.refresh() is None:
             continue
+        if non_call:   # as a search learns them: from the evaluations of the pipelines it ran
+            evidence.non_call = NonCallTimes.of(rows[i].non_call or {} for i in sorted(chosen))
         fits.append(evidence.posterior.seconds)
         held = [i for i in range(len(rows)) if i not in chosen]
         sim = evidence.on_search([plans[i] for i in held], rng)
@@ -121,7 +126,8 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
                        ("pit_hit", "interval_hit", "relative", "error"))}
         print(f"seed {seed}: {unknown.sum()} of {len(held)} held-out pipelines need unbought calls; so far {summary}",
               flush=True)
-    out = {"seeds": seeds, "evaluated": evaluated, "fit_on": fit_on, "fit_seconds_median": float(np.median(fits))}
+    out = {"seeds": seeds, "evaluated": evaluated, "fit_on": fit_on, "non_call": non_call,
+           "fit_seconds_median": float(np.median(fits))}
     for k, v in tally.items():
         values = np.concatenate(v)
         out[k.replace(":", "_")] = float(np.median(values) if k.endswith(("error", "relative", "relative_median")) else np.mean(values))
@@ -206,6 +212,8 @@ def main() -> None:
     p.add_argument("--fit-on", choices=["any", "no-written"], default="any",
                    help="calibration: draw the fitted pipelines from any, or from those without model-written tests")
     p.add_argument("--split", default="search", help="the task split whose recorded pool is replayed")
+    p.add_argument("--no-non-call", action="store_true",
+                   help="calibration: predict latency from the calls alone (no non-call time per step)")
     args = p.parse_args()
     start = time.perf_counter()
     experiment, space_path = Path(args.experiment), Path(args.space)
@@ -224,8 +232,9 @@ def main() -> None:
         if len(covered) < len(plans):
             print(f"{len(plans) - len(covered)} pipelines the surrogate does not cover are left out", flush=True)
         result = calibration([complete[i] for i in covered], [plans[i] for i in covered], task, records, cache, memo,
-                             args.seeds, args.evaluated, args.fit_on)
+                             args.seeds, args.evaluated, args.fit_on, non_call=not args.no_non_call)
         tag += "" if args.fit_on == "any" else f"-fit-on-{args.fit_on}"
+        tag += "-no-non-call" if args.no_non_call else ""
     elif args.what == "families":
         result = {"families": families(complete, specs)}
     else:

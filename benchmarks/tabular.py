@@ -1,6 +1,7 @@
 """Score every pipeline of a space on the search split from the recorded pool, without new calls.
-Latency is measured on a second pass, when every program's sandbox run is memoised, so it is the
-calls' replayed latency (the surrogate does not model the sandbox's tens of milliseconds).
+Latency is measured on a second pass, when every program's sandbox run is memoised: the calls'
+replayed latency plus the runtime's own time in layers that paid no call (kept per row, by layer
+kind: what the surrogate's non-call time is learnt from).
 
 Shared by the sampler benchmark and the surrogate calibration: each row holds a pipeline's measured
 accuracy, calls, tokens and latency per question, and the call keys it consumed (every cache hit
@@ -80,6 +81,7 @@ class Row:
     latency_p50_s: float
     keys: frozenset[str]
     complete: bool
+    non_call: dict[str, list[float]] | None = None   # seconds of the layers that paid no call, by kind
 
 
 def build_table(experiment: Path, space_path: Path, split: str = "search") -> tuple[list[Row], Task, list, CallCache, dict]:
@@ -96,6 +98,8 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
         rows = [Row(**{**r, "keys": frozenset(r["keys"])}) for r in saved["rows"]]
         if {r.fingerprint for r in rows} != {spec_fingerprint(s) for _, s in pipelines}:
             print(f"{out.name} was built for another version of the space: rebuilding")
+        elif any(r.non_call is None for r in rows):
+            print(f"{out.name} was built before non-call times were kept: rebuilding")
         elif saved["cache_calls"] in (None, calls) or all(r.complete for r in rows):
             return rows, task, records, cache, memo
         else:   # the pool grew while being recorded: score again what it could not complete
@@ -124,7 +128,8 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
         tokens = sum(o.tokens for o in report.scored) / max(1, len(report.scored))
         rows.append(Row(params, fingerprint, m.accuracy, m.calls_per_question, tokens,
                         percentile([o.seconds for o in report.scored], 50), frozenset(recording.hits),
-                        complete=not report.failures))
+                        complete=not report.failures,
+                        non_call={k: [round(x, 5) for x in xs] for k, xs in report.non_call_times().items()}))
         by_fingerprint[fingerprint] = rows[-1]
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"cache_calls": calls, "rows": [{**asdict(r), "keys": sorted(r.keys)} for r in rows]}))

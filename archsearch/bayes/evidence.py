@@ -17,6 +17,7 @@ from .fit import Surrogate
 from .interpret import Simulated, simulate
 from .known import generator_structure, judge_models, observations
 from .model import Posterior, Shapes
+from .non_call import NonCallTimes
 from .objects import ObjectArrays, Objects, object_arrays
 from .observe import Observer
 from .plan import Plan, written_tests
@@ -59,6 +60,7 @@ class Evidence:
         self._read_from: tuple | None = None   # what the last read saw: (calls in the cache, the plans)
         self._obs = None
         self._structure = None
+        self.non_call = NonCallTimes()   # measured by the runtime; the search sets it from its trials
 
     @property
     def visible(self) -> int:
@@ -146,7 +148,7 @@ class Evidence:
     def on_search(self, plans: list[Plan], rng: np.random.Generator, draws: np.ndarray | None = None) -> Simulated:
         """What each plan scores and spends on the search questions, replaying the known calls."""
         self._cover(plans)
-        return simulate(self.posterior, plans, self.ctx, self.costs, rng, draws)
+        return simulate(self.posterior, plans, self.ctx, self.costs, rng, draws, non_call=self.non_call)
 
     def on_new(self, plans: list[Plan], questions: int, rng: np.random.Generator,
                draws: np.ndarray | None = None, workers: int | None = None) -> Simulated:
@@ -160,7 +162,7 @@ class Evidence:
                                     cell_n=unseen, cell_y=unseen)
         testable = rng.random(questions) < self.arrays.testable.mean()
         ctx = dataclasses.replace(self.ctx, arrays=ObjectArrays.fresh(self.arrays, questions, testable), objects=None)
-        return simulate(fresh, plans, ctx, self.costs.fresh(), rng, draws, workers=workers)
+        return simulate(fresh, plans, ctx, self.costs.fresh(), rng, draws, workers=workers, non_call=self.non_call)
 
     def _cover(self, plans: list[Plan]) -> None:
         """Plans the evidence was not built for must use only its generators and judges."""

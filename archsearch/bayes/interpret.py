@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .non_call import NonCallTimes, stream_beside
 from .plan import Plan
 from .steps import step_class
 from .steps.generate import GenerateStep
@@ -75,11 +76,17 @@ class Group:
         gens = [s.gen if isinstance(s, SequentialStep) else s for step in self.steps for s in step]
         return max([g.last_index for g in gens if isinstance(g, GenerateStep)], default=1)
 
-    def run(self, draws: Draws, Q: int) -> dict[str, np.ndarray]:
+    def run(self, draws: Draws, Q: int, non_call: NonCallTimes | None = None,
+            non_call_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         s = State.empty(len(draws.d), len(self.members), Q, max(self.slots, 1))
         latency = np.zeros(s.calls.shape)
+        run = non_call_rng.random(s.calls.shape[:2] + (1,)) if non_call else None   # one evaluation per pipeline
         for step in self.steps:
-            latency += np.max([part.apply(s, draws) for part in step], axis=0)
+            calls = np.max([part.apply(s, draws) for part in step], axis=0)
+            if non_call:
+                kinds = [k for part in step for k in part.layer_kinds()]
+                calls = np.maximum(calls, non_call.draw(kinds, run, Q, non_call_rng))
+            latency += calls
         first = s.first(s.alive)
         correct = (first & s.correct).any(axis=-1)
         return {"correct": correct.astype(float), "calls": s.calls, "tokens": s.tokens, "usd": s.usd,
@@ -87,11 +94,13 @@ class Group:
 
 
 def simulate(posterior, plans: list[Plan], ctx: Context, cost_model, rng: np.random.Generator,
-             draws: np.ndarray | None = None, budget: int = 2_000_000, workers: int | None = None) -> Simulated:
+             draws: np.ndarray | None = None, budget: int = 2_000_000, workers: int | None = None,
+             non_call: NonCallTimes | None = None) -> Simulated:
     """``budget`` bounds the slots of one vectorised block (draws x pipelines x questions x slots).
     ``workers``: None runs the blocks one after another from ``rng``'s own stream; a number runs
     them in that many threads (numpy releases the GIL inside its array work), each block from its
-    own stream spawned from ``rng`` -- the same figures for any number of workers."""
+    own stream spawned from ``rng`` -- the same figures for any number of workers. ``non_call``:
+    the measured non-call times per step (``non_call.py``), drawn from streams of their own."""
     d_all = np.arange(posterior.draws) if draws is None else np.asarray(draws)
     parallel = workers is not None
     costs = cost_model.draw(rng, posterior.draws, keyed=parallel)
@@ -104,6 +113,7 @@ def simulate(posterior, plans: list[Plan], ctx: Context, cost_model, rng: np.ran
     block = max(1, min(D, budget // max(1, widest * Q)))
     starts = list(range(0, D, block))
     streams = rng.spawn(len(starts)) if parallel else [rng] * len(starts)
+    beside = [stream_beside(r, k) for k, r in enumerate(streams)] if non_call else [None] * len(starts)
 
     def run(blocks: list[int], groups: list[Group]) -> np.ndarray:
         """Fill ``per_q`` for these blocks; what every question's calls were known for, [P, Q]."""
@@ -113,7 +123,7 @@ def simulate(posterior, plans: list[Plan], ctx: Context, cost_model, rng: np.ran
             rows = slice(starts[k], starts[k] + len(d))
             common = Draws.draw(posterior, ctx.arrays, costs, streams[k], d, samples)
             for group in groups:
-                out = group.run(common, Q)
+                out = group.run(common, Q, non_call, beside[k])
                 for key in per_q:
                     per_q[key][rows, group.members] = out[key]
                 known[group.members] &= out["exact"].all(axis=0)

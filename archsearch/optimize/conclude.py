@@ -67,6 +67,7 @@ def evidence(search: Search, fit: str = "auto"):
     """(the evidence, the layer kinds it cannot model): the sampler's, or a fresh fit over the space.
     ``fit``: "auto" (NUTS while the data are small, else SVI), "nuts" or "svi"."""
     from ..bayes.evidence import Evidence
+    from ..bayes.non_call import NonCallTimes
     from ..bayes.plan import plan_of, uncovered
 
     specs = [spec for _, spec in search.settings.space.pipelines(search.settings.task)]
@@ -77,6 +78,7 @@ def evidence(search: Search, fit: str = "auto"):
         if not plans or search.client.cache is None:
             return None, missing
         fitted = Evidence(search.settings.task, search.records, search.client.cache, search.sandbox_memo, plans)
+    fitted.non_call = NonCallTimes.of(r.non_call for r in search.trial_records())
     return (fitted if fitted.refresh(method=fit) is not None else None), missing
 
 

@@ -17,6 +17,7 @@ FAILED_QUESTIONS = "failed_questions"
 RETRIED_QUESTIONS = "retried_questions"
 FAILURE = "failure"                  # why the trial failed
 DUPLICATE_OF = "duplicate_of"        # the trial whose result it reused
+NON_CALL = "non_call_s"              # {layer kind: seconds} of the layers that paid no call (the surrogate's)
 HOST, PID = "host", "pid"            # who runs it (to fail the orphans of a killed worker)
 THRESHOLDOUT = "thresholdout"        # a study attribute: the reusable holdout's state
 COPIED = (RUNGS, SEARCH, UNSCORED, FAILED_QUESTIONS)   # what a duplicate takes over from the trial it repeats
@@ -37,6 +38,7 @@ class TrialRecord:
     failure: str | None = None
     host: str | None = None
     pid: int | None = None
+    non_call: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, trial) -> TrialRecord:
@@ -47,7 +49,8 @@ class TrialRecord:
                    else None, attrs.get(FINGERPRINT), attrs.get(SPEC), measured(attrs.get(SEARCH)),
                    {int(k): Measured.model_validate(v) for k, v in (attrs.get(RUNGS) or {}).items()},
                    int(attrs.get(UNSCORED, 0)), list(attrs.get(FAILED_QUESTIONS, [])),
-                   list(attrs.get(RETRIED_QUESTIONS, [])), attrs.get(FAILURE), attrs.get(HOST), attrs.get(PID))
+                   list(attrs.get(RETRIED_QUESTIONS, [])), attrs.get(FAILURE), attrs.get(HOST), attrs.get(PID),
+                   dict(attrs.get(NON_CALL, {})))
 
     @property
     def last_rung(self) -> Measured | None:
@@ -83,6 +86,11 @@ def write_rungs(trial, rungs: dict[int, Measured]) -> None:
 def write_result(trial, search: Measured, unscored: int) -> None:
     trial.set_user_attr(SEARCH, search.model_dump())
     trial.set_user_attr(UNSCORED, unscored)
+
+
+def write_non_call(trial, times: dict[str, list[float]], per_kind: int = 256) -> None:
+    """Each kind's first ``per_kind`` times, to ten microseconds (a user attribute stays small)."""
+    trial.set_user_attr(NON_CALL, {kind: [round(x, 5) for x in xs[:per_kind]] for kind, xs in times.items()})
 
 
 def write_failure(trial, reason: str) -> None:

@@ -201,6 +201,7 @@ class Search:
 
     def _score(self, trial: optuna.Trial, spec: PipelineSpec) -> TrialOutcome:
         report, pruned = self._evaluate_in_rungs(trial, spec)
+        records.write_non_call(trial, report.non_call_times())
         if pruned:
             self._record_failures(trial, report)
             self._set_constraints(trial, report.measured() if report.scored else None, len(report.failures))

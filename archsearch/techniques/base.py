@@ -78,6 +78,12 @@ class LayerTrace:
     def count(self, name: str, k: int = 1) -> None:
         self.notes[name] = self.notes.get(name, 0) + k
 
+    @property
+    def non_call_s(self) -> float | None:
+        """The layer's wall time when it paid no call: then all of it went on things other than calls
+        (cache reads, votes, the sandbox), which replay measures. None when a call was paid."""
+        return self.seconds if self.calls == 0 else None
+
     def as_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         if not out["notes"]:

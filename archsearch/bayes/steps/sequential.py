@@ -32,6 +32,9 @@ class SequentialStep(Step):
     def adds(self) -> int:
         return self.gen.adds
 
+    def layer_kinds(self) -> tuple[str, ...]:
+        return tuple(k for part in (self.gen, self.filt, self.vote) if part is not None for k in part.layer_kinds())
+
     def apply(self, s: State, draws: Draws) -> np.ndarray:
         gen = self.gen
         window = slice(gen.offset, gen.offset + gen.adds)

@@ -217,6 +217,10 @@ class Step:
     def apply(self, s: State, draws: Draws) -> np.ndarray:
         raise NotImplementedError
 
+    def layer_kinds(self) -> tuple[str, ...]:
+        """The kinds of the runtime layers this step stands for (their non-call time)."""
+        return (self.layers[0].kind,)
+
     def models(self) -> dict[str, tuple[object, np.ndarray]]:
         """Each distinct model of this layer's pipelines, with which pipelines call it [P]."""
         if "_models" not in self.__dict__:
