@@ -29,7 +29,6 @@ from ..bayes.evidence import Evidence
 from ..bayes.fit import Surrogate
 from ..bayes.hypervolume import mean_gains
 from ..bayes.interpret import Simulated
-from ..bayes.non_call import NonCallTimes
 from ..bayes.plan import Plan, plan_of
 from ..candidates import Drawer, has_floats, neighbours
 from ..llm.cache import CallCache
@@ -37,7 +36,6 @@ from ..objectives import Objective
 from ..space import SearchSpace, spec_fingerprint
 from ..tasks.task import Record, Task
 from ..techniques.base import model_identity
-from .records import NON_CALL
 from .tpe import RungAwareTPE
 
 CONSTRAINED = {"usd_per_question", "latency_p50_s", "latency_p95_s", "calls_per_question", "accuracy"}
@@ -184,8 +182,6 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         open_ = [c for c in covered if c.fingerprint not in taken]
         if not done or not open_ or self.fit([c.plan for c in covered]) is None:
             return None
-        self.evidence.non_call = NonCallTimes.of(
-            t.user_attrs.get(NON_CALL, {}) for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
         rng = np.random.default_rng([self.seed, number])
         observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(
             -1, len(self.objective.metrics))
@@ -227,7 +223,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         """Each candidate under posterior draw ``draw``, ``replicates`` times. A pipeline whose every
         call the cache holds replays one outcome in every replicate and under every draw (the cache
         only grows), so it is simulated once per sampler and repeated (in a search over a recorded
-        pool that is nearly all of them); its latency keeps the non-call times of that one draw."""
+        pool that is nearly all of them). Its latency is its calls' alone: the sampler leaves out the
+        non-call time per step (``bayes/non_call.py``), which the report's predictions include."""
         plans = [c.plan for c in candidates]
         fields = [f.name for f in dataclasses.fields(Simulated) if f.name != "determined"]
         rows = [self._replayed.get(c.fingerprint) for c in candidates]
