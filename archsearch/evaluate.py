@@ -25,7 +25,7 @@ class QuestionOutcome:
     cache_hits: int
     error: str | None = None
     tokens: int = 0     # in + out, over every call the answer took
-    non_call: tuple[tuple[str, float], ...] = ()   # (kind, seconds) of each layer that paid no call
+    non_call: tuple[tuple[str, float], ...] = ()   # (place, seconds) of each layer that paid no call
 
 
 @dataclass
@@ -64,11 +64,12 @@ class EvalReport:
                         calls_per_question=self._per_question("calls") + self._per_question("cache_hits"))
 
     def non_call_times(self) -> dict[str, list[float]]:
-        """Seconds of the layers that paid no call, by layer kind: the surrogate's non-call time."""
+        """Seconds of the layers that paid no call, by layer place (``spec.layer_places``): the
+        surrogate's non-call time."""
         out: dict[str, list[float]] = {}
         for o in self.scored:
-            for kind, seconds in o.non_call:
-                out.setdefault(kind, []).append(seconds)
+            for place, seconds in o.non_call:
+                out.setdefault(place, []).append(seconds)
         return out
 
     def summary(self) -> dict[str, Any]:
@@ -87,8 +88,9 @@ async def score_record(pipeline: Pipeline, task: Task, record: Record) -> Questi
         return QuestionOutcome(record.id, None, False, 0.0, 0.0, 0, 0, error=str(exc))
     t = result.trace
     tokens = sum(layer.tokens_in + layer.tokens_out for layer in t.layers)
+    places = pipeline.layer_places
     return QuestionOutcome(record.id, result.answer, bool(correct), t.cost_usd, t.latency_s, t.calls, t.cache_hits,
-                           tokens=tokens, non_call=tuple((layer.kind, layer.non_call_s) for layer in t.layers
+                           tokens=tokens, non_call=tuple((places[layer.index], layer.non_call_s) for layer in t.layers
                                                          if layer.non_call_s is not None))
 
 

@@ -19,7 +19,7 @@ from .llm.cache import CallCache
 from .llm.client import LLMClient
 from .registry import technique_class
 from .sequential import until_accepted, until_settled, until_settled_among_accepted
-from .spec import PipelineSpec, early_stop_partners, load_spec
+from .spec import PipelineSpec, early_stop_partners, layer_places, load_spec
 from .tasks.task import Question, render
 from .techniques.base import Candidate, LayerContext, LayerTrace, Technique
 
@@ -105,6 +105,14 @@ class Pipeline:
         self._fields = [f for _, f, _, _ in string.Formatter().parse(spec.task.template) if f]
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self._steps = self.steps()
+        self._places: list[str] | None = None
+
+    @property
+    def layer_places(self) -> list[str]:
+        """Each layer's ``kind:digest`` (``spec.layer_places``), what its non-call time is kept under."""
+        if self._places is None:
+            self._places = layer_places(self.spec)
+        return self._places
 
     @property
     def fields(self) -> list[str]:

@@ -7,6 +7,8 @@ validates all of it; ``dump_spec(load_spec(x))`` is deterministic and round-trip
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,20 @@ def early_stop_partners(stop: str, kinds_after: list[str]) -> int:
     the accepted candidates). 0 when the layers that follow cannot decide."""
     fits = [len(p) for p in EARLY_STOP_PARTNERS.get(stop, ()) if tuple(kinds_after[:len(p)]) == p]
     return max(fits, default=0)
+
+
+def layer_places(spec: PipelineSpec) -> list[str]:
+    """Each layer's place, ``kind:digest``: its kind and a digest of it with every layer before it
+    (their params and the models they name). How long a layer takes beyond its calls depends on
+    what reaches it (how many candidates, whose programs the sandbox runs), so the surrogate learns
+    a layer's non-call time per place, falling back on its kind."""
+    places, prefix = [], []
+    for layer in spec.layers:
+        prefix.append(layer.model_dump(mode="json"))
+        named = {layer["params"].get("model") for layer in prefix} & set(spec.models)
+        body = {"layers": prefix, "models": {name: spec.models[name].model_dump(mode="json") for name in sorted(named)}}
+        places.append(f"{layer.kind}:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12])
+    return places
 
 
 def _check_early_stops(layers: list[LayerSpec], file: str) -> None:

@@ -81,7 +81,7 @@ class Row:
     latency_p50_s: float
     keys: frozenset[str]
     complete: bool
-    non_call: dict[str, list[float]] | None = None   # seconds of the layers that paid no call, by kind
+    non_call: dict[str, list[float]] | None = None   # seconds of the layers that paid no call, by layer place
 
 
 def build_table(experiment: Path, space_path: Path, split: str = "search") -> tuple[list[Row], Task, list, CallCache, dict]:
@@ -98,8 +98,8 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
         rows = [Row(**{**r, "keys": frozenset(r["keys"])}) for r in saved["rows"]]
         if {r.fingerprint for r in rows} != {spec_fingerprint(s) for _, s in pipelines}:
             print(f"{out.name} was built for another version of the space: rebuilding")
-        elif any(r.non_call is None for r in rows):
-            print(f"{out.name} was built before non-call times were kept: rebuilding")
+        elif any(r.non_call is None or any(":" not in key for key in r.non_call) for r in rows):
+            print(f"{out.name} was built before non-call times were kept by layer place: rebuilding")
         elif saved["cache_calls"] in (None, calls) or all(r.complete for r in rows):
             return rows, task, records, cache, memo
         else:   # the pool grew while being recorded: score again what it could not complete

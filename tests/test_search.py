@@ -200,7 +200,8 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     from archsearch.optimize.conclude import evidence
 
     fitted, _ = evidence(search, fit="svi")
-    assert set(fitted.non_call.by_kind) == {kind for times in kept for kind in times}
+    assert set(fitted.non_call.by_place) == {place for times in kept for place in times}   # kept by layer place
+    assert set(fitted.non_call.by_kind) == {place.split(":")[0] for times in kept for place in times}
 
 
 @pytest.mark.slow   # two minutes; the default run covers --workers 2 through joblib (the default backend)

@@ -84,8 +84,8 @@ class Group:
         for step in self.steps:
             calls = np.max([part.apply(s, draws) for part in step], axis=0)
             if non_call:
-                kinds = [k for part in step for k in part.layer_kinds()]
-                calls = np.maximum(calls, non_call.draw(kinds, run, Q, non_call_rng))
+                places = [p for part in step for p in part.layer_places()]
+                calls = np.maximum(calls, non_call.draw(places, run, Q, non_call_rng))
             latency += calls
         first = s.first(s.alive)
         correct = (first & s.correct).any(axis=-1)

@@ -3,12 +3,14 @@ a program run in the sandbox, waiting for a sandbox slot or for the event loop).
 
 The runtime counts a step as the longer of its layers' wall time and its slowest call's recorded
 latency (``pipeline.Trace.latency_s``); in a layer that paid no call the whole wall time is non-call
-time, and that is what a search measures as it replays its pool. The model draws each simulated
-step's non-call time from the times measured for the layer kind -- one evaluation's, resampled
-question by question (a kind not measured yet takes every kind's) -- and the step's latency is the
-longer of it and the slowest call:
+time, and that is what a search measures as it replays its pool. Each evaluation keeps its layers'
+times by place (``spec.layer_places``: the layer's kind and the pipeline up to it, which decide how
+many candidates reach it and whose programs the sandbox runs). The model draws each simulated
+layer's non-call time from one evaluation's times at its place -- resampled question by question --
+or, at a place no evaluation reached, at its kind (or any kind's, for a kind never measured); the
+step's latency is the longer of it and the slowest call:
 
-    latency(step) = max(slowest call, t),   t ~ the times one evaluation measured for the step's kind
+    latency(step) = max(slowest call, t),   t ~ the times one evaluation measured at the layer's place
 
 Without it a pipeline the cache replays whole is predicted as a point (its calls' recorded
 latencies) that the measured figure misses by the runtime's milliseconds.
@@ -41,41 +43,58 @@ class Runs:
 
 @dataclass(frozen=True)
 class NonCallTimes:
-    """Per layer kind, the times each evaluation measured; ``anything`` pools every kind's."""
+    """The times each evaluation measured, per layer place and pooled per kind; ``anything`` pools
+    every kind's."""
 
+    by_place: dict[str, Runs] = field(default_factory=dict)
     by_kind: dict[str, Runs] = field(default_factory=dict)
     anything: Runs | None = None
 
     @classmethod
     def of(cls, measured: Iterable[dict[str, list[float]]]) -> NonCallTimes:
-        """From evaluations' ``{kind: [seconds]}``, oldest first."""
-        runs: dict[str, list[np.ndarray]] = {}
+        """From evaluations' ``{place: [seconds]}``, oldest first (a key without a digest is a kind:
+        a study recorded before places were kept)."""
+        places: dict[str, list[np.ndarray]] = {}
+        kinds: dict[str, list[np.ndarray]] = {}
         for times in measured:
-            for kind, xs in times.items():
+            merged: dict[str, list[np.ndarray]] = {}
+            for key, xs in times.items():
                 if len(xs):
-                    runs.setdefault(kind, []).append(np.asarray(xs, float))
-        if not runs:
+                    if ":" in key:
+                        places.setdefault(key, []).append(np.asarray(xs, float))
+                    merged.setdefault(key.split(":")[0], []).append(np.asarray(xs, float))
+            for kind, arrays in merged.items():   # one evaluation's times of a kind, wherever it was
+                kinds.setdefault(kind, []).append(np.concatenate(arrays))
+        if not kinds:
             return cls()
-        kept = {kind: arrays[-KEPT:] for kind, arrays in runs.items()}
-        return cls({kind: Runs.of(arrays) for kind, arrays in kept.items()},
+        kept = {kind: arrays[-KEPT:] for kind, arrays in kinds.items()}
+        return cls({place: Runs.of(arrays[-KEPT:]) for place, arrays in places.items()},
+                   {kind: Runs.of(arrays) for kind, arrays in kept.items()},
                    Runs.of([a for arrays in kept.values() for a in arrays]))
 
     def __bool__(self) -> bool:
         return bool(self.by_kind)
 
-    def draw(self, kinds: Iterable[str], run: np.ndarray, Q: int, rng: np.random.Generator) -> np.ndarray:
-        """[D, P, Q] the longest of one draw per kind (the layers of a step run together). ``run``
-        [D, P, 1], uniforms that pick one evaluation per pipeline and draw -- the same for every kind
-        and step of the pipeline: what slows one layer of a run (the machine's load, the event loop's
-        other questions) slows the others; its questions are resampled. A kind never measured takes
-        every kind's evaluations."""
+    def runs(self, place: str) -> Runs:
+        """The evaluations a layer's time is drawn from: its place's, else its kind's, else any."""
+        return self.by_place.get(place) or self.by_kind.get(place.split(":")[0]) or self.anything
+
+    def draw(self, layers: Iterable[list[str]], run: np.ndarray, Q: int, rng: np.random.Generator) -> np.ndarray:
+        """[D, P, Q] the longest of one draw per layer (the layers of a step run together), each
+        layer given as its place in each of the P pipelines. ``run`` [D, P, 1], uniforms that pick
+        one evaluation per pipeline and draw -- the same for every layer and step of the pipeline:
+        what slows one layer of a run (the machine's load, the event loop's other questions) slows
+        the others; its questions are resampled."""
         out = None
-        for kind in kinds:
-            runs = self.by_kind.get(kind, self.anything)
-            r = np.minimum((run * len(runs.sizes)).astype(int), len(runs.sizes) - 1)
-            size = runs.sizes[r]
-            pick = runs.starts[r] + np.minimum((rng.random(run.shape[:2] + (Q,)) * size).astype(int), size - 1)
-            t = runs.values[pick]
+        for places in layers:
+            u = rng.random(run.shape[:2] + (Q,))
+            t = np.empty(u.shape)
+            for place in dict.fromkeys(places):
+                cols = np.array([p == place for p in places])
+                runs = self.runs(place)
+                r = np.minimum((run[:, cols] * len(runs.sizes)).astype(int), len(runs.sizes) - 1)
+                size = runs.sizes[r]
+                t[:, cols] = runs.values[runs.starts[r] + np.minimum((u[:, cols] * size).astype(int), size - 1)]
             out = t if out is None else np.maximum(out, t)
         return out
 

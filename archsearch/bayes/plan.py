@@ -32,6 +32,7 @@ class Layer:
     model: ModelSpec | None        # the model it calls (None: it calls none)
     key: str                       # generate: the generator's identity; else kind + what keys its calls
     start: int = 0                 # generate: its first sample index (after earlier layers of the generator)
+    place: str = ""                # kind and digest of the pipeline up to it (``spec.layer_places``)
 
     @property
     def n(self) -> int:
@@ -84,17 +85,18 @@ def plan_of(spec: PipelineSpec) -> Plan | None:
     pipeline = Pipeline(spec, client=_NO_CLIENT)
     layers: list[Layer] = []
     drawn: dict[str, int] = {}
-    for technique in pipeline.techniques:
+    for technique, place in zip(pipeline.techniques, pipeline.layer_places):
         if step_class(technique.kind) is None or not step_class(technique.kind).covers(technique.params):
             return None
         name = getattr(technique.params, "model", None)
         model = spec.models[name] if name is not None else None
         if isinstance(technique, Generate):
             key = technique.identity(model)
-            layers.append(Layer("generate", technique.params, model, key, drawn.get(key, 0)))
+            layers.append(Layer("generate", technique.params, model, key, drawn.get(key, 0), place))
             drawn[key] = drawn.get(key, 0) + technique.params.n
         else:
-            layers.append(Layer(technique.kind, technique.params, model, judge_key(technique.kind, model, technique.params)))
+            layers.append(Layer(technique.kind, technique.params, model, judge_key(technique.kind, model, technique.params),
+                                place=place))
     return Plan(tuple(layers), tuple(tuple(s) for s in pipeline.steps()))
 
 

@@ -17,7 +17,7 @@ FAILED_QUESTIONS = "failed_questions"
 RETRIED_QUESTIONS = "retried_questions"
 FAILURE = "failure"                  # why the trial failed
 DUPLICATE_OF = "duplicate_of"        # the trial whose result it reused
-NON_CALL = "non_call_s"              # {layer kind: seconds} of the layers that paid no call (the surrogate's)
+NON_CALL = "non_call_s"              # {layer place: seconds} of the layers that paid no call (the surrogate's)
 HOST, PID = "host", "pid"            # who runs it (to fail the orphans of a killed worker)
 THRESHOLDOUT = "thresholdout"        # a study attribute: the reusable holdout's state
 COPIED = (RUNGS, SEARCH, UNSCORED, FAILED_QUESTIONS)   # what a duplicate takes over from the trial it repeats
@@ -88,9 +88,9 @@ def write_result(trial, search: Measured, unscored: int) -> None:
     trial.set_user_attr(UNSCORED, unscored)
 
 
-def write_non_call(trial, times: dict[str, list[float]], per_kind: int = 256) -> None:
-    """Each kind's first ``per_kind`` times, to ten microseconds (a user attribute stays small)."""
-    trial.set_user_attr(NON_CALL, {kind: [round(x, 5) for x in xs[:per_kind]] for kind, xs in times.items()})
+def write_non_call(trial, times: dict[str, list[float]], per_place: int = 256) -> None:
+    """Each layer place's first ``per_place`` times, to ten microseconds (a user attribute stays small)."""
+    trial.set_user_attr(NON_CALL, {place: [round(x, 5) for x in xs[:per_place]] for place, xs in times.items()})
 
 
 def write_failure(trial, reason: str) -> None:

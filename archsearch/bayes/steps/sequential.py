@@ -32,8 +32,8 @@ class SequentialStep(Step):
     def adds(self) -> int:
         return self.gen.adds
 
-    def layer_kinds(self) -> tuple[str, ...]:
-        return tuple(k for part in (self.gen, self.filt, self.vote) if part is not None for k in part.layer_kinds())
+    def layer_places(self) -> list[list[str]]:
+        return [p for part in (self.gen, self.filt, self.vote) if part is not None for p in part.layer_places()]
 
     def apply(self, s: State, draws: Draws) -> np.ndarray:
         gen = self.gen

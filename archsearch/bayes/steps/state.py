@@ -70,6 +70,7 @@ class Draws:
     agreement: np.ndarray    # [2 right/wrong, 2 by text/behaviour, D, G, Q]
     costs: object            # costs.CostDraw
     rng: np.random.Generator
+    tables: dict = field(default_factory=dict)   # (rate, verifier) -> its table (``_table``)
 
     @classmethod
     def draw(cls, posterior, arrays: ObjectArrays, costs, rng: np.random.Generator, d: np.ndarray, samples: int) -> Draws:
@@ -83,10 +84,6 @@ class Draws:
                    rng.random(shape), rng.random((len(d), J + T) + shape[1:]), rng.random((len(d), T, Q)), agreement,
                    costs, rng)
 
-    def tpr(self, v: int, gen: np.ndarray) -> np.ndarray:
-        """[D, P, Q, N] the TPR of verifier v for each slot's generator."""
-        return sigmoid(np.take_along_axis(self.tau[:, v, :], gen.reshape(len(self.d), -1), axis=1).reshape(gen.shape))
-
     def verdict_uniforms(self, j: np.ndarray, s: State) -> np.ndarray:
         """[D, P, Q, N] the shared uniform deciding judge j's verdict on each slot (a sample's own;
         a fresh one for an answer that is not a sample)."""
@@ -95,16 +92,31 @@ class Draws:
                                np.arange(Q)[None, None, :, None], np.clip(s.src, 0, self.verdicts.shape[-1] - 1)]
         return np.where(s.src >= 0, shared, self.rng.random(s.gen.shape))
 
-    def skill(self, gen: np.ndarray) -> np.ndarray:
-        """[D, P, Q, N] theta - b of each slot's generator on each slot's question."""
-        return np.take_along_axis(self.theta, gen.reshape(len(self.d), -1), axis=1).reshape(gen.shape) - self.b[:, None, :, None]
+    def tpr(self, v: int, gen: np.ndarray) -> np.ndarray:
+        """[D, P, Q, N] the TPR of verifier v for each slot's generator."""
+        return self._per_slot(self._table("tpr", v), gen)
 
-    def fpr(self, v: int, gen: np.ndarray, skill: np.ndarray | None = None) -> np.ndarray:
-        """[D, P, Q, N] the FPR of verifier v for each slot's generator on each slot's question
-        (``skill``: ``self.skill(gen)``, when the caller has it)."""
-        gamma = np.take_along_axis(self.gamma[:, v, :], gen.reshape(len(self.d), -1), axis=1).reshape(gen.shape)
-        skill = self.skill(gen) if skill is None else skill
-        return sigmoid(gamma - self.lam[:, v][:, None, None, None] * skill)
+    def fpr(self, v: int, gen: np.ndarray) -> np.ndarray:
+        """[D, P, Q, N] the FPR of verifier v for each slot's generator on each slot's question."""
+        return self._per_slot(self._table("fpr", v), gen)
+
+    def _table(self, rate: str, v: int) -> np.ndarray:
+        """Verifier v's TPR [D, G, 1] or FPR [D, G, Q] per generator (and question), computed once per
+        block: a slot's rate is looked up, not recomputed for each of the many slots sharing it."""
+        key = (rate, v)
+        if key not in self.tables:
+            if rate == "tpr":
+                self.tables[key] = sigmoid(self.tau[:, v, :])[:, :, None]
+            else:
+                skill = self.theta[:, :, None] - self.b[:, None, :]
+                self.tables[key] = sigmoid(self.gamma[:, v, :][:, :, None] - self.lam[:, v][:, None, None] * skill)
+        return self.tables[key]
+
+    def _per_slot(self, table: np.ndarray, gen: np.ndarray) -> np.ndarray:
+        """[D, P, Q, N] a [D, G, Q or 1] table's entry for each slot's generator and question."""
+        D, Q = len(self.d), gen.shape[2]
+        q = np.arange(Q)[None, None, :, None] if table.shape[2] > 1 else 0
+        return table[np.arange(D)[:, None, None, None], gen, q]
 
 
 @dataclass
@@ -217,9 +229,10 @@ class Step:
     def apply(self, s: State, draws: Draws) -> np.ndarray:
         raise NotImplementedError
 
-    def layer_kinds(self) -> tuple[str, ...]:
-        """The kinds of the runtime layers this step stands for (their non-call time)."""
-        return (self.layers[0].kind,)
+    def layer_places(self) -> list[list[str]]:
+        """Per runtime layer this step stands for, each pipeline's place of it (``Layer.place``): what
+        its non-call time is drawn from."""
+        return [[layer.place for layer in self.layers]]
 
     def models(self) -> dict[str, tuple[object, np.ndarray]]:
         """Each distinct model of this layer's pipelines, with which pipelines call it [P]."""

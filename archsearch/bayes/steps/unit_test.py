@@ -74,7 +74,6 @@ class TestStep(FilterStep):
         # whether judged together or alone (the same tests pass or fail the same programs)
         u_right = draws.written_right[:, t][:, None, :, None]
         u_wrong = draws.verdict_uniforms(np.full(s.gen.shape[1], v - ctx.visible), s)
-        skill = draws.skill(s.gen)
 
         def rate(of, *a):   # of(by_one) where judged alone, of(v) elsewhere: only the side in use is computed
             if not alone.any():
@@ -82,7 +81,7 @@ class TestStep(FilterStep):
             return of(by_one, *a) if alone.all() else np.where(alone, of(by_one, *a), of(v, *a))
 
         drawn_right = np.where(right != UNKNOWN, right == 1, u_right < rate(draws.tpr, s.gen))
-        drawn_wrong = u_wrong < rate(draws.fpr, s.gen, skill)
+        drawn_wrong = u_wrong < rate(draws.fpr, s.gen)
         # a known slot among drawn ones keeps its verdict with the question's known answers (a known
         # slot judged alone always replays)
         mixed = np.where(slot_known, w.pool[t][q4, safe] == 1, np.where(s.correct, drawn_right, drawn_wrong))
