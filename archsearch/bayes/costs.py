@@ -242,7 +242,7 @@ class CostDraw:
                 mu = mu + w[:, i][lead] * f
             return np.exp(np.minimum(mu + s[lead] * rng.standard_normal(shape), np.log(CAP[qty])))
 
-        logk = np.log(np.maximum(np.broadcast_to(inputs, shape), 1.0))
+        logk = np.log(np.maximum(np.asarray(inputs, float), 1.0))   # broadcast against ``shape`` when used
         tokens_in, tokens_out = draw("tokens_in", [logk]), draw("tokens_out", [logk])
         sitting = self.sitting if rows is None else self.sitting[rows]
         if (model, role) in self.model.current:   # the sitting a live search is in

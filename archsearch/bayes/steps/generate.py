@@ -45,18 +45,19 @@ class GenerateStep(Step):
         correct = np.where(known, a.correct[q3, safe], draws.correct[u] < draws.p[:, g3, q3])
         testable = a.testable[None, None, :, None]
         gen = np.broadcast_to(g3, known.shape)
-        genD = np.broadcast_to(gen, (D,) + known.shape)
-        if ctx.visible:
-            c0, f0 = draws.tpr(0, genD), draws.fpr(0, genD)
+        if ctx.visible:   # each pipeline's generator's rates, [D, P, 1, 1] and [D, P, Q, 1]: the same for all its slots
+            c0, f0 = draws.tpr(0, g3[None]), draws.fpr(0, np.broadcast_to(g3[None], (1, P, Q, 1)))
             drawn_rate = (testable & (draws.passes[u] < np.where(correct, c0, f0))).astype(float)
         else:
             drawn_rate = np.zeros(correct.shape)
         rate = np.where(known, a.rate[q3, safe], drawn_rate)
         slot = FRESH + self.offset + ks[None, None, None, :]
 
+        joins = draws.joins[u]
+
         def drawn_key(mode: int) -> np.ndarray:
             agree = np.where(correct, draws.agreement[0, mode][:, g3, q3], draws.agreement[1, mode][:, g3, q3])
-            return joined_or_fresh(draws.joins[u], agree, correct, slot)
+            return joined_or_fresh(joins, agree, correct, slot)
 
         by_text = drawn_key(0)
         # a program that passes every visible test returns the expected values on their inputs: by
