@@ -8,7 +8,6 @@ validates all of it; ``dump_spec(load_spec(x))`` is deterministic and round-trip
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -112,12 +111,12 @@ def layer_places(spec: PipelineSpec) -> list[str]:
     (their params and the models they name). How long a layer takes beyond its calls depends on
     what reaches it (how many candidates, whose programs the sandbox runs), so the surrogate learns
     a layer's non-call time per place, falling back on its kind."""
-    places, prefix = [], []
-    for layer in spec.layers:
-        prefix.append(layer.model_dump(mode="json"))
-        named = {layer["params"].get("model") for layer in prefix} & set(spec.models)
-        body = {"layers": prefix, "models": {name: spec.models[name].model_dump(mode="json") for name in sorted(named)}}
-        places.append(f"{layer.kind}:" + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12])
+    places, digest = [], hashlib.sha256()
+    for layer in spec.layers:   # params in their technique's order: parse_spec normalised them
+        name = layer.params.get("model")
+        digest.update(layer.model_dump_json().encode())
+        digest.update(spec.models[name].model_dump_json().encode() if name in spec.models else b"-")
+        places.append(f"{layer.kind}:{digest.copy().hexdigest()[:12]}")
     return places
 
 

@@ -25,6 +25,7 @@ from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
 from archsearch.sandbox import RecordedRuns
 from archsearch.space import SearchSpace, spec_fingerprint
+from archsearch.spec import layer_places
 from archsearch.stats import percentile
 from archsearch.tasks import Task
 
@@ -96,10 +97,11 @@ def build_table(experiment: Path, space_path: Path, split: str = "search") -> tu
         saved = json.loads(out.read_text())
         saved = saved if isinstance(saved, dict) else {"cache_calls": None, "rows": saved}   # before cache_calls
         rows = [Row(**{**r, "keys": frozenset(r["keys"])}) for r in saved["rows"]]
+        places = {spec_fingerprint(s): set(layer_places(s)) for _, s in pipelines}
         if {r.fingerprint for r in rows} != {spec_fingerprint(s) for _, s in pipelines}:
             print(f"{out.name} was built for another version of the space: rebuilding")
-        elif any(r.non_call is None or any(":" not in key for key in r.non_call) for r in rows):
-            print(f"{out.name} was built before non-call times were kept by layer place: rebuilding")
+        elif any(r.non_call is None or not set(r.non_call) <= places[r.fingerprint] for r in rows):
+            print(f"{out.name} was built before non-call times were kept by these layer places: rebuilding")
         elif saved["cache_calls"] in (None, calls) or all(r.complete for r in rows):
             return rows, task, records, cache, memo
         else:   # the pool grew while being recorded: score again what it could not complete
