@@ -6,11 +6,12 @@ latency (``pipeline.Trace.latency_s``); in a layer that paid no call the whole w
 time, and that is what a search measures as it replays its pool. Each evaluation keeps its layers'
 times by place (``spec.layer_places``: the layer's kind and the pipeline up to it, which decide how
 many candidates reach it and whose programs the sandbox runs). The model draws each simulated
-layer's non-call time from one evaluation's times at its place -- resampled question by question --
-or, at a place no evaluation reached, at its kind (or any kind's, for a kind never measured); the
-step's latency is the longer of it and the slowest call:
+layer's non-call time from one evaluation's times, resampled question by question: at the layer's
+place with probability n / (n + 1) when n evaluations reached it (as a Chinese restaurant seats a
+guest at a known table), else at its kind (any kind's, for a kind never measured). The step's
+latency is the longer of it and the slowest call:
 
-    latency(step) = max(slowest call, t),   t ~ the times one evaluation measured at the layer's place
+    latency(step) = max(slowest call, t),   t ~ the times one evaluation measured at the layer's place or kind
 
 Without it a pipeline the cache replays whole is predicted as a point (its calls' recorded
 latencies) that the measured figure misses by the runtime's milliseconds.
@@ -75,28 +76,35 @@ class NonCallTimes:
     def __bool__(self) -> bool:
         return bool(self.by_kind)
 
-    def runs(self, place: str) -> Runs:
-        """The evaluations a layer's time is drawn from: its place's, else its kind's, else any."""
-        return self.by_place.get(place) or self.by_kind.get(place.split(":")[0]) or self.anything
-
     def draw(self, layers: Iterable[list[str]], run: np.ndarray, Q: int, rng: np.random.Generator) -> np.ndarray:
         """[D, P, Q] the longest of one draw per layer (the layers of a step run together), each
-        layer given as its place in each of the P pipelines. ``run`` [D, P, 1], uniforms that pick
-        one evaluation per pipeline and draw -- the same for every layer and step of the pipeline:
-        what slows one layer of a run (the machine's load, the event loop's other questions) slows
-        the others; its questions are resampled."""
+        layer given as its place in each of the P pipelines. ``run`` [D, P, 2], uniforms per pipeline
+        and draw, the same for every layer and step of the pipeline (what slows one layer of a run --
+        the machine's load, the event loop's other questions -- slows the others): the first picks
+        one evaluation, the second whether a layer's place speaks for itself. A place that n
+        evaluations reached does with probability n / (n + 1), else the layer draws at its kind: a
+        place seen once still leaves room for the spread between runs that its kind has seen."""
         out = None
         for places in layers:
             u = rng.random(run.shape[:2] + (Q,))
             t = np.empty(u.shape)
             for place in dict.fromkeys(places):
                 cols = np.array([p == place for p in places])
-                runs = self.runs(place)
-                r = np.minimum((run[:, cols] * len(runs.sizes)).astype(int), len(runs.sizes) - 1)
-                size = runs.sizes[r]
-                t[:, cols] = runs.values[runs.starts[r] + np.minimum((u[:, cols] * size).astype(int), size - 1)]
+                pooled = self.by_kind.get(place.split(":")[0]) or self.anything
+                t[:, cols] = _pick(pooled, run[:, cols, :1], u[:, cols])
+                own = self.by_place.get(place)
+                if own is not None:
+                    n = len(own.sizes)
+                    t[:, cols] = np.where(run[:, cols, 1:] < n / (n + 1), _pick(own, run[:, cols, :1], u[:, cols]), t[:, cols])
             out = t if out is None else np.maximum(out, t)
         return out
+
+
+def _pick(runs: Runs, run: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The time of question ``u`` (a uniform) of the evaluation ``run`` (a uniform) picks, for each."""
+    r = np.minimum((run * len(runs.sizes)).astype(int), len(runs.sizes) - 1)
+    size = runs.sizes[r]
+    return runs.values[runs.starts[r] + np.minimum((u * size).astype(int), size - 1)]
 
 
 def stream_beside(rng: np.random.Generator, k: int) -> np.random.Generator:
