@@ -365,3 +365,20 @@ def test_hypervolume_gains_are_exact_and_averaged_rows_measure_alike_candidates_
     for c in predicted[0, :4]:
         extra = (~dominated & (grid >= c).all(-1)).mean() * np.prod(reference)
         assert gains(front, c[None], reference)[0] == pytest.approx(extra, abs=0.01)
+
+
+def test_a_layers_non_call_time_is_drawn_at_its_place_n_over_n_plus_1_of_the_time_else_at_its_kind():
+    from archsearch.bayes.non_call import NonCallTimes
+
+    once, thrice = "test:aaa", "test:bbb"
+    times = NonCallTimes.of([{once: [1.0, 1.0]}, {thrice: [2.0]}, {thrice: [2.0]}, {thrice: [2.0]},
+                             {"test:ccc": [5.0, 5.0]}, {"vote": [9.0]}])   # "vote": a study recorded by kind
+    assert set(times.by_place) == {once, thrice, "test:ccc"} and set(times.by_kind) == {"test", "vote"}
+    rng = np.random.default_rng(0)
+    run = rng.random((4000, 4, 2))
+    t = times.draw([[once, thrice, "test:new", "vote:new"]], run, 3, rng)
+    # the kind "test" holds five evaluations: the one at ``once``, three at ``thrice``, one at test:ccc
+    assert abs((t[:, 0] == 1.0).mean() - (1 / 2 + 1 / 2 * 1 / 5)) < 0.025   # seen once: its own half the time
+    assert abs((t[:, 1] != 2.0).mean() - 1 / 4 * 2 / 5) < 0.025            # seen thrice: its own 3/4 of the time
+    assert set(np.unique(t[:, 2])) == {1.0, 2.0, 5.0}           # a place no evaluation reached: its kind's
+    assert set(np.unique(t[:, 3])) == {9.0}                     # a kind recorded before places were kept
