@@ -21,6 +21,7 @@ from .non_call import NonCallTimes
 from .objects import ObjectArrays, Objects, object_arrays
 from .observe import Observer
 from .plan import Plan, written_tests
+from .steps import step_class
 from .steps.state import Context
 from .written import written_arrays
 
@@ -116,8 +117,10 @@ class Evidence:
 
     def _discover(self) -> None:
         """Rankings and fusions whose inputs are all known answers: run every plan once with what is
-        known and ask the cache for each such call the runtime would have made, until nothing new."""
-        for _ in range(DISCOVERY_ROUNDS):
+        known and ask the cache for each such call the runtime would have made, until nothing new.
+        Plans without a step that asks (``Step.asks``: a ranking, a fusion) have nothing to discover."""
+        asking = any(getattr(step_class(layer.kind), "asks", False) for plan in self.plans for layer in plan.layers)
+        for _ in range(DISCOVERY_ROUNDS if asking else 0):
             self._context()
             self.ctx.requests = set()
             flat = _Flat(len(self.objects.generators), self.arrays.questions, len(self.verifier_names),

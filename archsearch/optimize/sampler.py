@@ -77,7 +77,13 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         """Every pipeline of the space, or None when it has too many to list."""
         if self._listed is None and not self._unlistable:
             if self.space.count(self.task, at_most=self.enumerate_limit + 1) <= self.enumerate_limit:
-                self._listed = [self._candidate(params, spec) for params, spec in self.space.pipelines(self.task)]
+                plans: dict[str, Plan | None] = {}   # a pipeline listed under several params is planned once
+                self._listed = []
+                for params, spec in self.space.pipelines(self.task):
+                    fingerprint = spec_fingerprint(spec)
+                    if fingerprint not in plans:
+                        plans[fingerprint] = plan_of(spec)
+                    self._listed.append(Candidate(params, fingerprint, plans[fingerprint]))
             else:
                 self._unlistable = True
         return self._listed

@@ -20,6 +20,7 @@ def fuse_share(m, k):
 
 class FuseStep(Step):
     kind = "fuse"
+    asks = True
 
     def __init__(self, layers: list, ctx) -> None:
         super().__init__(layers, ctx)

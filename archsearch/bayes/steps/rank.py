@@ -13,6 +13,7 @@ from .state import Draws, State, Step, per_pipeline
 
 class RankStep(Step):
     kind = "rank"
+    asks = True
 
     def __init__(self, layers: list, ctx) -> None:
         super().__init__(layers, ctx)

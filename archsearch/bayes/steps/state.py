@@ -215,6 +215,7 @@ class Step:
     layer's latency [D, P, Q]: its slowest call (the runtime runs a layer's calls concurrently)."""
 
     kind: ClassVar[str]
+    asks: ClassVar[bool] = False     # looks up calls about several known answers (``Context.ask``): discovery runs it
     adds: int = 0                    # slots this layer fills (its widest pipeline)
     offset: int = 0                  # where its slots start
 
