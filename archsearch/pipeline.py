@@ -109,7 +109,7 @@ class Pipeline:
 
     @property
     def layer_places(self) -> list[str]:
-        """Each layer's ``kind:digest`` (``spec.layer_places``), what its non-call time is kept under."""
+        """Each layer's ``kind:reach@own:prefix`` (``spec.layer_places``), what its non-call time is kept under."""
         if self._places is None:
             self._places = layer_places(self.spec)
         return self._places

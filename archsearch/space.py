@@ -25,7 +25,7 @@ from .candidates import LISTED_AT_MOST, walk_space
 from .errors import SpecError, format_path
 from .llm.models import ModelSpec
 from .registry import technique_class
-from .spec import SCHEMA_VERSION, PipelineSpec, early_stop_partners, parse_spec
+from .spec import SCHEMA_VERSION, PipelineSpec, early_stop_partners, layer_flow, parse_spec
 from .tasks.scorers import PythonTests
 from .tasks.task import Task
 from .validation import Strict, validate
@@ -345,12 +345,7 @@ def _early_stops_with_partners(layers: list[dict]) -> list[dict]:
 
 def calls_per_question(spec: PipelineSpec) -> float:
     """The calls a pipeline's layers make on one question, as they count them."""
-    total, candidates = 0.0, 0
-    for layer in spec.layers:
-        cls = technique_class(layer.kind)
-        made, candidates = cls(cls.Params.model_validate(layer.params)).calls(candidates)
-        total += made
-    return total
+    return sum(made for made, _ in layer_flow(spec))
 
 
 def spec_fingerprint(spec: PipelineSpec) -> str:

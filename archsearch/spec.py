@@ -7,6 +7,7 @@ validates all of it; ``dump_spec(load_spec(x))`` is deterministic and round-trip
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -106,17 +107,39 @@ def early_stop_partners(stop: str, kinds_after: list[str]) -> int:
     return max(fits, default=0)
 
 
+def layer_flow(spec: PipelineSpec) -> list[tuple[float, int]]:
+    """Per layer, (calls it makes on one question, the most candidates that reach it), as its
+    technique counts them (``Technique.calls``): a filter may keep fewer, never more."""
+    flow, candidates = [], 0
+    for layer in spec.layers:
+        made, after = _layer_calls(layer.model_dump_json(), candidates)
+        flow.append((made, candidates))
+        candidates = after
+    return flow
+
+
+@functools.lru_cache(maxsize=4096)
+def _layer_calls(layer_json: str, candidates: int) -> tuple[float, int]:
+    """``Technique.calls`` of a layer given as JSON (a key the cache can hold: a listing asks for the
+    same few layers thousands of times)."""
+    layer = LayerSpec.model_validate_json(layer_json)
+    cls = technique_class(layer.kind)
+    return cls(cls.Params.model_validate(layer.params)).calls(candidates)
+
+
 def layer_places(spec: PipelineSpec) -> list[str]:
-    """Each layer's place, ``kind:digest``: its kind and a digest of it with every layer before it
-    (their params and the models they name). How long a layer takes beyond its calls depends on
-    what reaches it (how many candidates, whose programs the sandbox runs), so the surrogate learns
-    a layer's non-call time per place, falling back on its kind."""
-    places, digest = [], hashlib.sha256()
-    for layer in spec.layers:   # params in their technique's order: parse_spec normalised them
+    """Each layer's place, ``kind:reach@own:prefix``. ``own`` digests the layer itself (its params
+    and model); ``reach`` is the most candidates that can reach it (``layer_flow``); ``prefix``
+    digests it with every layer before it. How long a layer takes beyond its calls depends on what
+    reaches it (how many candidates, whose programs the sandbox runs), so the surrogate learns a
+    layer's non-call time per place, falling back on the same layer reached by as many candidates
+    (its shape, ``kind:reach@own``), then by any, then on its kind (``bayes/non_call.py``)."""
+    places, prefix = [], hashlib.sha256()
+    for layer, (_, reach) in zip(spec.layers, layer_flow(spec)):   # params in their technique's order: parse_spec normalised them
         name = layer.params.get("model")
-        digest.update(layer.model_dump_json().encode())
-        digest.update(spec.models[name].model_dump_json().encode() if name in spec.models else b"-")
-        places.append(f"{layer.kind}:{digest.copy().hexdigest()[:12]}")
+        body = layer.model_dump_json().encode() + (spec.models[name].model_dump_json().encode() if name in spec.models else b"-")
+        prefix.update(body)
+        places.append(f"{layer.kind}:{reach}@{hashlib.sha256(body).hexdigest()[:8]}:{prefix.copy().hexdigest()[:12]}")
     return places
 
 

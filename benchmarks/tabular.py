@@ -1,7 +1,8 @@
 """Score every pipeline of a space on the search split from the recorded pool, without new calls.
 Latency is measured on a second pass, when every program's sandbox run is memoised: the calls'
 replayed latency plus the runtime's own time in layers that paid no call (kept per row, by layer
-kind: what the surrogate's non-call time is learnt from).
+place, ``spec.layer_places``: what the surrogate's non-call time is learnt from; a table kept under
+another version's places is rebuilt).
 
 Shared by the sampler benchmark and the surrogate calibration: each row holds a pipeline's measured
 accuracy, calls, tokens and latency per question, and the call keys it consumed (every cache hit

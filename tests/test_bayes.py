@@ -367,18 +367,30 @@ def test_hypervolume_gains_are_exact_and_averaged_rows_measure_alike_candidates_
         assert gains(front, c[None], reference)[0] == pytest.approx(extra, abs=0.01)
 
 
-def test_a_layers_non_call_time_is_drawn_at_its_place_n_over_n_plus_1_of_the_time_else_at_its_kind():
+def test_a_layers_non_call_time_is_drawn_at_its_place_else_its_shape_else_its_layer_scaled_else_its_kind():
     from archsearch.bayes.non_call import NonCallTimes
 
-    once, thrice = "test:aaa", "test:bbb"
-    times = NonCallTimes.of([{once: [1.0, 1.0]}, {thrice: [2.0]}, {thrice: [2.0]}, {thrice: [2.0]},
-                             {"test:ccc": [5.0, 5.0]}, {"vote": [9.0]}])   # "vote": a study recorded by kind
-    assert set(times.by_place) == {once, thrice, "test:ccc"} and set(times.by_kind) == {"test", "vote"}
+    once, thrice, other = "test:3@aa:p1", "test:3@aa:p2", "test:1@bb:p3"   # two places of one shape, another shape
+    times = NonCallTimes.of([{once: [1.0, 1.0]}, {thrice: [2.0]}, {thrice: [2.0]}, {thrice: [2.0]}, {other: [5.0, 5.0]},
+                             {"vote": [9.0]}, {"vote:2@vv:q1": [4.0]}, {"verify:p4": [7.0]},   # by kind; by place before shapes
+                             {"fuse:1@ff:r1": [1.0], "fuse:4@ff:r2": [4.0]}])   # one layer at two reaches
+    assert set(times.by_place) == {once, thrice, other, "vote:2@vv:q1", "verify:p4", "fuse:1@ff:r1", "fuse:4@ff:r2"}
+    assert set(times.by_shape) == {"test:3@aa", "test:1@bb", "vote:2@vv", "fuse:1@ff", "fuse:4@ff"}
+    assert set(times.by_layer) == {"test:aa", "test:bb", "vote:vv", "fuse:ff"}
+    assert set(times.by_kind) == {"test", "vote", "verify", "fuse"}
+    assert times.exponents["vote"] == 0.5 < times.exponents["fuse"] < 1   # no slope seen: 1/2; t = reach here: toward 1
     rng = np.random.default_rng(0)
-    run = rng.random((4000, 4, 2))
-    t = times.draw([[once, thrice, "test:new", "vote:new"]], run, 3, rng)
-    # the kind "test" holds five evaluations: the one at ``once``, three at ``thrice``, one at test:ccc
-    assert abs((t[:, 0] == 1.0).mean() - (1 / 2 + 1 / 2 * 1 / 5)) < 0.025   # seen once: its own half the time
-    assert abs((t[:, 1] != 2.0).mean() - 1 / 4 * 2 / 5) < 0.025            # seen thrice: its own 3/4 of the time
-    assert set(np.unique(t[:, 2])) == {1.0, 2.0, 5.0}           # a place no evaluation reached: its kind's
-    assert set(np.unique(t[:, 3])) == {9.0}                     # a kind recorded before places were kept
+    run = rng.random((4000, 7, 4))
+    t = times.draw([[once, thrice, "test:3@aa:new", "test:9@cc:new", "vote:8@vv:new", "vote:1@dd:new", "verify:2@ee:new"]],
+                   run, 3, rng)
+    # the shape test:3@aa holds four evaluations (once, and thrice three times), as does its layer; the kind five
+    level_below = 4 / 5 * 1 / 4 + 1 / 5 * (4 / 5 * 1 / 4 + 1 / 5 * 1 / 5)   # P(1.0) from the shape on down
+    assert abs((t[:, 0] == 1.0).mean() - (1 / 2 + 1 / 2 * level_below)) < 0.025   # seen once: its own half the time
+    assert abs((t[:, 1] != 2.0).mean() - 1 / 4 * (1 - (4 / 5 * 3 / 4 + 1 / 5 * (4 / 5 * 3 / 4 + 1 / 5 * 3 / 5)))) < 0.02
+    assert set(np.unique(t[:, 2])) == {1.0, 2.0, 5.0}                  # a new place of a known shape: mostly its shape's
+    assert abs((t[:, 2] == 5.0).mean() - 1 / 5 * 1 / 5 * 1 / 5) < 0.005   # the kind's only when neither shape nor layer speak
+    assert abs((t[:, 3] == 5.0).mean() - 1 / 5) < 0.03                 # a layer never measured: its kind's
+    # a known layer at another reach: its time scaled by (8 / 2) ** 0.5 half the time, else the kind's
+    assert set(np.unique(t[:, 4])) == {8.0, 9.0, 4.0} and abs((t[:, 4] == 8.0).mean() - 1 / 2) < 0.03
+    assert set(np.unique(t[:, 5])) == {9.0, 4.0}                       # a kind recorded before places were kept
+    assert set(np.unique(t[:, 6])) == {7.0}

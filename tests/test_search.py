@@ -201,6 +201,7 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
 
     fitted, _ = evidence(search, fit="svi")
     assert set(fitted.non_call.by_place) == {place for times in kept for place in times}   # kept by layer place
+    assert set(fitted.non_call.by_shape) == {place.rsplit(":", 1)[0] for times in kept for place in times}   # and shape
     assert set(fitted.non_call.by_kind) == {place.split(":")[0] for times in kept for place in times}
 
 

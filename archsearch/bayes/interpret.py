@@ -80,7 +80,7 @@ class Group:
             non_call_rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         s = State.empty(len(draws.d), len(self.members), Q, max(self.slots, 1))
         latency = np.zeros(s.calls.shape)
-        run = non_call_rng.random(s.calls.shape[:2] + (2,)) if non_call else None   # per pipeline: its evaluation, place or kind
+        run = non_call_rng.random(s.calls.shape[:2] + (4,)) if non_call else None   # per pipeline: its evaluation; which level speaks
         for step in self.steps:
             calls = np.max([part.apply(s, draws) for part in step], axis=0)
             if non_call:

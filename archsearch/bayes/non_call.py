@@ -4,14 +4,26 @@ a program run in the sandbox, waiting for a sandbox slot or for the event loop).
 The runtime counts a step as the longer of its layers' wall time and its slowest call's recorded
 latency (``pipeline.Trace.latency_s``); in a layer that paid no call the whole wall time is non-call
 time, and that is what a search measures as it replays its pool. Each evaluation keeps its layers'
-times by place (``spec.layer_places``: the layer's kind and the pipeline up to it, which decide how
-many candidates reach it and whose programs the sandbox runs). The model draws each simulated
-layer's non-call time from one evaluation's times, resampled question by question: at the layer's
-place with probability n / (n + 1) when n evaluations reached it (as a Chinese restaurant seats a
-guest at a known table), else at its kind (any kind's, for a kind never measured). The step's
-latency is the longer of it and the slowest call:
+times by place (``spec.layer_places``: ``kind:reach@own:prefix``: the layer's kind; ``own``, a
+digest of the layer itself (its params and model); ``reach``, the most candidates that can reach
+it; ``prefix``, a digest of the pipeline up to it). The model draws each simulated layer's non-call time from one
+evaluation's times, resampled question by question, at the most specific level that speaks for
+itself, as a Chinese restaurant seats a guest at a known table: at the layer's place with
+probability n / (n + 1) when n evaluations reached it; else at its shape (``kind:reach@own``, the
+same layer reached by as many candidates, in any pipeline) with m / (m + 1) when m evaluations
+measured it; else at the layer itself at any reach, scaled as ``reach ** beta`` (beta per kind,
+fitted across the reaches a layer was measured at), with k / (k + 1); else at its kind (any kind's,
+for a kind never measured). The step's latency is the longer of it and the slowest call:
 
-    latency(step) = max(slowest call, t),   t ~ the times one evaluation measured at the layer's place or kind
+    latency(step) = max(slowest call, t),   t ~ the times one evaluation measured at that level
+
+What a layer does beyond its calls grows with the candidates it is handed (an LLM judge's cache
+reads, the sandbox runs of a test layer) and depends on the layer itself (the task's tests or a
+model's; a vote by text or by behaviour). On the HumanEval test pool (``spaces/archon.yaml``), of
+the variance of log median time between pipelines' layers of a kind, the layer itself scaled by
+reach leaves 19% for test layers, 20% for LLM judges, 13% for votes (its shape: 18%, 19%, 13%),
+with 3-9 layers per kind against 19-60 shapes: a held-out pipeline rarely shares a place with the
+few evaluated ones, often its layers.
 
 Without it a pipeline the cache replays whole is predicted as a point (its calls' recorded
 latencies) that the measured figure misses by the runtime's milliseconds.
@@ -30,7 +42,7 @@ KEPT = 256   # the most recent evaluations kept
 
 @dataclass(frozen=True)
 class Runs:
-    """One kind's times, evaluation after evaluation: ``values[starts[r]:starts[r] + sizes[r]]``."""
+    """One place's, shape's or kind's times, evaluation after evaluation: ``values[starts[r]:starts[r] + sizes[r]]``."""
 
     values: np.ndarray
     starts: np.ndarray
@@ -44,60 +56,103 @@ class Runs:
 
 @dataclass(frozen=True)
 class NonCallTimes:
-    """The times each evaluation measured, per layer place and pooled per kind; ``anything`` pools
-    every kind's."""
+    """The times each evaluation measured, per layer place, pooled per shape, per layer (scaled to one
+    candidate: ``exponents``) and per kind; ``anything`` pools every kind's."""
 
     by_place: dict[str, Runs] = field(default_factory=dict)
+    by_shape: dict[str, Runs] = field(default_factory=dict)
+    by_layer: dict[str, Runs] = field(default_factory=dict)
     by_kind: dict[str, Runs] = field(default_factory=dict)
     anything: Runs | None = None
+    exponents: dict[str, float] = field(default_factory=dict)   # per kind, beta of t ~ reach ** beta
 
     @classmethod
     def of(cls, measured: Iterable[dict[str, list[float]]]) -> NonCallTimes:
-        """From evaluations' ``{place: [seconds]}``, oldest first (a key without a digest is a kind:
-        a study recorded before places were kept)."""
+        """From evaluations' ``{place: [seconds]}``, oldest first. A key without a shape
+        (``kind:prefix``) or without a digest (``kind``) was recorded by an older version: it counts
+        for what it names."""
+        evaluations = [[(key, *_parts(key), np.asarray(xs, float)) for key, xs in times.items() if len(xs)]
+                       for times in measured]
+        exponents = _exponents([entry[1:] for entries in evaluations for entry in entries])
         places: dict[str, list[np.ndarray]] = {}
-        kinds: dict[str, list[np.ndarray]] = {}
-        for times in measured:
-            merged: dict[str, list[np.ndarray]] = {}
-            for key, xs in times.items():
-                if len(xs):
-                    if ":" in key:
-                        places.setdefault(key, []).append(np.asarray(xs, float))
-                    merged.setdefault(key.split(":")[0], []).append(np.asarray(xs, float))
-            for kind, arrays in merged.items():   # one evaluation's times of a kind, wherever it was
-                kinds.setdefault(kind, []).append(np.concatenate(arrays))
-        if not kinds:
+        pooled: dict[str, dict[str, list[np.ndarray]]] = {"shape": {}, "layer": {}, "kind": {}}
+        for entries in evaluations:
+            merged: dict[str, dict[str, list[np.ndarray]]] = {"shape": {}, "layer": {}, "kind": {}}
+            for key, kind, reach, layer, xs in entries:
+                if layer is not None:
+                    places.setdefault(key, []).append(xs)
+                    merged["shape"].setdefault(key.rsplit(":", 1)[0], []).append(xs)
+                    merged["layer"].setdefault(layer, []).append(xs / max(reach, 1) ** exponents[kind])
+                elif ":" in key:
+                    places.setdefault(key, []).append(xs)
+                merged["kind"].setdefault(kind, []).append(xs)
+            for level, groups in merged.items():   # one evaluation's times of a shape, layer or kind, wherever it was
+                for name, arrays in groups.items():
+                    pooled[level].setdefault(name, []).append(np.concatenate(arrays))
+        if not pooled["kind"]:
             return cls()
-        kept = {kind: arrays[-KEPT:] for kind, arrays in kinds.items()}
-        return cls({place: Runs.of(arrays[-KEPT:]) for place, arrays in places.items()},
-                   {kind: Runs.of(arrays) for kind, arrays in kept.items()},
-                   Runs.of([a for arrays in kept.values() for a in arrays]))
+        kept = {level: {name: Runs.of(arrays[-KEPT:]) for name, arrays in groups.items()} for level, groups in pooled.items()}
+        return cls({place: Runs.of(arrays[-KEPT:]) for place, arrays in places.items()}, kept["shape"], kept["layer"],
+                   kept["kind"], Runs.of([a for arrays in pooled["kind"].values() for a in arrays[-KEPT:]]), exponents)
 
     def __bool__(self) -> bool:
         return bool(self.by_kind)
 
     def draw(self, layers: Iterable[list[str]], run: np.ndarray, Q: int, rng: np.random.Generator) -> np.ndarray:
         """[D, P, Q] the longest of one draw per layer (the layers of a step run together), each
-        layer given as its place in each of the P pipelines. ``run`` [D, P, 2], uniforms per pipeline
+        layer given as its place in each of the P pipelines. ``run`` [D, P, 4], uniforms per pipeline
         and draw, the same for every layer and step of the pipeline (what slows one layer of a run --
         the machine's load, the event loop's other questions -- slows the others): the first picks
-        one evaluation, the second whether a layer's place speaks for itself. A place that n
-        evaluations reached does with probability n / (n + 1), else the layer draws at its kind: a
-        place seen once still leaves room for the spread between runs that its kind has seen."""
+        one evaluation, the others whether the layer's place, its shape, the layer itself speak for
+        themselves. A level that n evaluations measured does with probability n / (n + 1), else the
+        next: a place or shape seen once still leaves room for the spread between runs that the
+        levels above have seen."""
         out = None
         for places in layers:
             u = rng.random(run.shape[:2] + (Q,))
             t = np.empty(u.shape)
             for place in dict.fromkeys(places):
                 cols = np.array([p == place for p in places])
-                pooled = self.by_kind.get(place.split(":")[0]) or self.anything
-                t[:, cols] = _pick(pooled, run[:, cols, :1], u[:, cols])
-                own = self.by_place.get(place)
-                if own is not None:
-                    n = len(own.sizes)
-                    t[:, cols] = np.where(run[:, cols, 1:] < n / (n + 1), _pick(own, run[:, cols, :1], u[:, cols]), t[:, cols])
+                kind, reach, layer = _parts(place)
+                t[:, cols] = _pick(self.by_kind.get(kind) or self.anything, run[:, cols, :1], u[:, cols])
+                levels = [] if layer is None else [
+                    (self.by_layer.get(layer), 3, max(reach, 1) ** self.exponents.get(kind, 0.0)),
+                    (self.by_shape.get(place.rsplit(":", 1)[0]), 2, 1.0)]
+                for own, which, scale in levels + [(self.by_place.get(place), 1, 1.0)]:   # the most specific last: it wins
+                    if own is not None:
+                        n = len(own.sizes)
+                        picked = _pick(own, run[:, cols, :1], u[:, cols]) * scale
+                        t[:, cols] = np.where(run[:, cols, which:which + 1] < n / (n + 1), picked, t[:, cols])
             out = t if out is None else np.maximum(out, t)
         return out
+
+
+def _parts(key: str) -> tuple[str, int, str | None]:
+    """(kind, reach, layer) of a place ``kind:reach@own:prefix``; the layer (``kind:own``) is None for
+    a key an older version wrote (``kind:prefix`` or ``kind``)."""
+    parts = key.split(":")
+    if len(parts) < 3 or "@" not in parts[1]:
+        return parts[0], 0, None
+    reach, own = parts[1].split("@", 1)
+    return parts[0], int(reach), f"{parts[0]}:{own}"
+
+
+def _exponents(entries: list[tuple[str, int, str | None, np.ndarray]]) -> dict[str, float]:
+    """Per kind, beta of t ~ reach ** beta: the slope of log median time on log reach within each
+    layer measured at several reaches, shrunk toward 1/2 by one unit of log-reach spread (a kind
+    never measured at two reaches keeps 1/2). On the HumanEval pools it came out 0.8 for LLM judges,
+    0.55-0.6 for tests and cache reads, 0.2-0.3 for votes."""
+    points: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for kind, reach, layer, xs in entries:
+        if layer is not None:
+            points.setdefault((kind, layer), []).append((np.log(max(reach, 1)), np.log(max(float(np.median(xs)), 1e-5))))
+    sums: dict[str, np.ndarray] = {}
+    for (kind, _), xy in points.items():
+        x, y = np.array(xy).T
+        x, y = x - x.mean(), y - y.mean()
+        sums[kind] = sums.get(kind, np.zeros(2)) + [x @ y, x @ x]
+    kinds = {entry[0] for entry in entries}
+    return {kind: float((sums[kind][0] + 0.5) / (sums[kind][1] + 1.0)) if kind in sums else 0.5 for kind in kinds}
 
 
 def _pick(runs: Runs, run: np.ndarray, u: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ class Layer:
     model: ModelSpec | None        # the model it calls (None: it calls none)
     key: str                       # generate: the generator's identity; else kind + what keys its calls
     start: int = 0                 # generate: its first sample index (after earlier layers of the generator)
-    place: str = ""                # kind and digest of the pipeline up to it (``spec.layer_places``)
+    place: str = ""                # kind, shape and the pipeline up to it (``spec.layer_places``)
 
     @property
     def n(self) -> int:
