@@ -112,17 +112,22 @@ class NonCallTimes:
             u = rng.random(run.shape[:2] + (Q,))
             t = np.empty(u.shape)
             for place in dict.fromkeys(places):
-                cols = np.array([p == place for p in places])
+                cols = np.flatnonzero([p == place for p in places])
                 kind, reach, layer = _parts(place)
-                t[:, cols] = _pick(self.by_kind.get(kind) or self.anything, run[:, cols, :1], u[:, cols])
-                levels = [] if layer is None else [
-                    (self.by_layer.get(layer), 3, max(reach, 1) ** self.exponents.get(kind, 0.0)),
-                    (self.by_shape.get(place.rsplit(":", 1)[0]), 2, 1.0)]
-                for own, which, scale in levels + [(self.by_place.get(place), 1, 1.0)]:   # the most specific last: it wins
+                levels = [(self.by_kind.get(kind) or self.anything, 0, 1.0)]
+                if layer is not None:
+                    levels += [(self.by_layer.get(layer), 3, max(reach, 1) ** self.exponents.get(kind, 0.0)),
+                               (self.by_shape.get(place.rsplit(":", 1)[0]), 2, 1.0)]
+                levels.append((self.by_place.get(place), 1, 1.0))
+                chosen = np.zeros((len(run), len(cols)), int)   # per draw and pipeline: the most specific level that speaks
+                for k, (own, which, _) in enumerate(levels[1:], 1):
                     if own is not None:
                         n = len(own.sizes)
-                        picked = _pick(own, run[:, cols, :1], u[:, cols]) * scale
-                        t[:, cols] = np.where(run[:, cols, which:which + 1] < n / (n + 1), picked, t[:, cols])
+                        chosen[run[:, cols, which] < n / (n + 1)] = k
+                for k, (own, _, scale) in enumerate(levels):
+                    d, c = np.nonzero(chosen == k)
+                    if len(d):   # only the questions of the runs that chose this level are picked
+                        t[d, cols[c]] = _pick(own, run[d, cols[c], :1], u[d, cols[c]]) * scale
             out = t if out is None else np.maximum(out, t)
         return out
 
