@@ -71,3 +71,24 @@ def test_yaml_tags_that_construct_objects_are_refused():
 def test_top_level_must_be_a_mapping():
     with pytest.raises(SpecError, match=r"^x\.yaml: expected a mapping at the top level, but got list"):
         loads_spec("- 1\n- 2\n", "x.yaml")
+
+
+def test_a_layer_place_names_its_kind_its_layer_the_candidates_that_can_reach_it_and_the_pipeline_before_it():
+    from archsearch.spec import layer_flow, layer_places
+
+    def spec(*layers):
+        return loads_spec(VALID.split("layers:")[0] + "layers:\n" + "".join(
+            f"  - kind: {kind}\n    params: {params}\n" for kind, params in layers))
+    vote = ("vote", "{}")
+    a = spec(("generate", "{model: m, n: 2}"), ("generate", "{model: m, n: 3, temperature: 0.8}"),
+             ("rank", "{model: m, keep: 4}"), vote)
+    b = spec(("generate", "{model: m, n: 5}"), ("rank", "{model: m, keep: 4}"), vote)
+    assert [reach for _, reach in layer_flow(a)] == [0, 2, 5, 4]   # a ranker keeps at most ``keep``
+    assert [made for made, _ in layer_flow(a)] == [2.0, 3.0, 1.0, 0.0]
+    places_a, places_b = layer_places(a), layer_places(b)
+    assert [p.split(":")[0] for p in places_a] == ["generate", "generate", "rank", "vote"]
+    shape = [p.rsplit(":", 1)[0] for p in places_a]
+    assert shape[2:] == [p.rsplit(":", 1)[0] for p in places_b][1:]   # the same layers reached by as many: one shape
+    assert places_a[2:] != places_b[1:]                                # ... at other places: other pipelines before them
+    assert shape[2].startswith("rank:5@") and shape[3].startswith("vote:4@")
+    assert layer_places(loads_spec(dump_spec(a))) == places_a          # a frozen spec keeps its places
