@@ -6,9 +6,9 @@ latency (``pipeline.Trace.latency_s``); in a layer that paid no call the whole w
 time, and that is what a search measures as it replays its pool. Each evaluation keeps its layers'
 times by place (``spec.layer_places``: ``kind:reach@own:prefix``: the layer's kind; ``own``, a
 digest of the layer itself (its params and model); ``reach``, the most candidates that can reach
-it; ``prefix``, a digest of the pipeline up to it). The model draws each simulated layer's non-call time from one
-evaluation's times, resampled question by question, at the most specific level that speaks for
-itself, as a Chinese restaurant seats a guest at a known table: at the layer's place with
+it; ``prefix``, a digest of the pipeline up to it). The model draws each simulated layer's non-call
+time from one evaluation's times, resampled question by question, at the most specific level that
+speaks for itself, as a Chinese restaurant seats a guest at a known table: at the layer's place with
 probability n / (n + 1) when n evaluations reached it; else at its shape (``kind:reach@own``, the
 same layer reached by as many candidates, in any pipeline) with m / (m + 1) when m evaluations
 measured it; else at the layer itself at any reach, scaled as ``reach ** beta`` (beta per kind,
