@@ -42,7 +42,7 @@ KEPT = 256   # the most recent evaluations kept
 
 @dataclass(frozen=True)
 class Runs:
-    """One place's, shape's or kind's times, evaluation after evaluation: ``values[starts[r]:starts[r] + sizes[r]]``."""
+    """One place's, shape's, layer's or kind's times, evaluation after evaluation: ``values[starts[r]:starts[r] + sizes[r]]``."""
 
     values: np.ndarray
     starts: np.ndarray
@@ -79,12 +79,11 @@ class NonCallTimes:
         for entries in evaluations:
             merged: dict[str, dict[str, list[np.ndarray]]] = {"shape": {}, "layer": {}, "kind": {}}
             for key, kind, reach, layer, xs in entries:
-                if layer is not None:
+                if ":" in key:   # not a bare kind
                     places.setdefault(key, []).append(xs)
+                if layer is not None:
                     merged["shape"].setdefault(key.rsplit(":", 1)[0], []).append(xs)
                     merged["layer"].setdefault(layer, []).append(xs / max(reach, 1) ** exponents[kind])
-                elif ":" in key:
-                    places.setdefault(key, []).append(xs)
                 merged["kind"].setdefault(kind, []).append(xs)
             for level, groups in merged.items():   # one evaluation's times of a shape, layer or kind, wherever it was
                 for name, arrays in groups.items():

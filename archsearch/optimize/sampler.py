@@ -65,25 +65,23 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._listed: list[Candidate] | None = None
         self._unlistable = has_floats(space)   # set once listing finds too many pipelines
         self._plans: dict[int, dict] = {}
+        self._plan_of: dict[str, Plan | None] = {}          # fingerprint -> its plan: a pipeline met again is planned once
         self._models: dict[str, list[str]] = {}             # fingerprint -> its generator models' identities
         self._replayed: dict[str, dict[str, float]] = {}   # fingerprint -> outcome of a pipeline the cache fully holds
         self.log: list[dict] = []
 
     # -- candidates ----------------------------------------------------------------------------
     def _candidate(self, params: dict, spec) -> Candidate:
-        return Candidate(params, spec_fingerprint(spec), plan_of(spec))
+        fingerprint = spec_fingerprint(spec)
+        if fingerprint not in self._plan_of:
+            self._plan_of[fingerprint] = plan_of(spec)
+        return Candidate(params, fingerprint, self._plan_of[fingerprint])
 
     def listed(self) -> list[Candidate] | None:
         """Every pipeline of the space, or None when it has too many to list."""
         if self._listed is None and not self._unlistable:
             if self.space.count(self.task, at_most=self.enumerate_limit + 1) <= self.enumerate_limit:
-                plans: dict[str, Plan | None] = {}   # a pipeline listed under several params is planned once
-                self._listed = []
-                for params, spec in self.space.pipelines(self.task):
-                    fingerprint = spec_fingerprint(spec)
-                    if fingerprint not in plans:
-                        plans[fingerprint] = plan_of(spec)
-                    self._listed.append(Candidate(params, fingerprint, plans[fingerprint]))
+                self._listed = [self._candidate(params, spec) for params, spec in self.space.pipelines(self.task)]
             else:
                 self._unlistable = True
         return self._listed
