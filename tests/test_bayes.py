@@ -275,20 +275,20 @@ def test_a_stored_function_is_read_back_rewritten_when_damaged_and_optional(tmp_
     fn, x = jax.jit(lambda a, b: {"sum": a * 2 + b["one"]}), (np.arange(4.0), {"one": np.ones(4)})
     want = np.arange(4.0) * 2 + 1
     source = (exported.__file__,)
-    assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source)(*x)["sum"], want)
+    assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source).call(*x)["sum"], want)
     (entry,) = (tmp_path / exported.FOLDER).glob("f-*.bin")
     with monkeypatch.context() as m:
         m.setattr(exported.export, "export", lambda *a, **k: pytest.fail("traced again although stored"))
-        assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source)(*x)["sum"], want)
+        assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source).call(*x)["sum"], want)
     entry.write_bytes(b"not an export")
-    assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source)(*x)["sum"], want)
+    assert np.array_equal(exported.stored(tmp_path, "f", fn, x, source).call(*x)["sum"], want)
     assert entry.read_bytes() != b"not an export"
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the folder should be")
-    assert np.array_equal(exported.stored(blocked, "f", fn, x, source)(*x)["sum"], want)
+    assert np.array_equal(exported.stored(blocked, "f", fn, x, source).call(*x)["sum"], want)
     # another shape is another entry
     y = (np.arange(3.0), {"one": np.ones(3)})
-    assert np.array_equal(exported.stored(tmp_path, "f", fn, y, source)(*y)["sum"], np.arange(3.0) * 2 + 1)
+    assert np.array_equal(exported.stored(tmp_path, "f", fn, y, source).call(*y)["sum"], np.arange(3.0) * 2 + 1)
     assert len(list((tmp_path / exported.FOLDER).glob("f-*.bin"))) == 2
 
 

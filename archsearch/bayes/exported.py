@@ -24,17 +24,17 @@ from jax import export
 FOLDER = "exported"   # under JAX's compilation cache folder
 
 
-def stored(folder: str | Path, name: str, fn: Callable, args: tuple, sources: tuple[str, ...]) -> Callable:
+def stored(folder: str | Path, name: str, fn: Callable, args: tuple, sources: tuple[str, ...]) -> export.Exported:
     """``fn`` (a jitted function) exported for ``args``' shapes: read from ``folder`` if there, else
     traced once and written there. ``sources``: the files of the code ``fn`` runs (an edit to one
-    names a new entry). Returns the exported function's ``call``."""
+    names a new entry)."""
     leaves, structure = jax.tree_util.tree_flatten(args)
     avals = [(np.shape(x), str(getattr(x, "dtype", None) or np.asarray(x).dtype)) for x in leaves]
     key = hashlib.sha256(repr((_digest(sources), name, str(structure), avals)).encode()).hexdigest()[:40]
     path = Path(folder) / FOLDER / f"{name}-{key}.bin"
     if path.exists():
         try:
-            return export.deserialize(bytearray(path.read_bytes())).call
+            return export.deserialize(bytearray(path.read_bytes()))
         except Exception:  # noqa: BLE001 - a damaged cache entry is traced and written again
             pass
     exported = export.export(fn)(*args)
@@ -45,7 +45,13 @@ def stored(folder: str | Path, name: str, fn: Callable, args: tuple, sources: tu
         os.replace(partial, path)   # whole or absent: two searches may write the same entry
     except OSError:   # a folder this process cannot write to: the next process traces again, as JAX's cache would
         pass
-    return exported.call
+    return exported
+
+
+def compile_exported(exported: export.Exported, args: tuple) -> Callable:
+    """``exported`` compiled for ``args`` now (or its code read from JAX's cache on disk), so that a
+    caller can do it in a thread of its own; tracing stays with the caller."""
+    return jax.jit(exported.call).lower(*args).compile()
 
 
 @functools.lru_cache(maxsize=8)

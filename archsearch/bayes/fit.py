@@ -7,6 +7,7 @@ import functools
 import inspect
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ from numpyro.infer.elbo import ELBO
 from numpyro.infer.svi import SVIState
 from numpyro.infer.util import log_density
 
-from .exported import stored
+from .exported import compile_exported, stored
 from .model import Observations, Posterior, Shapes, model
 
 STEP_CHUNK = 100   # SVI steps per compiled call: fits of any length reuse one compiled loop
@@ -184,30 +185,41 @@ def svi_functions(shapes: Shapes, num_samples: int) -> tuple:
 
 @functools.lru_cache(maxsize=32)
 def stored_svi_functions(shapes: Shapes, num_samples: int, folder: str) -> tuple:
-    """``svi_functions``, each read already traced from ``folder`` on its first call (written there
-    by the first process to need it; see ``exported.py``): the same results without tracing. SVI's
-    state holds pytree nodes an export cannot name, so it crosses as a list of arrays."""
+    """``svi_functions``, each read already traced from ``folder`` (written there by the first process
+    to need it; see ``exported.py``): the same results without tracing. SVI's state holds pytree nodes
+    an export cannot name, so it crosses as a list of arrays. Reading one function's compiled code from
+    JAX's cache takes 0.6-1.3 s, so on the first call the three are read at once, in threads."""
     start, steps, finish = svi_functions(shapes, num_samples)
-    loaded: dict = {}
+    compiled: dict = {}
 
-    def load(name: str, fn, args: tuple):
-        if name not in loaded:
-            loaded[name] = stored(folder, f"svi-{name}-{num_samples}", fn, args, (__file__, inspect.getfile(model)))
-        return loaded[name]
+    def exported(name: str, fn, args: tuple):
+        return stored(folder, f"svi-{name}-{num_samples}", fn, args, (__file__, inspect.getfile(model)))
+
+    def prepare(key, data) -> None:
+        start_fn = exported("start", start, (key, data))
+        state = jax.eval_shape(lambda k, d: starting_state(*start_fn.call(k, d), None), key, data)
+        leaves, tree = jax.tree_util.tree_flatten(state)
+        args = (key, leaves, data)
+        # exported (and, the first time, traced) here: numpyro's handlers are not thread-safe
+        later = {"steps": exported("steps", jax.jit(lambda k, x, d: _leaves_first(steps(k, tree.unflatten(x), d))), args),
+                 "finish": exported("finish", jax.jit(lambda k, x, d: finish(k, tree.unflatten(x), d)), args)}
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="archsearch-compile") as pool:
+            futures = {name: pool.submit(compile_exported, fn, args) for name, fn in later.items()}
+            compiled["start"] = compile_exported(start_fn, (key, data))
+        compiled.update({name: future.result() for name, future in futures.items()})
 
     def stored_start(key, data):
-        return load("start", start, (key, data))(key, data)
+        if not compiled:
+            prepare(key, data)
+        return compiled["start"](key, data)
 
     def stored_steps(key, state, data):
         leaves, tree = jax.tree_util.tree_flatten(state)
-        flat = jax.jit(lambda k, x, d: _leaves_first(steps(k, tree.unflatten(x), d)))
-        new, losses = load("steps", flat, (key, leaves, data))(key, leaves, data)
+        new, losses = compiled["steps"](key, leaves, data)
         return tree.unflatten(new), losses
 
     def stored_finish(key, state, data):
-        leaves, tree = jax.tree_util.tree_flatten(state)
-        flat = jax.jit(lambda k, x, d: finish(k, tree.unflatten(x), d))
-        return load("finish", flat, (key, leaves, data))(key, leaves, data)
+        return compiled["finish"](key, jax.tree_util.tree_leaves(state), data)
 
     return stored_start, stored_steps, stored_finish
 
