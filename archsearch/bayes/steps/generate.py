@@ -42,7 +42,10 @@ class GenerateStep(Step):
         # a slot a pipeline does not use (k >= its n) may point past the last sample drawn: clip it
         # (its values are never read: ``used`` masks it)
         u = (slice(None), g3, q3, np.minimum(i3, draws.correct.shape[-1] - 1))
-        correct = np.where(known, a.correct[q3, safe], draws.correct[u] < draws.p[:, g3, q3])
+        # on new questions nothing is known: the drawn values alone, without a pass that keeps them all
+        anything = known.any()
+        drawn_correct = draws.correct[u] < draws.p[:, g3, q3]
+        correct = np.where(known, a.correct[q3, safe], drawn_correct) if anything else drawn_correct
         testable = a.testable[None, None, :, None]
         gen = np.broadcast_to(g3, known.shape)
         if ctx.visible:   # each pipeline's generator's rates, [D, P, 1, 1] and [D, P, Q, 1]: the same for all its slots
@@ -50,7 +53,7 @@ class GenerateStep(Step):
             drawn_rate = (testable & (draws.passes[u] < np.where(correct, c0, f0))).astype(float)
         else:
             drawn_rate = np.zeros(correct.shape)
-        rate = np.where(known, a.rate[q3, safe], drawn_rate)
+        rate = np.where(known, a.rate[q3, safe], drawn_rate) if anything else drawn_rate
         slot = FRESH + self.offset + ks[None, None, None, :]
 
         joins = draws.joins[u]
@@ -73,10 +76,14 @@ class GenerateStep(Step):
         s.gen[window] = gen
         s.src[window] = i3
         s.rate[window] = rate
-        s.cl0[window] = np.where(known, a.cluster[0][q3, safe], by_text)
-        s.cl1[window] = np.where(known, a.cluster[1][q3, safe], by_behaviour)
-        s.lv0[window] = np.where(known, a.level[0][q3, safe], 1)
-        s.lv1[window] = np.where(known, a.level[1][q3, safe], np.where(testable & ~muted, 2, 1))
+        drawn_level = np.where(testable & ~muted, 2, 1)
+        if anything:
+            s.cl0[window] = np.where(known, a.cluster[0][q3, safe], by_text)
+            s.cl1[window] = np.where(known, a.cluster[1][q3, safe], by_behaviour)
+            s.lv0[window] = np.where(known, a.level[0][q3, safe], 1)
+            s.lv1[window] = np.where(known, a.level[1][q3, safe], drawn_level)
+        else:
+            s.cl0[window], s.cl1[window], s.lv0[window], s.lv1[window] = by_text, by_behaviour, 1, drawn_level
         s.weight[window], s.critic[window], s.tested[window] = 0.0, UNKNOWN, False
         cost = np.where(known[None], a.gen_cost[:, g3, q3, np.minimum(i3, M - 1)], np.nan)
         return used, np.broadcast_to(cost[:, None], (3, D, P, Q, len(ks)))

@@ -69,7 +69,7 @@ class TestStep(FilterStep):
         else:   # no question's tests are known (new questions): nothing replays, every verdict is drawn
             exact, share = np.zeros(mask.shape, bool), np.zeros(mask.shape)
         v, by_one = ctx.writer_row(t), ctx.writer_row(t, alone=True)   # by_one: every test counts, a wrong one too
-        right = np.where(alone, w.right_alone[t][q4], w.right[t][q4])
+        right = np.where(alone, w.right_alone[t][q4], w.right[t][q4]) if tests.any() else None
         # one uniform per (writer, question) for right programs, and one per sample for wrong ones,
         # whether judged together or alone (the same tests pass or fail the same programs)
         u_right = draws.written_right[:, t][:, None, :, None]
@@ -80,17 +80,27 @@ class TestStep(FilterStep):
                 return of(v, *a)
             return of(by_one, *a) if alone.all() else np.where(alone, of(by_one, *a), of(v, *a))
 
-        drawn_right = np.where(right != UNKNOWN, right == 1, u_right < rate(draws.tpr, s.gen))
+        drawn_right = u_right < rate(draws.tpr, s.gen)
+        if right is not None:   # (on new questions no writer's tests are known: every verdict is drawn)
+            drawn_right = np.where(right != UNKNOWN, right == 1, drawn_right)
         drawn_wrong = u_wrong < rate(draws.fpr, s.gen)
         # a known slot among drawn ones keeps its verdict with the question's known answers (a known
         # slot judged alone always replays)
-        mixed = np.where(slot_known, w.pool[t][q4, safe] == 1, np.where(s.correct, drawn_right, drawn_wrong))
-        verdict = np.where(replay, exact, mixed) & mask
-        share = np.where(replay, share, verdict.astype(float))
+        mixed = np.where(s.correct, drawn_right, drawn_wrong)
+        if tests.any():
+            mixed = np.where(slot_known, w.pool[t][q4, safe] == 1, mixed)
+            verdict = np.where(replay, exact, mixed) & mask
+            share = np.where(replay, share, verdict.astype(float))
+        else:
+            verdict = mixed & mask
+            share = verdict.astype(float)
         applies = np.where(tests, w.n[t][q3] > 0, True) & mask.any(axis=-1)
         tested = mask & applies[..., None]
-        ag = np.where(slot_known, w.key[t][q4, safe], self._drawn_key(s, draws, verdict))
-        aglv = np.where(slot_known, w.level[t][q4, safe], 2)
+        ag = self._drawn_key(s, draws, verdict)
+        if tests.any():
+            ag, aglv = np.where(slot_known, w.key[t][q4, safe], ag), np.where(slot_known, w.level[t][q4, safe], 2)
+        else:
+            aglv = np.full(ag.shape, 2, w.level.dtype)
         # a vote by behaviour afterwards compares the behaviour on these tests where the question has
         # visible tests (elsewhere it compares texts) and the candidate has one
         behaves = tested & (aglv == 2) & ctx.arrays.testable[None, None, :, None]
