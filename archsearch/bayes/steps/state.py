@@ -169,8 +169,8 @@ class State:
             setattr(self, name, np.take_along_axis(getattr(self, name), order, axis=-1))
 
     def first(self, mask: np.ndarray) -> np.ndarray:
-        """[D, P, Q, N] the first slot of ``mask``, in slot order."""
-        return (np.cumsum(mask, axis=-1) == 1) & mask
+        """[D, P, Q, N] the first slot of ``mask``, in slot order (argmax: the first True, or 0 when none)."""
+        return (np.arange(mask.shape[-1]) == mask.argmax(axis=-1)[..., None]) & mask
 
     def charge(self, made: np.ndarray, known_cost: np.ndarray, model, role: str, inputs, draws: Draws) -> np.ndarray:
         """Add calls (``made`` [D, P, Q, N]): their recorded tokens and latency where known
