@@ -205,8 +205,8 @@ def stored_svi_functions(shapes: Shapes, num_samples: int, folder: str) -> tuple
                  "finish": exported("finish", jax.jit(lambda k, x, d: finish(k, tree.unflatten(x), d)), args)}
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="archsearch-compile") as pool:
             futures = {name: pool.submit(compile_exported, fn, args) for name, fn in later.items()}
-            compiled["start"] = compile_exported(start_fn, (key, data))
-        compiled.update({name: future.result() for name, future in futures.items()})
+            first = compile_exported(start_fn, (key, data))
+        compiled.update({name: future.result() for name, future in futures.items()}, start=first)   # all or none
 
     def stored_start(key, data):
         if not compiled:
