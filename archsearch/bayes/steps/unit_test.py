@@ -56,20 +56,19 @@ class TestStep(FilterStep):
         q3, q4 = np.arange(w.known.shape[1])[None, None, :], np.arange(w.known.shape[1])[None, None, :, None]
         safe = np.maximum(s.obj, 0)
         tests = w.known[t][q3]                                                 # [1, 1, Q]
+        any_tests = bool(tests.any())   # False on new questions: nothing replays, every verdict is drawn
         slot_known = s.known & tests[..., None]
         grouped = mask & ~alone
         alone = alone | (grouped & (grouped.sum(axis=-1, keepdims=True) == 1))   # a group of one is judged alone
         together = mask & ~alone
         replay = tests[..., None] & np.where(alone, s.known, ~(together & ~s.known).any(axis=-1, keepdims=True))
-        if tests.any():
+        if any_tests:
             args = w.mask[t][q4, safe], w.checked[t][q4, safe]
             exact, share = counted_verdicts(*args, together, w.n[t][q3], w.written[t][q3])
             by_itself = counted_verdicts(*args, mask, w.n[t][q3], np.zeros_like(w.written[t][q3]))   # every test counts
             exact, share = np.where(alone, by_itself[0], exact), np.where(alone, by_itself[1], share)
-        else:   # no question's tests are known (new questions): nothing replays, every verdict is drawn
-            exact, share = np.zeros(mask.shape, bool), np.zeros(mask.shape)
         v, by_one = ctx.writer_row(t), ctx.writer_row(t, alone=True)   # by_one: every test counts, a wrong one too
-        right = np.where(alone, w.right_alone[t][q4], w.right[t][q4]) if tests.any() else None
+        right = np.where(alone, w.right_alone[t][q4], w.right[t][q4]) if any_tests else None
         # one uniform per (writer, question) for right programs, and one per sample for wrong ones,
         # whether judged together or alone (the same tests pass or fail the same programs)
         u_right = draws.written_right[:, t][:, None, :, None]
@@ -81,13 +80,13 @@ class TestStep(FilterStep):
             return of(by_one, *a) if alone.all() else np.where(alone, of(by_one, *a), of(v, *a))
 
         drawn_right = u_right < rate(draws.tpr, s.gen)
-        if right is not None:   # (on new questions no writer's tests are known: every verdict is drawn)
+        if right is not None:
             drawn_right = np.where(right != UNKNOWN, right == 1, drawn_right)
         drawn_wrong = u_wrong < rate(draws.fpr, s.gen)
         # a known slot among drawn ones keeps its verdict with the question's known answers (a known
         # slot judged alone always replays)
         mixed = np.where(s.correct, drawn_right, drawn_wrong)
-        if tests.any():
+        if any_tests:
             mixed = np.where(slot_known, w.pool[t][q4, safe] == 1, mixed)
             verdict = np.where(replay, exact, mixed) & mask
             share = np.where(replay, share, verdict.astype(float))
@@ -97,7 +96,7 @@ class TestStep(FilterStep):
         applies = np.where(tests, w.n[t][q3] > 0, True) & mask.any(axis=-1)
         tested = mask & applies[..., None]
         ag = self._drawn_key(s, draws, verdict)
-        if tests.any():
+        if any_tests:
             ag, aglv = np.where(slot_known, w.key[t][q4, safe], ag), np.where(slot_known, w.level[t][q4, safe], 2)
         else:
             aglv = np.full(ag.shape, 2, w.level.dtype)
