@@ -197,6 +197,12 @@ def usd_of(model, costs, tokens_in, tokens_out):
     return (tokens_in + tokens_out) * costs.model.usd_per_token.get(model.id, 0.0)
 
 
+def known_or_drawn(known: np.ndarray, replayed, drawn):
+    """``np.where(known, replayed(), drawn)``; only ``drawn`` where nothing is known (new questions),
+    without gathering the replayed side or a pass over the drawn one."""
+    return np.where(known, replayed(), drawn) if known.any() else drawn
+
+
 def joined_or_fresh(joins: np.ndarray, agree: np.ndarray, correct, fresh: np.ndarray) -> np.ndarray:
     """A drawn answer's vote key: with the pool's rate of agreement (its uniform ``joins`` below
     ``agree``) it is its question's modal answer -- the right one, or the most common wrong one --
