@@ -1,0 +1,57 @@
+"""The report's NUTS fit: where its chains start, and which chains it keeps."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from archsearch.bayes.fit import _denser_chains, difficulty_start
+from archsearch.bayes.model import Observations, Shapes
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_chains_that_agree_are_pooled_and_chains_in_separate_modes_keep_the_denser():
+    rng = np.random.default_rng(0)
+    agree = 1000 + 12 * rng.standard_normal((2, 200))
+    assert _denser_chains(agree) == ([0, 1], 0.0)
+    apart = np.stack([1003 + 12 * rng.standard_normal(200), 955 + 12 * rng.standard_normal(200)])
+    kept, gap = _denser_chains(apart)
+    assert kept == [1] and 40 < gap < 56
+
+
+def test_the_start_puts_questions_answered_wrong_more_often_higher():
+    obs = Observations(q=np.arange(4), g=np.zeros(4, int), n=np.full(4, 10), y=np.array([9, 5, 1, 0]),
+                       tp=np.zeros((4, 1)), fp=np.zeros((4, 1)), seen=np.zeros((4, 1)),
+                       n_questions=4, n_generators=1, n_verifiers=1)
+    start = difficulty_start(obs, Shapes(questions=8, generators=1, verifiers=1, cells=4))
+    z, sigma = np.asarray(start["z"]), float(start["sigma_b"])
+    assert np.all(np.diff(z[:4]) > 0), z             # fewer right answers, a harder question
+    assert np.all(z[4:] == 0) and 0.3 <= sigma <= 3.0   # padded questions at the prior's centre
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment,space", [("humaneval-local", "spaces/sampling-prompts.yaml"),
+                                              ("humaneval-archon", "spaces/archon.yaml")])
+def test_the_report_fit_lands_in_one_mode_whatever_its_seed(experiment, space):
+    """On both HumanEval pools one NUTS chain from a random start settled in a mode about 45 nats less
+    dense for some seeds (seeds 0 and 1 of humaneval-local, five of six on humaneval-archon): the
+    question difficulties' spread sigma_b 1.34 against 1.9 there, 0.87 against 2.3 here, and every
+    verifier's FPR slope of the other sign. Now every seed's posterior is in the denser one."""
+    from archsearch.bayes.evidence import Evidence
+    from archsearch.bayes.fit import Surrogate
+    from archsearch.bayes.plan import plan_of
+    from archsearch.llm import CallCache
+    from archsearch.sandbox import RecordedRuns
+    from archsearch.space import SearchSpace
+    from archsearch.tasks import Task
+
+    task = Task(ROOT / "experiments" / experiment / "task.yaml")
+    plans = [p for p in (plan_of(s) for _, s in SearchSpace(ROOT / space).pipelines(task)) if p is not None]
+    cache = CallCache(task.cache_url)
+    spreads = []
+    for seed in range(3):
+        post = Evidence(task, task.split("search"), cache, RecordedRuns(cache), plans, Surrogate(seed=seed)).refresh(method="nuts")
+        spreads.append(float(post.sigma_b.mean()))
+        assert post.method == "nuts" and not post.warnings, post.warnings
+    assert max(spreads) - min(spreads) < 0.3 and min(spreads) > 1.6, spreads
