@@ -55,3 +55,12 @@ def test_the_report_fit_lands_in_one_mode_whatever_its_seed(experiment, space):
         spreads.append(float(post.sigma_b.mean()))
         assert post.method == "nuts" and not post.warnings, post.warnings
     assert max(spreads) - min(spreads) < 0.3 and min(spreads) > 1.6, spreads
+
+
+def test_the_report_says_when_a_chain_was_left_out_for_its_mode():
+    from archsearch.optimize.report import _modes_note
+
+    assert _modes_note({"chains": 2, "chains_kept": 2, "modes_apart_nats": 0.0}) == ""
+    assert _modes_note({}) == ""   # an SVI fit has no chains
+    note = _modes_note({"chains": 2, "chains_kept": 1, "modes_apart_nats": 47.2})
+    assert "1 of 2 chains settled in a mode 47 nats less dense" in note

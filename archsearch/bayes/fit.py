@@ -34,6 +34,7 @@ LEARNING_RATE = 0.02
 INIT_SCALE = 0.1   # AutoNormal's starting scale of every latent
 # NUTS chains that settle in modes this far apart (R-hat of their potential energy) are not one posterior
 MODES_APART_RHAT = 1.1
+NUTS_FIELDS = ("potential_energy", "diverging")   # kept per draw: modes are told apart by energy
 _SOFTPLUS = biject_to(AutoNormal.scale_constraint)
 
 
@@ -62,9 +63,6 @@ def _diagnostics(grouped: dict) -> tuple[float, float]:
     watched = ["theta", "tau", "gamma", "sigma_b"]
     return (max(float(np.nanmax(stats[k]["r_hat"])) for k in watched),
             min(float(np.nanmin(stats[k]["n_eff"])) for k in watched))
-
-
-FIELDS = ("potential_energy", "diverging")
 
 
 def _batch(mcmc: MCMC) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -175,7 +173,7 @@ class Surrogate:
         mcmc = self._mcmc[shapes]
         mcmc.post_warmup_state = None
         first = initialize_model(key, kernel, init_strategy=functools.partial(_start_at, start), model_kwargs=data).param_info.z
-        mcmc.run(key, init_params={k: jnp.stack([v] * self.chains) for k, v in first.items()}, extra_fields=FIELDS, **data)
+        mcmc.run(key, init_params={k: jnp.stack([v] * self.chains) for k, v in first.items()}, extra_fields=NUTS_FIELDS, **data)
         batches = [_batch(mcmc)]
         while True:
             grouped = {k: np.concatenate([b[0][k] for b in batches], axis=1) for k in batches[0][0]}
@@ -187,7 +185,7 @@ class Surrogate:
             if (n_eff >= 50 and drawn >= self.num_samples) or len(batches) > extra_batches:
                 break
             mcmc.post_warmup_state = mcmc.last_state
-            mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=FIELDS, **data)
+            mcmc.run(mcmc.post_warmup_state.rng_key, extra_fields=NUTS_FIELDS, **data)
             batches.append(_batch(mcmc))
         mcmc.post_warmup_state = None
         # the same number of draws however many batches it took: what is simulated from them costs per draw

@@ -79,7 +79,8 @@ def print_conclusion(console, conclusion: Conclusion) -> None:
             console.print(f"surrogate: pipelines with {', '.join(c.uncovered)} layers are not modelled (TPE proposed "
                           "them; no posterior for them, so they are not chosen over modelled ones)")
         post = c.evidence.posterior
-        console.print(f"surrogate: NumPyro {post.method}, {post.seconds:.1f}s" + (f"; {'; '.join(post.warnings)}" if post.warnings else ""))
+        console.print(f"surrogate: NumPyro {post.method}, {post.seconds:.1f}s" + (f"; {'; '.join(post.warnings)}" if post.warnings else "")
+                      + _modes_note(post.diagnostics or {}))
         table = verifier_table(c)
         if table is not None:
             console.print(table)
@@ -252,3 +253,12 @@ def write_report(out_dir: Path, report: dict) -> None:
 
 def write_json(path: Path, data: dict) -> None:
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _modes_note(diagnostics: dict) -> str:
+    """What the report says when NUTS's chains settled in separate modes (``fit._denser_chains``)."""
+    chains, kept = diagnostics.get("chains", 1), diagnostics.get("chains_kept", 1)
+    if kept >= chains:
+        return ""
+    return (f"; {chains - kept} of {chains} chains settled in a mode {diagnostics.get('modes_apart_nats', 0.0):.0f} nats "
+            "less dense and were left out")
