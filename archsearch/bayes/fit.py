@@ -76,8 +76,7 @@ def _denser_chains(energy: np.ndarray) -> tuple[list[int], float]:
     """The chains to keep, and how far apart (nats of mean potential energy) the kept and the rest
     lie: all of them when they agree, else the one of the lowest mean energy (the highest density).
     On the HumanEval pools a chain settled now and then in a second mode about 45 nats less dense
-    (each verifier's FPR slope of the other sign, question difficulties squeezed together): a
-    share of the posterior of about e^-45, which one chain alone cannot tell from the other."""
+    (``bayes/MODEL.md``, "Fit"), which one chain alone cannot tell from the other."""
     if len(energy) < 2:
         return [0], 0.0
     r_hat = float(split_gelman_rubin(energy))
@@ -90,8 +89,7 @@ def _denser_chains(energy: np.ndarray) -> tuple[list[int], float]:
 
 def difficulty_start(obs: Observations, shapes: Shapes) -> dict[str, np.ndarray]:
     """Where NUTS starts the question difficulties: each question's pooled empirical logit of being
-    answered wrong (centred; its spread as sigma_b); unseen and padded questions at 0. From random
-    starts, chains fell into the less dense mode about half the time on the HumanEval pools."""
+    answered wrong (centred; its spread as sigma_b); unseen and padded questions at 0."""
     right, tried = np.zeros(shapes.questions), np.zeros(shapes.questions)
     np.add.at(right, obs.q, obs.y)
     np.add.at(tried, obs.q, obs.n)
@@ -101,7 +99,7 @@ def difficulty_start(obs: Observations, shapes: Shapes) -> dict[str, np.ndarray]
     sigma = float(np.clip(hard.std(), 0.3, 3.0)) if len(hard) > 1 else 1.0
     z = np.zeros(shapes.questions)
     z[seen] = hard / sigma
-    return {"z": jnp.asarray(z), "sigma_b": jnp.asarray(sigma)}
+    return {"z": z, "sigma_b": np.asarray(sigma)}
 
 
 def _start_at(values: dict, site=None):
