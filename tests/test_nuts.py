@@ -46,6 +46,27 @@ def test_a_cold_svi_fit_starts_where_the_data_point_and_false_positives_rise_on_
     assert start["theta_auto_loc"] is locs["theta_auto_loc"] and start["z_auto_loc"].dtype == np.float32
 
 
+def test_a_refit_starts_cold_at_the_first_verdicts_and_warm_when_another_verifier_joins():
+    import sys
+    from dataclasses import replace
+
+    sys.path.insert(0, str(ROOT / "bayes"))
+    from synthetic import draw_truth, plain, simulate
+
+    from archsearch.bayes.fit import Surrogate
+
+    rng = np.random.default_rng(3)
+    obs = simulate(draw_truth(rng, questions=40, verifiers=2, structure=plain(2)), rng)
+    seen = np.asarray(obs.seen, bool)
+    none, first = np.zeros_like(seen), seen.copy()
+    first[:, 1] = False
+    surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0)
+    steps = [surrogate.fit(replace(obs, seen=s), "svi").diagnostics["svi_steps"] for s in (none, none, first, seen)]
+    # the first fit; the same data again: warm; verifier 0's verdicts, the first of all: cold; verifier 1 joins: warm
+    assert steps[0] == steps[2] == surrogate.svi_steps, steps
+    assert steps[1] <= surrogate.warm_steps and steps[3] <= surrogate.warm_steps, steps
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["nuts", "svi"])
 @pytest.mark.parametrize("experiment,space", [("humaneval-local", "spaces/sampling-prompts.yaml"),
