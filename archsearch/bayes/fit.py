@@ -217,11 +217,11 @@ class Surrogate:
     def _svi(self, key, data, shapes: Shapes, obs: Observations):
         """SVI whose start, steps and draws are compiled once per shape (``svi.run`` compiles its loop
         anew on every call: 15 s of a 16-s refit); a refit starts from the last solution of the same
-        shape, a first fit from ``svi_start``, and so does the refit that sees the first verdicts of
-        any verifier: started warm, it kept the difficulties it had squeezed without them and, in the
+        shape, a first fit from ``svi_start``, and so does a refit in which a verifier has its first
+        verdicts: started warm, it kept the difficulties it had squeezed without them and, in the
         sampler benchmark's searches on humaneval-archon, ended 8-14 nats worse than a cold fit of the
-        same data, with every slope of the other sign. A verifier judged for the first time later, once
-        others have placed the difficulties, starts its slope at ``LAM_START`` in a warm refit. The steps run in chunks of one compiled
+        same data, with every slope of the other sign (starting only the new verifiers' slopes at
+        ``LAM_START`` did not help: the verdicts of others were already in those fits). The steps run in chunks of one compiled
         length, so a first fit and a warm refit share the code; a warm refit stops once its loss settles.
         Each compiled function sets up its own guide while it is traced (``_traced_svi``)."""
         folder = jax.config.jax_compilation_cache_dir   # where this process keeps compiled code
@@ -229,10 +229,8 @@ class Surrogate:
                                 else svi_functions(shapes, self.num_samples))
         judged = np.asarray(data["seen"], bool).any(axis=0)   # padded: one length per shape
         warm, judged_then = self._svi_params.get(shapes, (None, judged))
-        if warm is not None and judged.any() and not judged_then.any():
-            warm = None   # the first verdicts of all: refit cold (see the docstring)
-        elif warm is not None and np.any(judged & ~judged_then):   # a verifier's first: its slope starts as a cold fit's
-            warm = warm | {"lam_auto_loc": jnp.where(judged & ~judged_then, LAM_START, warm["lam_auto_loc"])}
+        if np.any(judged & ~judged_then):
+            warm = None   # a verifier's first verdicts: refit cold (see the docstring)
         locs, rng_key = start(key, data)
         state = starting_state(locs if warm else svi_start(obs, shapes, locs), rng_key, warm)
         last, taken = math.inf, 0
