@@ -59,8 +59,18 @@ def test_no_network():
     server.listen(1)
     port = server.getsockname()[1]
     accepted = []
-    threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
+
+    def accept() -> None:
+        try:
+            accepted.append(server.accept())
+        except OSError:   # shut down below with nothing connected
+            pass
+
+    listener = threading.Thread(target=accept, daemon=True)
+    listener.start()
     result = run(f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=1)")
+    server.shutdown(socket.SHUT_RDWR)   # wakes the blocked accept (closing alone does not)
+    listener.join(timeout=5)
     server.close()
     assert not result.passed and not accepted
 
