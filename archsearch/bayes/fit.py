@@ -218,13 +218,10 @@ class Surrogate:
         """SVI whose start, steps and draws are compiled once per shape (``svi.run`` compiles its loop
         anew on every call: 15 s of a 16-s refit); a refit starts from the last solution of the same
         shape, a first fit from ``svi_start``, and so does a refit in which a verifier has its first
-        verdicts: started warm, it kept the difficulties it had squeezed without them and, in the
-        sampler benchmark's searches on humaneval-archon, ended 8-14 nats worse than a cold fit of the
-        same data, with every slope of the other sign (starting only the new verifiers' slopes at
-        ``LAM_START`` did not help: the verdicts of others were already in those fits). The steps run
-        in chunks of one compiled length, so a first fit and a warm refit share the code; a warm refit
-        stops once its loss settles. Each compiled function sets up its own guide while it is traced
-        (``_traced_svi``)."""
+        verdicts (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``, "Fit").
+        The steps run in chunks of one compiled length, so a first fit and a warm refit share the code;
+        a warm refit stops once its loss settles. Each compiled function sets up its own guide while it
+        is traced (``_traced_svi``)."""
         folder = jax.config.jax_compilation_cache_dir   # where this process keeps compiled code
         start, steps, finish = (stored_svi_functions(shapes, self.num_samples, folder) if folder
                                 else svi_functions(shapes, self.num_samples))
