@@ -46,7 +46,7 @@ def test_a_cold_svi_fit_starts_where_the_data_point_and_false_positives_rise_on_
     assert start["theta_auto_loc"] is locs["theta_auto_loc"] and start["z_auto_loc"].dtype == np.float32
 
 
-def test_a_refit_starts_cold_when_a_verifier_has_its_first_verdicts():
+def test_a_refit_restarts_the_mode_sites_when_a_verifier_has_its_first_verdicts():
     import sys
     from dataclasses import replace
 
@@ -61,11 +61,24 @@ def test_a_refit_starts_cold_when_a_verifier_has_its_first_verdicts():
     none, first = np.zeros_like(seen), seen.copy()
     first[:, 1] = False
     surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0)
-    steps = [surrogate.fit(replace(obs, seen=s), "svi").diagnostics["svi_steps"] for s in (none, none, first, seen)]
-    # the first fit; the same data again: warm; verifier 0's first verdicts: cold; verifier 1's: cold
-    assert steps[0] == steps[2] == steps[3] == surrogate.svi_steps, steps
-    assert steps[1] <= surrogate.warm_steps, steps
-    assert surrogate.fit(obs, "svi").diagnostics["svi_steps"] <= surrogate.warm_steps   # nothing new judged: warm
+    fits = [surrogate.fit(replace(obs, seen=s), "svi").diagnostics for s in (none, none, first, seen, seen)]
+    # the first fit; the same data again; verifier 0's first verdicts; verifier 1's; nothing newly judged
+    assert [f["svi_start"] for f in fits] == ["cold", "warm", "restart", "restart", "warm"], fits
+    assert fits[0]["svi_steps"] == surrogate.svi_steps
+    assert all(f["svi_steps"] <= surrogate.warm_steps for f in (fits[1], fits[4])), fits
+    assert all(f["svi_steps"] <= surrogate.restart_steps for f in fits[2:4]), fits
+
+
+def test_a_restart_takes_the_mode_sites_from_the_cold_start_and_the_rest_from_the_last_solution():
+    from archsearch.bayes.fit import INIT_SCALE, MODE_SITES, restarted
+
+    warm = {f"{site}_auto_{part}": np.full(3, 7.0) for site in (*MODE_SITES, "theta") for part in ("loc", "scale")}
+    cold = {k: np.full(3, -1.0) for k in warm}
+    out = restarted(warm, cold)
+    for site in MODE_SITES:
+        np.testing.assert_array_equal(out[f"{site}_auto_loc"], cold[f"{site}_auto_loc"])
+        np.testing.assert_allclose(out[f"{site}_auto_scale"], INIT_SCALE)
+    assert out["theta_auto_loc"] is warm["theta_auto_loc"] and out["theta_auto_scale"] is warm["theta_auto_scale"]
 
 
 @pytest.mark.slow
