@@ -46,7 +46,7 @@ def test_a_cold_svi_fit_starts_where_the_data_point_and_false_positives_rise_on_
     assert start["theta_auto_loc"] is locs["theta_auto_loc"] and start["z_auto_loc"].dtype == np.float32
 
 
-def test_a_refit_restarts_the_mode_sites_when_a_verifier_has_its_first_verdicts():
+def test_a_refit_starts_cold_when_a_verifier_has_its_first_verdicts():
     import sys
     from dataclasses import replace
 
@@ -63,22 +63,9 @@ def test_a_refit_restarts_the_mode_sites_when_a_verifier_has_its_first_verdicts(
     surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0)
     fits = [surrogate.fit(replace(obs, seen=s), "svi").diagnostics for s in (none, none, first, seen, seen)]
     # the first fit; the same data again; verifier 0's first verdicts; verifier 1's; nothing newly judged
-    assert [f["svi_start"] for f in fits] == ["cold", "warm", "restart", "restart", "warm"], fits
-    assert fits[0]["svi_steps"] == surrogate.svi_steps
-    assert all(f["svi_steps"] <= surrogate.warm_steps for f in (fits[1], fits[4])), fits
-    assert all(f["svi_steps"] <= surrogate.restart_steps for f in fits[2:4]), fits
-
-
-def test_a_restart_takes_the_mode_sites_from_the_cold_start_and_the_rest_from_the_last_solution():
-    from archsearch.bayes.fit import INIT_SCALE, MODE_SITES, restarted
-
-    warm = {f"{site}_auto_{part}": np.full(3, 7.0) for site in (*MODE_SITES, "theta") for part in ("loc", "scale")}
-    cold = {k: np.full(3, -1.0) for k in warm}
-    out = restarted(warm, cold)
-    for site in MODE_SITES:
-        np.testing.assert_array_equal(out[f"{site}_auto_loc"], cold[f"{site}_auto_loc"])
-        np.testing.assert_allclose(out[f"{site}_auto_scale"], INIT_SCALE)
-    assert out["theta_auto_loc"] is warm["theta_auto_loc"] and out["theta_auto_scale"] is warm["theta_auto_scale"]
+    assert [f["svi_start"] for f in fits] == ["cold", "warm", "cold", "cold", "warm"], fits
+    assert fits[0]["svi_steps"] == fits[2]["svi_steps"] == fits[3]["svi_steps"] == surrogate.svi_steps, fits
+    assert fits[1]["svi_steps"] <= surrogate.warm_steps and fits[4]["svi_steps"] <= surrogate.warm_steps, fits
 
 
 @pytest.mark.slow
@@ -113,6 +100,39 @@ def test_every_fit_lands_in_the_dense_mode_whatever_its_seed(experiment, space, 
         assert max(spreads) - min(spreads) < 0.3 and min(spreads) > 1.6, spreads
     else:                                # a mean-field fit: its spread wanders more from seed to seed
         assert min(spreads) > 1.5, spreads
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment,space", [("humaneval-local", "spaces/sampling-prompts.yaml"),
+                                              ("humaneval-archon", "spaces/archon.yaml")])
+def test_a_refit_at_first_verdicts_ends_where_a_cold_fit_of_the_same_data_does(experiment, space):
+    """A search fitted with one verifier's verdicts, then with every verifier's: that refit must end in
+    the dense mode, within a few nats of a cold fit of the same data. On humaneval-archon a warm refit
+    ended 31 nats worse here and a restart of only z, sigma_b and lam 30 nats worse, both with the
+    slopes negative (bayes/MODEL.md, "Fit"); the refit is cold."""
+    from dataclasses import replace
+
+    from archsearch.bayes.evidence import Evidence
+    from archsearch.bayes.fit import Surrogate
+    from archsearch.bayes.plan import plan_of
+    from archsearch.llm import CallCache
+    from archsearch.sandbox import RecordedRuns
+    from archsearch.space import SearchSpace
+    from archsearch.tasks import Task
+
+    task = Task(ROOT / "experiments" / experiment / "task.yaml")
+    plans = [p for p in (plan_of(s) for _, s in SearchSpace(ROOT / space).pipelines(task)) if p is not None]
+    cache = CallCache(task.cache_url)
+    evidence = Evidence(task, task.split("search"), cache, RecordedRuns(cache), plans, Surrogate(seed=0))
+    cold = evidence.refresh(method="svi")
+    obs, shapes = evidence._obs, evidence.surrogate.shapes
+    one_judged = np.asarray(obs.seen, bool).copy()
+    one_judged[:, 1:] = False
+    searching = Surrogate(shapes, seed=0)
+    searching.fit(replace(obs, seen=one_judged), "svi")
+    refit = searching.fit(obs, "svi")
+    assert refit.diagnostics["elbo_final"] > cold.diagnostics["elbo_final"] - 5, (refit.diagnostics, cold.diagnostics)
+    assert refit.lam.mean() > 0 and refit.sigma_b.mean() > 1.5, (refit.lam.mean(), refit.sigma_b.mean())
 
 
 def test_the_report_says_when_a_chain_was_left_out_for_its_mode():

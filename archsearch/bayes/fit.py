@@ -37,9 +37,6 @@ INIT_SCALE = 0.1   # AutoNormal's starting scale of every latent
 # questions. From the prior median (0) SVI settled on both HumanEval pools, for most seeds, in the
 # mode of the other sign, tens of nats less dense (bayes/MODEL.md, "Fit")
 LAM_START = 0.5
-# the sites in which the posterior's two modes differ: a refit in which a verifier has its first
-# verdicts starts them where a cold fit does and every other site warm (a restart; bayes/MODEL.md, "Fit")
-MODE_SITES = ("z", "sigma_b", "lam")
 # NUTS chains that settle in modes this far apart (R-hat of their potential energy) are not one posterior
 MODES_APART_RHAT = 1.1
 NUTS_FIELDS = ("potential_energy", "diverging")   # kept per draw: modes are told apart by energy
@@ -120,16 +117,6 @@ def svi_start(obs: Observations, shapes: Shapes, locs: dict) -> dict:
     return locs | {k: jnp.asarray(v, locs[k].dtype).reshape(jnp.shape(locs[k])) for k, v in values.items()}
 
 
-def restarted(warm: dict, cold: dict) -> dict:
-    """The last solution ``warm`` (constrained guide parameters) with the ``MODE_SITES``' locations
-    from a cold start ``cold`` (``svi_start``) and their scales back at ``INIT_SCALE``."""
-    out = dict(warm)
-    for site in MODE_SITES:
-        out[f"{site}_auto_loc"] = cold[f"{site}_auto_loc"]
-        out[f"{site}_auto_scale"] = jnp.full_like(warm[f"{site}_auto_scale"], INIT_SCALE)
-    return out
-
-
 def _start_at(values: dict, site=None):
     """An init strategy: ``values`` for the sites it names, the prior median elsewhere."""
     if site is None:
@@ -145,10 +132,10 @@ class Surrogate:
 
     def __init__(self, shapes: Shapes = Shapes(), nuts_max_cells: int = 400, num_warmup: int = 400,
                  num_samples: int = 400, svi_steps: int = 3000, seed: int = 0, method: str | None = None,
-                 warm_steps: int = 800, restart_steps: int = 1500, chains: int = 2) -> None:
+                 warm_steps: int = 800, chains: int = 2) -> None:
         self.shapes, self.nuts_max_cells, self.method, self.chains = shapes, nuts_max_cells, method, chains
         self.num_warmup, self.num_samples, self.svi_steps, self.seed = num_warmup, num_samples, svi_steps, seed
-        self.warm_steps, self.restart_steps = warm_steps, restart_steps
+        self.warm_steps = warm_steps
         self._mcmc: dict[Shapes, MCMC] = {}
         # the last SVI solution per shape, and which verifiers had verdicts then: the next fit starts there
         self._svi_params: dict[Shapes, tuple[dict, np.ndarray]] = {}
@@ -230,8 +217,8 @@ class Surrogate:
     def _svi(self, key, data, shapes: Shapes, obs: Observations):
         """SVI whose start, steps and draws are compiled once per shape (``svi.run`` compiles its loop
         anew on every call: 15 s of a 16-s refit); a refit starts from the last solution of the same
-        shape, a first fit from ``svi_start``; a refit in which a verifier has its first verdicts restarts
-        the ``MODE_SITES`` (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``, "Fit").
+        shape, a first fit from ``svi_start``, and so does a refit in which a verifier has its first
+        verdicts (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``, "Fit").
         The steps run in chunks of one compiled length, so a first fit and a warm refit share the code;
         a warm refit stops once its loss settles. Each compiled function sets up its own guide while it
         is traced (``_traced_svi``)."""
@@ -240,24 +227,20 @@ class Surrogate:
                                 else svi_functions(shapes, self.num_samples))
         judged = np.asarray(data["seen"], bool).any(axis=0)   # padded: one length per shape
         warm, judged_then = self._svi_params.get(shapes, (None, judged))
+        if np.any(judged & ~judged_then):
+            warm = None   # a verifier's first verdicts: refit cold (see the docstring)
         locs, rng_key = start(key, data)
-        if warm is None:
-            how, length = "cold", self.svi_steps
-            state = starting_state(svi_start(obs, shapes, locs), rng_key, None)
-        else:
-            first_verdicts = bool(np.any(judged & ~judged_then))   # then restart (see the docstring)
-            how, length = ("restart", self.restart_steps) if first_verdicts else ("warm", self.warm_steps)
-            state = starting_state(locs, rng_key, restarted(warm, svi_start(obs, shapes, locs)) if first_verdicts else warm)
+        state = starting_state(locs if warm else svi_start(obs, shapes, locs), rng_key, warm)
         last, taken = math.inf, 0
-        for _ in range(math.ceil(length / STEP_CHUNK)):
+        for _ in range(math.ceil((self.warm_steps if warm else self.svi_steps) / STEP_CHUNK)):
             state, losses = steps(key, state, data)
             mean, taken = float(np.mean(np.asarray(losses))), taken + STEP_CHUNK
-            if how != "cold" and last - mean < WARM_TOLERANCE * abs(mean):
+            if warm and last - mean < WARM_TOLERANCE * abs(mean):
                 break   # a warm start settles within two or three chunks; the rest is the ELBO's noise
             last = mean
         params, draws = finish(key, state, data)
         self._svi_params[shapes] = (params, judged)
-        return draws, {"elbo_final": -mean, "svi_steps": taken, "svi_start": how}, []   # the last chunk's mean
+        return draws, {"elbo_final": -mean, "svi_steps": taken, "svi_start": "warm" if warm else "cold"}, []   # the last chunk's mean
 
 
 @functools.lru_cache(maxsize=32)
