@@ -1,7 +1,8 @@
 """What the padded shapes cost an SVI fit: the first fit of a search on the large synthetic space
 (benchmarks/spaces/synthetic-large.yaml, fake LLM), fitted cold at the shapes the search pads to and
-at tighter ones. Masked padding adds exact zeros, so the fits should agree to the last digit; the
-table says whether they do and how long each takes (the second of two timed fits, after compiling).
+at tighter ones. Masked padding adds exact zeros, but a different reduction length can move the
+last digits (it did on the HumanEval pools); the table says whether these fits agree and how long
+each takes (the second of two timed fits, after compiling).
 
     python benchmarks/padding_cost.py [--seed 1]
 """
@@ -57,13 +58,11 @@ def main() -> None:
                "and cells at 256": dataclasses.replace(padded, rank_obs=8, fuse_obs=8, cells=256)}
     rows = {}
     for name, shapes in tighter.items():
-        surrogate = fit.Surrogate(shapes, seed=0, method="svi")
-        surrogate.fit(obs)   # compiles
+        fit.Surrogate(shapes, seed=0, method="svi").fit(obs)   # compiles (the compiled code is kept per shape)
         seconds = []
         for _ in range(2):
-            surrogate._svi_params.clear()   # every fit cold
             start = time.perf_counter()
-            post = surrogate.fit(obs)
+            post = fit.Surrogate(shapes, seed=0, method="svi").fit(obs)   # a new surrogate: a cold fit
             seconds.append(time.perf_counter() - start)
         rows[name] = {"shapes": dataclasses.asdict(shapes), "seconds": round(seconds[-1], 3),
                       "elbo_final": post.diagnostics["elbo_final"], "theta_mean": float(post.theta.mean()),

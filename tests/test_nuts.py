@@ -10,6 +10,22 @@ from archsearch.bayes.fit import LAM_START, _denser_chains, difficulty_start, sv
 from archsearch.bayes.model import Observations, Shapes
 
 ROOT = Path(__file__).resolve().parent.parent
+POOLS = [("humaneval-local", "spaces/sampling-prompts.yaml"), ("humaneval-archon", "spaces/archon.yaml")]
+
+
+def pool_evidence(experiment: str, space: str, surrogate):
+    """The evidence of a shipped pool's search split over every covered pipeline of ``space``."""
+    from archsearch.bayes.evidence import Evidence
+    from archsearch.bayes.plan import plan_of
+    from archsearch.llm import CallCache
+    from archsearch.sandbox import RecordedRuns
+    from archsearch.space import SearchSpace
+    from archsearch.tasks import Task
+
+    task = Task(ROOT / "experiments" / experiment / "task.yaml")
+    plans = [p for p in (plan_of(s) for _, s in SearchSpace(ROOT / space).pipelines(task)) if p is not None]
+    cache = CallCache(task.cache_url)
+    return Evidence(task, task.split("search"), cache, RecordedRuns(cache), plans, surrogate)
 
 
 def test_chains_that_agree_are_pooled_and_chains_in_separate_modes_keep_the_denser():
@@ -70,28 +86,18 @@ def test_a_refit_starts_cold_when_a_verifier_has_its_first_verdicts():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["nuts", "svi"])
-@pytest.mark.parametrize("experiment,space", [("humaneval-local", "spaces/sampling-prompts.yaml"),
-                                              ("humaneval-archon", "spaces/archon.yaml")])
+@pytest.mark.parametrize("experiment,space", POOLS)
 def test_every_fit_lands_in_the_dense_mode_whatever_its_seed(experiment, space, method):
     """On both HumanEval pools one NUTS chain from a random start settled in a mode about 45 nats less
     dense for some seeds (seeds 0 and 1 of humaneval-local, five of six on humaneval-archon): the
     question difficulties' spread sigma_b 1.34 against 1.9 there, 0.87 against 2.3 here, and every
     verifier's FPR slope of the other sign. SVI from the prior median landed there for four of these
     six seeds (the search's proposals came from it). Now every seed's posterior is in the denser one."""
-    from archsearch.bayes.evidence import Evidence
     from archsearch.bayes.fit import Surrogate
-    from archsearch.bayes.plan import plan_of
-    from archsearch.llm import CallCache
-    from archsearch.sandbox import RecordedRuns
-    from archsearch.space import SearchSpace
-    from archsearch.tasks import Task
 
-    task = Task(ROOT / "experiments" / experiment / "task.yaml")
-    plans = [p for p in (plan_of(s) for _, s in SearchSpace(ROOT / space).pipelines(task)) if p is not None]
-    cache = CallCache(task.cache_url)
     spreads, slopes = [], []
     for seed in range(3):
-        post = Evidence(task, task.split("search"), cache, RecordedRuns(cache), plans, Surrogate(seed=seed)).refresh(method=method)
+        post = pool_evidence(experiment, space, Surrogate(seed=seed)).refresh(method=method)
         spreads.append(float(post.sigma_b.mean()))
         slopes.append(float(post.lam.mean()))
         assert post.method == method and not post.warnings, post.warnings
@@ -103,8 +109,7 @@ def test_every_fit_lands_in_the_dense_mode_whatever_its_seed(experiment, space, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment,space", [("humaneval-local", "spaces/sampling-prompts.yaml"),
-                                              ("humaneval-archon", "spaces/archon.yaml")])
+@pytest.mark.parametrize("experiment,space", POOLS)
 def test_a_refit_at_first_verdicts_ends_where_a_cold_fit_of_the_same_data_does(experiment, space):
     """A search fitted with one verifier's verdicts, then with every verifier's: that refit must end in
     the dense mode, within a few nats of a cold fit of the same data. On humaneval-archon a warm refit
@@ -112,18 +117,9 @@ def test_a_refit_at_first_verdicts_ends_where_a_cold_fit_of_the_same_data_does(e
     slopes negative (bayes/MODEL.md, "Fit"); the refit is cold."""
     from dataclasses import replace
 
-    from archsearch.bayes.evidence import Evidence
     from archsearch.bayes.fit import Surrogate
-    from archsearch.bayes.plan import plan_of
-    from archsearch.llm import CallCache
-    from archsearch.sandbox import RecordedRuns
-    from archsearch.space import SearchSpace
-    from archsearch.tasks import Task
 
-    task = Task(ROOT / "experiments" / experiment / "task.yaml")
-    plans = [p for p in (plan_of(s) for _, s in SearchSpace(ROOT / space).pipelines(task)) if p is not None]
-    cache = CallCache(task.cache_url)
-    evidence = Evidence(task, task.split("search"), cache, RecordedRuns(cache), plans, Surrogate(seed=0))
+    evidence = pool_evidence(experiment, space, Surrogate(seed=0))
     cold = evidence.refresh(method="svi")
     obs, shapes = evidence._obs, evidence.surrogate.shapes
     one_judged = np.asarray(obs.seen, bool).copy()
