@@ -172,6 +172,8 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
     if name == "surrogate":  # each seed's model compiles anew: free the compiled code (10 seeds ran out of memory)
         import jax
 
+        sampler.close()   # first end its background refit, which runs that code
+
         jax.clear_caches()
     reached = best >= target - 1e-9
     return {"calls": len(bought), "trials": trials, "reached": reached}

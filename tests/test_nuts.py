@@ -84,6 +84,35 @@ def test_a_refit_starts_cold_when_a_verifier_has_its_first_verdicts():
     assert fits[1]["svi_steps"] <= surrogate.warm_steps and fits[4]["svi_steps"] <= surrogate.warm_steps, fits
 
 
+def test_a_cold_refit_in_the_background_leaves_the_next_fits_as_a_cold_refit_in_the_foreground_does():
+    """A search's surrogate refits warm at a verifier's first verdicts and runs the cold refit in a
+    background thread; the next fit waits for it and starts from it, so once nothing is newly judged
+    the posterior is the one the foreground cold refits lead to, to the last digit."""
+    import sys
+    from dataclasses import replace
+
+    sys.path.insert(0, str(ROOT / "bayes"))
+    from synthetic import draw_truth, plain, simulate
+
+    from archsearch.bayes.fit import Surrogate
+
+    rng = np.random.default_rng(3)
+    obs = simulate(draw_truth(rng, questions=40, verifiers=2, structure=plain(2)), rng)
+    seen = np.asarray(obs.seen, bool)
+    first = seen.copy()
+    first[:, 1] = False
+    runs = {}
+    for background in (False, True):
+        surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_cold_refits=background)
+        runs[background] = [surrogate.fit(replace(obs, seen=s), "svi") for s in (np.zeros_like(seen), first, seen, seen)]
+    assert [p.diagnostics["svi_start"] for p in runs[True]] == [
+        "cold", "warm, cold in the background", "warm, cold in the background", "warm"]
+    assert [p.diagnostics["svi_start"] for p in runs[False]] == ["cold", "cold", "cold", "warm"]
+    assert np.array_equal(runs[True][-1].theta, runs[False][-1].theta)
+    assert np.array_equal(runs[True][-1].tau, runs[False][-1].tau)
+    assert not np.array_equal(runs[True][1].theta, runs[False][1].theta)   # the warm refit is a different fit
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["nuts", "svi"])
 @pytest.mark.parametrize("experiment,space", POOLS)

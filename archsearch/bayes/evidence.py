@@ -16,7 +16,7 @@ from .costs import CostModel, FreeCalls
 from .fit import Surrogate
 from .interpret import Simulated, simulate
 from .known import generator_structure, judge_models, observations
-from .model import Posterior, Shapes
+from .model import Posterior, Shapes, doubled_until
 from .non_call import NonCallTimes
 from .objects import ObjectArrays, Objects, object_arrays
 from .observe import Observer
@@ -26,6 +26,11 @@ from .steps.state import Context
 from .written import written_arrays
 
 DISCOVERY_ROUNDS = 4   # rankings of fusions of rankings...: each round reaches one layer further
+# the cells are padded to the whole question x generator grid while it holds at most this many (one
+# compiled shape for the whole search); a larger grid, to the power of two above what is observed:
+# padded, the first fit on the large synthetic space took 1.6 s for 130 cells, at 256 cells 1.0 s
+# (benchmarks/padding_cost.py). The shipped searches' grids are smaller (at most 328 cells)
+WHOLE_GRID_CELLS = 512
 
 
 class _Flat:
@@ -111,7 +116,8 @@ class Evidence:
         recompiles the model rarely (each recompile costs tens of seconds; a warm refit, a fraction)."""
         Q, G, V = obs.n_questions, obs.n_generators, obs.n_verifiers
         R, F = obs.n_rankers, obs.n_fusers
-        return Shapes.fitting(obs, Shapes(questions=Q, generators=G, verifiers=max(V, 1), cells=G * Q,
+        cells = G * Q if G * Q <= WHOLE_GRID_CELLS else min(G * Q, doubled_until(len(obs.q), WHOLE_GRID_CELLS // 2))
+        return Shapes.fitting(obs, Shapes(questions=Q, generators=G, verifiers=max(V, 1), cells=cells,
                                           rank_obs=max(8, 4 * Q * R), rankers=max(R, 1), fuse_obs=max(8, 4 * Q * F),
                                           fusers=max(F, 1)))
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import functools
 import inspect
 import math
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -132,16 +133,21 @@ class Surrogate:
 
     def __init__(self, shapes: Shapes = Shapes(), nuts_max_cells: int = 400, num_warmup: int = 400,
                  num_samples: int = 400, svi_steps: int = 3000, seed: int = 0, method: str | None = None,
-                 warm_steps: int = 800, chains: int = 2) -> None:
+                 warm_steps: int = 800, chains: int = 2, background_cold_refits: bool = False) -> None:
         self.shapes, self.nuts_max_cells, self.method, self.chains = shapes, nuts_max_cells, method, chains
         self.num_warmup, self.num_samples, self.svi_steps, self.seed = num_warmup, num_samples, svi_steps, seed
-        self.warm_steps = warm_steps
+        self.warm_steps, self.background_cold_refits = warm_steps, background_cold_refits
+        self._background: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()   # set by ``discard_background``: the background refit ends early
+        self._pending: tuple[tuple[int, ...], Future] | None = None   # a cold refit running in the background
         self._mcmc: dict[Shapes, MCMC] = {}
-        # the last SVI solution per shape, and which verifiers had verdicts then: the next fit starts there
-        self._svi_params: dict[Shapes, tuple[dict, np.ndarray]] = {}
+        # the last SVI solution per latent size (``Shapes.latent``), and which verifiers had verdicts
+        # then: the next fit starts there, also when only the data's padding grew
+        self._svi_params: dict[tuple[int, ...], tuple[dict, np.ndarray]] = {}
         self.last_shapes: Shapes | None = None
 
     def fit(self, obs: Observations, method: str | None = None) -> Posterior:
+        self._join()
         shapes = Shapes.fitting(obs, self.shapes)
         self.last_shapes = shapes
         data = obs.padded(shapes)
@@ -217,30 +223,71 @@ class Surrogate:
     def _svi(self, key, data, shapes: Shapes, obs: Observations):
         """SVI whose start, steps and draws are compiled once per shape (``svi.run`` compiles its loop
         anew on every call: 15 s of a 16-s refit); a refit starts from the last solution of the same
-        shape, a first fit from ``svi_start``, and so does a refit in which a verifier has its first
-        verdicts (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``, "Fit").
-        The steps run in chunks of one compiled length, so a first fit and a warm refit share the code;
-        a warm refit stops once its loss settles. Each compiled function sets up its own guide while it
-        is traced (``_traced_svi``)."""
+        latent sizes, a first fit from ``svi_start``, and so does a refit in which a verifier has its
+        first verdicts (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``,
+        "Fit"). With ``background_cold_refits`` (a search's proposals), that refit is warm, and the
+        cold one runs in a background thread while the search goes on; the next fit waits for it and
+        starts from it, so the fits are the same whatever the timing. The steps run in chunks of one
+        compiled length, so a first fit and a warm refit share the code; a warm refit stops once its
+        loss settles. Each compiled function sets up its own guide while it is traced (``_traced_svi``)."""
         folder = jax.config.jax_compilation_cache_dir   # where this process keeps compiled code
         start, steps, finish = (stored_svi_functions(shapes, self.num_samples, folder) if folder
                                 else svi_functions(shapes, self.num_samples))
         judged = np.asarray(data["seen"], bool).any(axis=0)   # padded: one length per shape
-        warm, judged_then = self._svi_params.get(shapes, (None, judged))
-        if np.any(judged & ~judged_then):
+        warm, judged_then = self._svi_params.get(shapes.latent, (None, judged))
+        first_verdicts = bool(np.any(judged & ~judged_then))
+        in_background = warm is not None and first_verdicts and self.background_cold_refits
+        if first_verdicts and not in_background:
             warm = None   # a verifier's first verdicts: refit cold (see the docstring)
         locs, rng_key = start(key, data)
         state = starting_state(locs if warm else svi_start(obs, shapes, locs), rng_key, warm)
-        last, taken = math.inf, 0
-        for _ in range(math.ceil((self.warm_steps if warm else self.svi_steps) / STEP_CHUNK)):
-            state, losses = steps(key, state, data)
-            mean, taken = float(np.mean(np.asarray(losses))), taken + STEP_CHUNK
-            if warm and last - mean < WARM_TOLERANCE * abs(mean):
-                break   # a warm start settles within two or three chunks; the rest is the ELBO's noise
-            last = mean
+        state, mean, taken = _settle(steps, key, state, data, self.warm_steps if warm else self.svi_steps, warm is not None)
         params, draws = finish(key, state, data)
-        self._svi_params[shapes] = (params, judged)
-        return draws, {"elbo_final": -mean, "svi_steps": taken, "svi_start": "warm" if warm else "cold"}, []   # the last chunk's mean
+        if in_background:   # traced by now (numpyro's handlers are not thread-safe), so the thread only runs code
+            cold = starting_state(svi_start(obs, shapes, locs), rng_key, None)
+            self._pending = (shapes.latent, self._executor().submit(
+                lambda: (finish(key, _settle(steps, key, cold, data, self.svi_steps, False, self._stop)[0], data)[0], judged)))
+        else:
+            self._svi_params[shapes.latent] = (params, judged)
+        how = "warm, cold in the background" if in_background else "warm" if warm else "cold"
+        return draws, {"elbo_final": -mean, "svi_steps": taken, "svi_start": how}, []   # the last chunk's mean
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._background is None:
+            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archsearch-refit")
+        return self._background
+
+    def discard_background(self) -> None:
+        """End a background refit nobody will wait for (the search is over), between two chunks."""
+        if self._pending is not None:
+            self._stop.set()
+            self._pending[1].result()
+            self._pending = None
+            self._stop.clear()
+
+    def _join(self) -> None:
+        """Wait for a cold refit running in the background; the next fit starts from its solution."""
+        if self._pending is not None:
+            latent, future = self._pending
+            self._pending = None
+            self._svi_params[latent] = future.result()
+
+
+def _settle(steps, key, state, data, most: int, warm: bool,
+            stop: threading.Event | None = None) -> tuple[SVIState, float, int]:
+    """Up to ``most`` SVI steps (rounded up to whole compiled chunks); a warm start stops once a chunk's mean loss
+    improves on the last one's by less than ``WARM_TOLERANCE`` of it (the rest is the ELBO's noise).
+    ``stop``, once set, ends it early. Returns the state, the last chunk's mean loss and the steps taken."""
+    last, taken = math.inf, 0
+    for _ in range(math.ceil(most / STEP_CHUNK)):
+        if stop is not None and stop.is_set():
+            break
+        state, losses = steps(key, state, data)
+        mean, taken = float(np.mean(np.asarray(losses))), taken + STEP_CHUNK
+        if warm and last - mean < WARM_TOLERANCE * abs(mean):
+            break
+        last = mean
+    return state, mean, taken
 
 
 @functools.lru_cache(maxsize=32)

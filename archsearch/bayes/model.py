@@ -32,7 +32,8 @@ PROMPT_SCALE = 0.5      # logits: the prior scale of how far a prompt variant mo
 KIND_SCALE = 0.7       # logits: spread of a verifier kind's mean, and of one verifier around it (together ~1)
 
 
-def _grow(needed: int, floor: int) -> int:
+def doubled_until(needed: int, floor: int) -> int:
+    """``floor`` doubled until it holds ``needed``."""
     size = floor
     while size < needed:
         size *= 2
@@ -53,6 +54,12 @@ class Shapes:
     fuse_obs: int = 8
     fusers: int = 2
 
+    @property
+    def latent(self) -> tuple[int, ...]:
+        """The sizes the model's latent variables have; the rest (cells, rank and fuse observations,
+        rank width) size only the data, so a fit of one latent size can start from another's solution."""
+        return self.questions, self.generators, self.verifiers, self.rankers, self.fusers
+
     @classmethod
     def fitting(cls, obs: Observations, floor: Shapes | None = None) -> Shapes:
         """The smallest shapes (powers of two above ``floor``) that hold ``obs``."""
@@ -60,7 +67,7 @@ class Shapes:
         needed = {"questions": obs.n_questions, "generators": obs.n_generators, "verifiers": obs.n_verifiers,
                   "cells": len(obs.q), "rank_obs": len(obs.rank_r), "rank_width": obs.rank_y.shape[1],
                   "rankers": obs.n_rankers, "fuse_obs": len(obs.fuse_f), "fusers": obs.n_fusers}
-        return cls(**{f.name: _grow(needed[f.name], getattr(floor, f.name)) for f in fields(cls)})
+        return cls(**{f.name: doubled_until(needed[f.name], getattr(floor, f.name)) for f in fields(cls)})
 
 
 def _empty(*shape, dtype=float) -> np.ndarray:

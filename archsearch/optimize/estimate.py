@@ -122,7 +122,7 @@ def _shared_surrogate(settings: SearchSettings):
         return None
     from ..bayes.fit import Surrogate
 
-    return Surrogate(seed=settings.seed, method="svi")
+    return Surrogate(seed=settings.seed, method="svi", background_cold_refits=True)   # as the search's own
 
 
 def _dry_run(settings: SearchSettings, cache: CallCache | None, references: dict, folder: Path, seed: int,

@@ -59,8 +59,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.replicates, self.redraws, self.expected_draws = replicates, 4, 32
         # the price of a proposal: the calls it buys plus one (a free pipeline is still a trial)
         self.price_floor = 1.0 if price_floor is None else price_floor
-        # one posterior draw per trial: SVI restarted from its last solution refits quickly
-        self.surrogate = surrogate or Surrogate(seed=seed, method="svi")
+        # one posterior draw per trial: SVI restarted from its last solution refits quickly, and the
+        # cold refit at a verifier's first verdicts runs while the search goes on
+        self.surrogate = surrogate or Surrogate(seed=seed, method="svi", background_cold_refits=True)
         self.evidence: Evidence | None = None
         self._listed: list[Candidate] | None = None
         self._unlistable = has_floats(space)   # set once listing finds too many pipelines
@@ -138,6 +139,10 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def after_trial(self, study, trial, state, values) -> None:
         self._plans.pop(trial.number, None)
         self.fallback.after_trial(study, trial, state, values)
+
+    def close(self) -> None:
+        """The search is over: end the surrogate's background refit."""
+        self.surrogate.discard_background()
 
     # -- the proposal --------------------------------------------------------------------------
     def fit(self, plans: list[Plan] | None = None):

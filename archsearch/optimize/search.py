@@ -269,15 +269,19 @@ class Search:
         self.client.budget = s.budget
         deadline = time.monotonic() + s.wall_minutes * 60 if s.wall_minutes else None
         outcomes = []
-        while self.finished() < s.trials and not self.stopped:
-            if deadline and time.monotonic() > deadline:
-                self.stopped = f"wall-time budget of {s.wall_minutes:g} min reached"
-                break
-            outcome = self.run_trial()
-            outcomes.append(outcome)
-            if self.on_progress:
-                self.on_progress({"finished": self.finished(), "trials": s.trials, "outcome": outcome,
-                                  "stats": self.client.stats})
+        try:
+            while self.finished() < s.trials and not self.stopped:
+                if deadline and time.monotonic() > deadline:
+                    self.stopped = f"wall-time budget of {s.wall_minutes:g} min reached"
+                    break
+                outcome = self.run_trial()
+                outcomes.append(outcome)
+                if self.on_progress:
+                    self.on_progress({"finished": self.finished(), "trials": s.trials, "outcome": outcome,
+                                      "stats": self.client.stats})
+        finally:
+            if self.sampler is not None:
+                self.sampler.close()   # a refit still running for proposals that will not come
         return outcomes
 
     # -- the result ----------------------------------------------------------------------------
