@@ -167,3 +167,34 @@ def test_the_report_says_when_a_chain_was_left_out_for_its_mode():
     assert _modes_note({}) == ""   # an SVI fit has no chains
     note = _modes_note({"chains": 2, "chains_kept": 1, "modes_apart_nats": 47.2})
     assert "1 of 2 chains settled in a mode 47 nats less dense" in note
+
+
+_OBS_DIGEST = """
+import hashlib, sys
+sys.path.insert(0, sys.argv[1])
+from test_nuts import pool_evidence
+from archsearch.bayes.model import Shapes
+
+class Digest:
+    shapes = Shapes()
+    def fit(self, obs, method=None):
+        arrays = [obs.q, obs.g, obs.n, obs.y, obs.tp, obs.fp, obs.rank_r, obs.rank_y, obs.rank_first, obs.fuse_f, obs.fuse_q,
+                  obs.fuse_k, obs.fuse_m, obs.fuse_y]
+        print(hashlib.sha256(b"".join(a.tobytes() for a in arrays)).hexdigest())
+        raise SystemExit(0)
+
+pool_evidence("humaneval-archon", "spaces/archon.yaml", Digest()).refresh()
+"""
+
+
+def test_the_evidence_of_a_pool_is_the_same_whatever_the_hash_seed():
+    """Rankings and fusions are discovered as a set of requests; looked up in the set's order, they
+    became observations in an order that changed with the process's hash seed (and so did the fit)."""
+    import os
+    import subprocess
+    import sys
+
+    digests = {subprocess.run([sys.executable, "-c", _OBS_DIGEST, str(ROOT / "tests")], capture_output=True, text=True,
+                              check=True, cwd=ROOT, env=os.environ | {"PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2")}
+    assert len(digests) == 1 and len(next(iter(digests))) == 65, digests

@@ -264,7 +264,9 @@ class Observer:
     def resolve(self, requests: set[tuple]) -> int:
         """Look up ``("rank", r, q, inputs)`` / ``("fuse", f, q, inputs, i)`` requests; new answers
         become objects (scored, judged by every verifier). Returns how many were found."""
-        todo = [r for r in requests if not self._asked.get(r)]
+        # in sorted order: a set of tuples with strings in them iterates in an order that changes with
+        # the process's hash seed, and answers found become objects (and observations) in this order
+        todo = sorted(r for r in requests if not self._asked.get(r))
         found = self._run(self._resolve_all(todo))
         return sum(found)
 
