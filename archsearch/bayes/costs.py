@@ -208,6 +208,8 @@ class CostDraw:
     order of first use, or, ``keyed``, each from its own stream seeded by its key, so that threads
     asking in any order get the same draws."""
 
+    priced = True   # a simulation charges each call's tokens, dollars and latency
+
     def __init__(self, model: CostModel, rng: np.random.Generator, draws: int, keyed: bool = False) -> None:
         self.model, self.rng, self.draws = model, rng, draws
         self._params: dict[tuple[str, str, str], tuple[np.ndarray, np.ndarray]] = {}
@@ -257,6 +259,8 @@ class CostDraw:
 class FreeCalls:
     """The cost side when only outcomes matter (finding which calls a simulation would ask the cache
     for): every call costs nothing, and nothing is drawn for it."""
+
+    priced = False   # nothing to charge: a simulation skips the bookkeeping
 
     @property
     def usd_per_token(self) -> dict[str, float]:

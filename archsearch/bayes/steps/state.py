@@ -175,7 +175,9 @@ class State:
     def charge(self, made: np.ndarray, known_cost: np.ndarray, model, role: str, inputs, draws: Draws) -> np.ndarray:
         """Add calls (``made`` [D, P, Q, N]): their recorded tokens and latency where known
         (``known_cost`` [3, D, P, Q, N], nan where not), drawn from the cost model where not. Returns
-        each call's latency (0 where no call)."""
+        each call's latency (0 where no call; everywhere when the cost side prices nothing)."""
+        if not draws.costs.priced:   # discovery: only which calls the steps ask for matters
+            return np.zeros(made.shape)
         unknown = made & np.isnan(known_cost[0])
         cost = known_cost
         if unknown.any():
