@@ -111,6 +111,12 @@ def test_a_cold_refit_in_the_background_leaves_the_next_fits_as_a_cold_refit_in_
     assert np.array_equal(runs[True][-1].theta, runs[False][-1].theta)
     assert np.array_equal(runs[True][-1].tau, runs[False][-1].tau)
     assert not np.array_equal(runs[True][1].theta, runs[False][1].theta)   # the warm refit is a different fit
+    # a search that ends with a cold refit running discards it: the next fit knows nothing of it
+    surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_cold_refits=True)
+    surrogate.fit(replace(obs, seen=np.zeros_like(seen)), "svi")
+    surrogate.fit(replace(obs, seen=first), "svi")
+    surrogate.discard_background()
+    assert surrogate.fit(replace(obs, seen=first), "svi").diagnostics["svi_start"] == "warm, cold in the background"
 
 
 @pytest.mark.slow
