@@ -85,9 +85,9 @@ def test_a_refit_starts_cold_when_a_verifier_has_its_first_verdicts():
 
 
 def test_a_cold_refit_in_the_background_leaves_the_next_fits_as_a_cold_refit_in_the_foreground_does():
-    """A search's surrogate refits warm at a verifier's first verdicts and runs the cold refit in a
-    background thread; the next fit waits for it and starts from it, so once nothing is newly judged
-    the posterior is the one the foreground cold refits lead to, to the last digit."""
+    """On a large grid a search's surrogate refits warm at a verifier's first verdicts and runs the
+    cold refit in a background thread; the next fit waits for it and starts from it, so once nothing
+    is newly judged the posterior is the one the foreground cold refits lead to, to the last digit."""
     import sys
     from dataclasses import replace
 
@@ -102,17 +102,21 @@ def test_a_cold_refit_in_the_background_leaves_the_next_fits_as_a_cold_refit_in_
     first = seen.copy()
     first[:, 1] = False
     runs = {}
-    for background in (False, True):
-        surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_cold_refits=background)
+    for background in (None, 0):
+        surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_refits_over=background)
         runs[background] = [surrogate.fit(replace(obs, seen=s), "svi") for s in (np.zeros_like(seen), first, seen, seen)]
-    assert [p.diagnostics["svi_start"] for p in runs[True]] == [
+    assert [p.diagnostics["svi_start"] for p in runs[0]] == [
         "cold", "warm, cold in the background", "warm, cold in the background", "warm"]
-    assert [p.diagnostics["svi_start"] for p in runs[False]] == ["cold", "cold", "cold", "warm"]
-    assert np.array_equal(runs[True][-1].theta, runs[False][-1].theta)
-    assert np.array_equal(runs[True][-1].tau, runs[False][-1].tau)
-    assert not np.array_equal(runs[True][1].theta, runs[False][1].theta)   # the warm refit is a different fit
+    assert [p.diagnostics["svi_start"] for p in runs[None]] == ["cold", "cold", "cold", "warm"]
+    assert np.array_equal(runs[0][-1].theta, runs[None][-1].theta)
+    assert np.array_equal(runs[0][-1].tau, runs[None][-1].tau)
+    assert not np.array_equal(runs[0][1].theta, runs[None][1].theta)   # the warm refit is a different fit
+    # a grid of no more cells than the threshold (64 padded questions x 2 generators) refits in the foreground
+    small = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_refits_over=128)
+    assert [small.fit(replace(obs, seen=s), "svi").diagnostics["svi_start"] for s in (np.zeros_like(seen), first)] == [
+        "cold", "cold"]
     # a search that ends with a cold refit running discards it: the next fit knows nothing of it
-    surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_cold_refits=True)
+    surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_refits_over=0)
     surrogate.fit(replace(obs, seen=np.zeros_like(seen)), "svi")
     surrogate.fit(replace(obs, seen=first), "svi")
     surrogate.discard_background()

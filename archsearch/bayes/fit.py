@@ -133,10 +133,10 @@ class Surrogate:
 
     def __init__(self, shapes: Shapes = Shapes(), nuts_max_cells: int = 400, num_warmup: int = 400,
                  num_samples: int = 400, svi_steps: int = 3000, seed: int = 0, method: str | None = None,
-                 warm_steps: int = 800, chains: int = 2, background_cold_refits: bool = False) -> None:
+                 warm_steps: int = 800, chains: int = 2, background_refits_over: int | None = None) -> None:
         self.shapes, self.nuts_max_cells, self.method, self.chains = shapes, nuts_max_cells, method, chains
         self.num_warmup, self.num_samples, self.svi_steps, self.seed = num_warmup, num_samples, svi_steps, seed
-        self.warm_steps, self.background_cold_refits = warm_steps, background_cold_refits
+        self.warm_steps, self.background_refits_over = warm_steps, background_refits_over
         self._background: ThreadPoolExecutor | None = None
         self._stop = threading.Event()   # set by ``discard_background``: the background refit ends early
         self._pending: tuple[tuple[int, ...], Future] | None = None   # a cold refit running in the background
@@ -225,9 +225,10 @@ class Surrogate:
         anew on every call: 15 s of a 16-s refit); a refit starts from the last solution of the same
         latent sizes, a first fit from ``svi_start``, and so does a refit in which a verifier has its
         first verdicts (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``,
-        "Fit"). With ``background_cold_refits`` (a search's proposals), that refit is warm, and the
-        cold one runs in a background thread while the search goes on; the next fit waits for it and
-        starts from it, so the fits are the same whatever the timing. The steps run in chunks of one
+        "Fit"). With ``background_refits_over`` (a search's proposals) and a question x generator grid
+        of more cells than that, that refit is warm, and the cold one runs in a background thread
+        while the search goes on; the next fit waits for it and starts from it, so the fits are the
+        same whatever the timing. The steps run in chunks of one
         compiled length, so a first fit and a warm refit share the code; a warm refit stops once its
         loss settles. Each compiled function sets up its own guide while it is traced (``_traced_svi``)."""
         folder = jax.config.jax_compilation_cache_dir   # where this process keeps compiled code
@@ -236,7 +237,8 @@ class Surrogate:
         judged = np.asarray(data["seen"], bool).any(axis=0)   # padded: one length per shape
         warm, judged_then = self._svi_params.get(shapes.latent, (None, judged))
         first_verdicts = bool(np.any(judged & ~judged_then))
-        in_background = warm is not None and first_verdicts and self.background_cold_refits
+        over = self.background_refits_over
+        in_background = warm is not None and first_verdicts and over is not None and shapes.questions * shapes.generators > over
         if first_verdicts and not in_background:
             warm = None   # a verifier's first verdicts: refit cold (see the docstring)
         locs, rng_key = start(key, data)

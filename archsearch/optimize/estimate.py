@@ -120,9 +120,10 @@ def _shared_surrogate(settings: SearchSettings):
     """One surrogate for every dry run: its fits compile once per shape, not once per run."""
     if settings.sampler != "surrogate":
         return None
+    from ..bayes.evidence import WHOLE_GRID_CELLS
     from ..bayes.fit import Surrogate
 
-    return Surrogate(seed=settings.seed, method="svi", background_cold_refits=True)   # as the search's own
+    return Surrogate(seed=settings.seed, method="svi", background_refits_over=WHOLE_GRID_CELLS)   # as the search's own
 
 
 def _dry_run(settings: SearchSettings, cache: CallCache | None, references: dict, folder: Path, seed: int,

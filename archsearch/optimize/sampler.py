@@ -25,7 +25,7 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from ..bayes.evidence import Evidence
+from ..bayes.evidence import WHOLE_GRID_CELLS, Evidence
 from ..bayes.fit import Surrogate
 from ..bayes.hypervolume import mean_gains
 from ..bayes.interpret import Simulated
@@ -59,9 +59,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.replicates, self.redraws, self.expected_draws = replicates, 4, 32
         # the price of a proposal: the calls it buys plus one (a free pipeline is still a trial)
         self.price_floor = 1.0 if price_floor is None else price_floor
-        # one posterior draw per trial: SVI restarted from its last solution refits quickly, and the
-        # cold refit at a verifier's first verdicts runs while the search goes on
-        self.surrogate = surrogate or Surrogate(seed=seed, method="svi", background_cold_refits=True)
+        # one posterior draw per trial: SVI restarted from its last solution refits quickly; on a large
+        # grid, the cold refit at a verifier's first verdicts runs while the search goes on
+        self.surrogate = surrogate or Surrogate(seed=seed, method="svi", background_refits_over=WHOLE_GRID_CELLS)
         self.evidence: Evidence | None = None
         self._listed: list[Candidate] | None = None
         self._unlistable = has_floats(space)   # set once listing finds too many pipelines
