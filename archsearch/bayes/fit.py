@@ -8,7 +8,7 @@ import inspect
 import math
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +23,7 @@ from numpyro.infer.elbo import ELBO
 from numpyro.infer.svi import SVIState
 from numpyro.infer.util import initialize_model, log_density
 
+from .background import BackgroundJob
 from .exported import compile_exported, stored
 from .model import Observations, Posterior, Shapes, model
 
@@ -137,9 +138,7 @@ class Surrogate:
         self.shapes, self.nuts_max_cells, self.method, self.chains = shapes, nuts_max_cells, method, chains
         self.num_warmup, self.num_samples, self.svi_steps, self.seed = num_warmup, num_samples, svi_steps, seed
         self.warm_steps, self.background_refits_over = warm_steps, background_refits_over
-        self._background: ThreadPoolExecutor | None = None
-        self._stop = threading.Event()   # set by ``discard_background``: the background refit ends early
-        self._pending: tuple[tuple[int, ...], Future] | None = None   # a cold refit running in the background
+        self._background = BackgroundJob("archsearch-refit")   # a cold refit, keyed by its latent sizes
         self._mcmc: dict[Shapes, MCMC] = {}
         # the last SVI solution per latent size (``Shapes.latent``), and which verifiers had verdicts
         # then: the next fit starts there, also when only the data's padding grew
@@ -226,11 +225,10 @@ class Surrogate:
         latent sizes, a first fit from ``svi_start``, and so does a refit in which a verifier has its
         first verdicts (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``,
         "Fit"). With ``background_refits_over`` (a search's proposals) and a question x generator grid
-        of more cells than that, that refit is warm, and the cold one runs in a background thread
-        while the search goes on; the next fit waits for it and starts from it, so the fits are the
-        same whatever the timing. The steps run in chunks of one
-        compiled length, so a first fit and a warm refit share the code; a warm refit stops once its
-        loss settles. Each compiled function sets up its own guide while it is traced (``_traced_svi``)."""
+        of more cells than that, that refit is warm and the cold one runs in a background thread; the
+        next fit waits for it and starts from it, so the fits do not depend on timing. The steps run in
+        compiled chunks shared by all fits of a shape (``_settle``); each compiled function sets up its
+        own guide while it is traced (``_traced_svi``)."""
         folder = jax.config.jax_compilation_cache_dir   # where this process keeps compiled code
         start, steps, finish = (stored_svi_functions(shapes, self.num_samples, folder) if folder
                                 else svi_functions(shapes, self.num_samples))
@@ -247,40 +245,33 @@ class Surrogate:
         params, draws = finish(key, state, data)
         if in_background:   # traced by now (numpyro's handlers are not thread-safe), so the thread only runs code
             cold = starting_state(svi_start(obs, shapes, locs), rng_key, None)
-            self._pending = (shapes.latent, self._executor().submit(
-                lambda: (finish(key, _settle(steps, key, cold, data, self.svi_steps, False, self._stop)[0], data)[0], judged)))
+
+            def refit() -> tuple[dict, np.ndarray]:
+                return finish(key, _settle(steps, key, cold, data, self.svi_steps, False, self._background.stop)[0],
+                              data)[0], judged
+            self._background.submit(shapes.latent, refit)
         else:
             self._svi_params[shapes.latent] = (params, judged)
         how = "warm, cold in the background" if in_background else "warm" if warm else "cold"
         return draws, {"elbo_final": -mean, "svi_steps": taken, "svi_start": how}, []   # the last chunk's mean
 
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._background is None:
-            self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archsearch-refit")
-        return self._background
-
     def discard_background(self) -> None:
         """End a background refit nobody will wait for (the search is over), between two chunks."""
-        if self._pending is not None:
-            self._stop.set()
-            self._pending[1].result()
-            self._pending = None
-            self._stop.clear()
+        self._background.discard()
 
     def _join(self) -> None:
         """Wait for a cold refit running in the background; the next fit starts from its solution."""
-        if self._pending is not None:
-            latent, future = self._pending
-            self._pending = None
-            self._svi_params[latent] = future.result()
+        done = self._background.wait()
+        if done is not None:
+            self._svi_params[done[0]] = done[1]
 
 
 def _settle(steps, key, state, data, most: int, warm: bool,
             stop: threading.Event | None = None) -> tuple[SVIState, float, int]:
-    """Up to ``most`` SVI steps (rounded up to whole compiled chunks); a warm start stops once a chunk's mean loss
-    improves on the last one's by less than ``WARM_TOLERANCE`` of it (the rest is the ELBO's noise).
-    ``stop``, once set, ends it early. Returns the state, the last chunk's mean loss and the steps taken."""
-    last, taken = math.inf, 0
+    """Up to ``most`` SVI steps, in whole compiled chunks; a warm start stops once a chunk's mean loss
+    improves on the last one's by less than ``WARM_TOLERANCE`` of it (the rest is the ELBO's noise),
+    any once ``stop`` is set. Returns the state, the last chunk's mean loss and the steps taken."""
+    last, mean, taken = math.inf, math.nan, 0
     for _ in range(math.ceil(most / STEP_CHUNK)):
         if stop is not None and stop.is_set():
             break
