@@ -394,3 +394,26 @@ def test_a_layers_non_call_time_is_drawn_at_its_place_else_its_shape_else_its_la
     assert set(np.unique(t[:, 4])) == {8.0, 9.0, 4.0} and abs((t[:, 4] == 8.0).mean() - 1 / 2) < 0.03
     assert set(np.unique(t[:, 5])) == {9.0, 4.0}                       # a kind recorded before places were kept
     assert set(np.unique(t[:, 6])) == {7.0}
+
+
+def test_a_background_job_hands_its_result_to_the_next_wait_and_a_discarded_one_stops():
+    import threading
+
+    from archsearch.bayes.background import BackgroundJob
+
+    job = BackgroundJob("test-job")
+    assert job.wait() is None
+    job.submit("k", lambda: 41 + 1)
+    assert job.wait() == ("k", 42) and job.wait() is None
+    started = threading.Event()
+
+    def until_stopped() -> str:
+        started.set()
+        if not job.stop.wait(timeout=30):
+            raise AssertionError("discard never set stop")
+        return "stopped"
+
+    job.submit("k", until_stopped)
+    started.wait(timeout=30)
+    job.discard()   # returns only once the job has seen stop
+    assert job.wait() is None and not job.stop.is_set()
