@@ -140,8 +140,7 @@ class Surrogate:
         self.warm_steps, self.background_refits_over = warm_steps, background_refits_over
         self._background = BackgroundJob("archsearch-refit")   # a cold refit, keyed by its latent sizes
         self._mcmc: dict[Shapes, MCMC] = {}
-        # the last SVI solution per latent size (``Shapes.latent``), and which verifiers had verdicts
-        # then: the next fit starts there, also when only the data's padding grew
+        # the last SVI solution per latent size (``Shapes.latent``) and which verifiers it had seen judge
         self._svi_params: dict[tuple[int, ...], tuple[dict, np.ndarray]] = {}
         self.last_shapes: Shapes | None = None
 
@@ -224,19 +223,16 @@ class Surrogate:
         anew on every call: 15 s of a 16-s refit); a refit starts from the last solution of the same
         latent sizes, a first fit from ``svi_start``, and so does a refit in which a verifier has its
         first verdicts (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``,
-        "Fit"). With ``background_refits_over`` (a search's proposals) and a question x generator grid
-        of more cells than that, that refit is warm and the cold one runs in a background thread; the
-        next fit waits for it and starts from it, so the fits do not depend on timing. The steps run in
-        compiled chunks shared by all fits of a shape (``_settle``); each compiled function sets up its
-        own guide while it is traced (``_traced_svi``)."""
+        "Fit"); on a large grid (``background_refits_over``) that refit is warm and the cold one runs in
+        a background thread, which the next fit waits for and starts from, whatever the timing. Steps
+        run in compiled chunks (``_settle``); each compiled function traces its own guide (``_traced_svi``)."""
         folder = jax.config.jax_compilation_cache_dir   # where this process keeps compiled code
         start, steps, finish = (stored_svi_functions(shapes, self.num_samples, folder) if folder
                                 else svi_functions(shapes, self.num_samples))
         judged = np.asarray(data["seen"], bool).any(axis=0)   # padded: one length per shape
         warm, judged_then = self._svi_params.get(shapes.latent, (None, judged))
         first_verdicts = bool(np.any(judged & ~judged_then))
-        over = self.background_refits_over
-        in_background = warm is not None and first_verdicts and over is not None and shapes.questions * shapes.generators > over
+        in_background = warm is not None and first_verdicts and self._large(shapes)
         if first_verdicts and not in_background:
             warm = None   # a verifier's first verdicts: refit cold (see the docstring)
         locs, rng_key = start(key, data)
@@ -245,15 +241,17 @@ class Surrogate:
         params, draws = finish(key, state, data)
         if in_background:   # traced by now (numpyro's handlers are not thread-safe), so the thread only runs code
             cold = starting_state(svi_start(obs, shapes, locs), rng_key, None)
-
-            def refit() -> tuple[dict, np.ndarray]:
-                return finish(key, _settle(steps, key, cold, data, self.svi_steps, False, self._background.stop)[0],
-                              data)[0], judged
-            self._background.submit(shapes.latent, refit)
+            stop = self._background.stop
+            self._background.submit(shapes.latent, lambda: (
+                finish(key, _settle(steps, key, cold, data, self.svi_steps, False, stop)[0], data)[0], judged))
         else:
             self._svi_params[shapes.latent] = (params, judged)
         how = "warm, cold in the background" if in_background else "warm" if warm else "cold"
         return draws, {"elbo_final": -mean, "svi_steps": taken, "svi_start": how}, []   # the last chunk's mean
+
+    def _large(self, shapes: Shapes) -> bool:
+        over = self.background_refits_over
+        return over is not None and shapes.questions * shapes.generators > over
 
     def discard_background(self) -> None:
         """End a background refit nobody will wait for (the search is over), between two chunks."""
@@ -261,8 +259,7 @@ class Surrogate:
 
     def _join(self) -> None:
         """Wait for a cold refit running in the background; the next fit starts from its solution."""
-        done = self._background.wait()
-        if done is not None:
+        if (done := self._background.wait()) is not None:
             self._svi_params[done[0]] = done[1]
 
 

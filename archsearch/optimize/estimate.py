@@ -120,10 +120,9 @@ def _shared_surrogate(settings: SearchSettings):
     """One surrogate for every dry run: its fits compile once per shape, not once per run."""
     if settings.sampler != "surrogate":
         return None
-    from ..bayes.evidence import WHOLE_GRID_CELLS
-    from ..bayes.fit import Surrogate
+    from .sampler import search_surrogate
 
-    return Surrogate(seed=settings.seed, method="svi", background_refits_over=WHOLE_GRID_CELLS)   # as the search's own
+    return search_surrogate(settings.seed)
 
 
 def _dry_run(settings: SearchSettings, cache: CallCache | None, references: dict, folder: Path, seed: int,

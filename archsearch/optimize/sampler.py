@@ -48,6 +48,11 @@ class Candidate:
     plan: Plan | None          # None: the surrogate does not model it
 
 
+def search_surrogate(seed: int) -> Surrogate:
+    """The surrogate a search fits: SVI, its cold refits on a large grid in the background."""
+    return Surrogate(seed=seed, method="svi", background_refits_over=WHOLE_GRID_CELLS)
+
+
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
                  memo: dict, seed: int = 0, surrogate: Surrogate | None = None, cost_aware: bool = True,
@@ -61,7 +66,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self.price_floor = 1.0 if price_floor is None else price_floor
         # one posterior draw per trial: SVI restarted from its last solution refits quickly; on a large
         # grid, the cold refit at a verifier's first verdicts runs while the search goes on
-        self.surrogate = surrogate or Surrogate(seed=seed, method="svi", background_refits_over=WHOLE_GRID_CELLS)
+        self.surrogate = surrogate or search_surrogate(seed)
         self.evidence: Evidence | None = None
         self._listed: list[Candidate] | None = None
         self._unlistable = has_floats(space)   # set once listing finds too many pipelines
