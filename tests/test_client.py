@@ -239,3 +239,32 @@ def test_held_requests_are_hedged_or_timed_out_within_budget():
     assert budget.spent_usd <= budget.usd + 1e-12 and abs(budget.reserved_usd) < 1e-12
     assert budget.spent_usd == pytest.approx(client.stats.usd + client.stats.hedge_usd)
     assert client.stats.budget_overruns == 0 and len(done) + failed == 64
+
+
+class _HangsTwice(FakeLLM):
+    """A fake whose first two requests (a call and its hedge) hang; later ones answer at once."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.started = 0
+
+    async def complete(self, model_id, messages, params, sample_index=0):
+        self.started += 1
+        if self.started <= 2:
+            await asyncio.sleep(30)
+        return await super().complete(model_id, messages, params, sample_index)
+
+
+def test_a_hedge_outstanding_when_its_attempt_times_out_is_counted_where_the_budget_counts_it():
+    """The attempt times out with its hedge still running: the budget keeps the hedge's worst case,
+    and so must the client's own account of what it spent (a search's report reads that one)."""
+    from archsearch.llm import Budget
+
+    model = ModelSpec(id="fake/priced", price={"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}, timeout_s=0.3,
+                      hedge_after_s=0.05)
+    budget = Budget(usd=1.0)
+    client = LLMClient(_HangsTwice(), budget=budget, max_retries=1, backoff_base_s=0.0)
+    asyncio.run(client.complete(model, [{"role": "user", "content": "q"}], max_tokens=20))
+    assert sum(client.stats.hedges.values()) == 1 and sum(client.stats.timeouts.values()) == 1
+    assert client.stats.hedge_usd > 0
+    assert budget.spent_usd == pytest.approx(client.stats.usd + client.stats.hedge_usd)

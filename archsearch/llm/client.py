@@ -29,7 +29,7 @@ class ClientStats:
     retries: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
-    usd: float = 0.0
+    usd: float = 0.0        # what answered calls cost, also those whose caller stopped waiting after the answer
     seconds: float = 0.0    # summed call latency of paid calls
     budget_overruns: int = 0  # calls that cost more than the worst case reserved for them (should stay 0)
     errors: dict[str, int] = field(default_factory=dict)  # every failed attempt, by reason
@@ -186,9 +186,11 @@ class LLMClient:
                                  answered)
                 completion, latency, slow = await self._with_retries(model, messages, sent, sample_index, secrets,
                                                                      worst, record)
-            except BaseException:
+            except BaseException:   # e.g. cancelled by a stopping search after the provider answered: still paid
                 if self.budget is not None:
                     self.budget.settle(held, cost_usd(model, answered[0]) if answered else 0.0)
+                if answered:
+                    self.stats.usd += cost_usd(model, answered[0])
                 raise
             usd = cost_usd(model, completion)
             if self.budget is not None:
@@ -314,8 +316,9 @@ class LLMClient:
         finally:
             for task in tasks:
                 task.cancel()
-            if held is not None and self.budget is not None:
-                self.budget.settle(held, held)   # a hedge never settled (cancelled): count its worst case
+            if held is not None and self.budget is not None:   # a hedge never settled (cancelled): its worst case,
+                self.budget.settle(held, held)                    # in the budget and in what the client says it spent
+                self.stats.hedge_usd += held
 
     def _settle_hedge(self, model: ModelSpec, winner, tasks: set, hedge, held):
         """The winner's answer; a hedged call's losing request is accounted (its cost if it answered,
