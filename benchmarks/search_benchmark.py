@@ -22,7 +22,9 @@ GP-BO peer; needs torch: pip install torch==2.13.0). "Calls" are the distinct re
 search would have paid for: the union of what its evaluated pipelines consumed. A run that never
 reaches the target counts its calls at ``--max-trials`` (censored: raise it, e.g. to 2000 for tpe
 and random, to measure them until they reach it). A run of some samplers keeps the others' figures
-in the results file when the pool is the same.
+in the results file when the pool is the same. ``floor`` is the cheapest target pipeline's own
+calls; the surrogate's ``floor_after_probes`` is the fewest calls any search that first makes its
+probes could pay: the probes' calls together with the cheapest target's.
 """
 
 from __future__ import annotations
@@ -145,6 +147,7 @@ def calibration(rows, plans, task, records, cache, memo, seeds: int, evaluated: 
 
 def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, max_trials: int, target: float) -> dict:
     by_fp = {r.fingerprint: r for r in rows}
+    targets = [r for r in rows if r.accuracy >= target - 1e-9]
     bought: set[str] = set()
     obj = Objective(name="acc", metrics=[MetricGoal(name="accuracy", direction="maximize")])
     if name == "surrogate":
@@ -169,14 +172,19 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
         study.tell(trial, row.accuracy)
         if best >= target - 1e-9:
             break
+    reached = best >= target - 1e-9
+    out = {"calls": len(bought), "trials": trials, "reached": reached}
     if name == "surrogate":  # each seed's model compiles anew: free the compiled code (10 seeds ran out of memory)
         import jax
 
         sampler.close()   # first end its background refit, which runs that code
 
         jax.clear_caches()
-    reached = best >= target - 1e-9
-    return {"calls": len(bought), "trials": trials, "reached": reached}
+        # the calls its probes bought (each generator's cheapest pipeline, before any fit), and the
+        # fewest a search that makes those probes can pay to reach the target: probes and a target together
+        probed = set().union(*(by_fp[e["probe"]].keys for e in sampler.log if "probe" in e))
+        out |= {"probe_calls": len(probed), "floor_after_probes": min(len(probed | r.keys) for r in targets)}
+    return out
 
 
 def kinds_of(spec) -> str:
@@ -241,18 +249,21 @@ def main() -> None:
         result = {"families": families(complete, specs)}
     else:
         result = {"best": best, "target": best - 0.01, "pipelines": len(complete),
-                  "pool_calls": len(set().union(*(r.keys for r in complete)))}
+                  "pool_calls": len(set().union(*(r.keys for r in complete))),
+                  "floor": min(len(r.keys) for r in complete if r.accuracy >= best - 0.01 - 1e-9)}
         earlier = RESULTS / f"{experiment.name}-samplers-{tag}.json"
         if earlier.exists():   # a run of some samplers keeps the others' figures on the same pool
             kept = json.loads(earlier.read_text())
-            if all(kept.get(k) == v for k, v in result.items()):
-                result = kept
+            if all(kept.get(k, v) == v for k, v in result.items()):   # a file from before "floor" still matches
+                result = kept | result
         for name in args.samplers.split(","):
             runs = [run_sampler(name, complete, space, task, records, cache, memo, s, args.max_trials, best - 0.01)
                     for s in range(args.seeds)]
             result[name] = {"median_calls": statistics.median(r["calls"] for r in runs),
                             "median_trials": statistics.median(r["trials"] for r in runs),
                             "reached": sum(r["reached"] for r in runs), "max_trials": args.max_trials, "runs": runs}
+            if name == "surrogate":
+                result[name]["median_floor_after_probes"] = statistics.median(r["floor_after_probes"] for r in runs)
             print(name, {k: v for k, v in result[name].items() if k != "runs"}, flush=True)
     result["seconds"] = time.perf_counter() - start
     out = RESULTS / f"{experiment.name}-{args.what}-{tag}.json"
