@@ -11,7 +11,9 @@ target; a run that never reaches it counts all its calls (censored; the table sa
 Fits keep their compiled code where ``archsearch optimize`` keeps it (``ARCHSEARCH_COMPILE_CACHE``, else
 ~/.cache/archsearch/jax); proposal times are reported without and with the proposals that compiled a
 shape (the first search on a machine compiles; later ones read the compiled code from disk, once per
-shape and process: those proposals are counted with the compiling ones).
+shape and process: those proposals are counted with the compiling ones). Proposals are also
+counted by what made them: a fit and its scores ("model"), a probe of a generator no trial has
+sampled yet, or TPE's turn; the model-based ones' times are reported apart.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def run(sampler: str, seed: int, trials: int) -> dict:
     history: list[tuple[float, int]] = []      # (best accuracy so far, paid calls so far) after each trial
     proposals: list[float] = []
     compiled: list[bool] = []       # whether XLA compiled, or read compiled code, for more than 0.5 s in the proposal
+    kinds: list[str] = []           # what made each proposal: "model" (a fit and its scores), "probe", or "tpe"
     compile_seconds: list[float] = []
 
     def on_compile(event, seconds, **_) -> None:
@@ -81,16 +84,17 @@ def run(sampler: str, seed: int, trials: int) -> dict:
             before = built.before_trial
 
             def before_trial(study, trial):
-                t, compiling = time.perf_counter(), sum(compile_seconds)
+                t, compiling, logged = time.perf_counter(), sum(compile_seconds), len(built.log)
                 before(study, trial)
                 compiled.append(sum(compile_seconds) - compiling > 0.5)
                 proposals.append(time.perf_counter() - t)
+                kinds.append("tpe" if len(built.log) == logged else "probe" if "probe" in built.log[-1] else "model")
             built.before_trial = before_trial
             return built
         search._surrogate_sampler = timed_sampler.__get__(search)
     search.run()
     jax.monitoring.unregister_event_duration_listener(on_compile)
-    return {"history": history, "proposal_seconds": proposals, "compiled": compiled,
+    return {"history": history, "proposal_seconds": proposals, "compiled": compiled, "kinds": kinds,
             "seconds": time.perf_counter() - start}
 
 
@@ -126,6 +130,13 @@ def main() -> None:
                                             for seed, r in enumerate(rs) for k, (s, new) in
                                             enumerate(zip(r["proposal_seconds"], r["compiled"])) if s > 2.0 and not new],
                              "compiling_proposal_seconds": [round(s, 2) for s in compiling]}
+            model = [s for r in rs for s, new, kind in zip(r["proposal_seconds"], r["compiled"], r["kinds"])
+                     if kind == "model" and not new]
+            result[name] |= {"proposals_by_kind": {k: sum(kind == k for r in rs for kind in r["kinds"])
+                                                   for k in ("model", "probe", "tpe")},
+                             "model_proposal_seconds_median": statistics.median(model),
+                             "model_proposal_seconds_p90": float(sorted(model)[int(0.9 * (len(model) - 1))]),
+                             "model_proposal_seconds_max": max(model)}
         print(name, result[name], flush=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / args.out).write_text(json.dumps(result, indent=1))
