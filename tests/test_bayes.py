@@ -404,7 +404,8 @@ def test_a_background_job_hands_its_result_to_the_next_wait_and_a_discarded_one_
     job = BackgroundJob("test-job")
     assert job.wait() is None
     job.submit("k", lambda: 41 + 1)
-    assert job.wait() == ("k", 42) and job.wait() is None
+    assert job.pending
+    assert job.wait() == ("k", 42) and job.wait() is None and not job.pending
     started = threading.Event()
 
     def until_stopped() -> str:

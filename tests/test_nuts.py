@@ -85,9 +85,10 @@ def test_a_refit_starts_cold_when_a_verifier_has_its_first_verdicts():
 
 
 def test_a_cold_refit_in_the_background_leaves_the_next_fits_as_a_cold_refit_in_the_foreground_does():
-    """On a large grid a search's surrogate refits warm at a verifier's first verdicts and runs the
-    cold refit in a background thread; the next fit waits for it and starts from it, so once nothing
-    is newly judged the posterior is the one the foreground cold refits lead to, to the last digit."""
+    """On a large grid a search's surrogate fits short at first and refits warm at a verifier's first
+    verdicts, and runs the cold fit in a background thread; the next fit starts from that fit, the
+    one after it waits for the cold one and starts from it, so once nothing is newly judged the
+    posterior is the one the foreground cold fits lead to, one fit later, to the last digit."""
     import sys
     from dataclasses import replace
 
@@ -104,13 +105,16 @@ def test_a_cold_refit_in_the_background_leaves_the_next_fits_as_a_cold_refit_in_
     runs = {}
     for background in (None, 0):
         surrogate = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_refits_over=background)
-        runs[background] = [surrogate.fit(replace(obs, seen=s), "svi") for s in (np.zeros_like(seen), first, seen, seen)]
+        runs[background] = [surrogate.fit(replace(obs, seen=s), "svi")
+                            for s in (np.zeros_like(seen), first, seen, seen, seen)]
     assert [p.diagnostics["svi_start"] for p in runs[0]] == [
-        "cold", "warm, cold in the background", "warm, cold in the background", "warm"]
-    assert [p.diagnostics["svi_start"] for p in runs[None]] == ["cold", "cold", "cold", "warm"]
-    assert np.array_equal(runs[0][-1].theta, runs[None][-1].theta)
-    assert np.array_equal(runs[0][-1].tau, runs[None][-1].tau)
-    assert not np.array_equal(runs[0][1].theta, runs[None][1].theta)   # the warm refit is a different fit
+        "short, cold in the background", "warm, cold in the background", "warm, cold in the background", "warm", "warm"]
+    assert [p.diagnostics["svi_start"] for p in runs[None]] == ["cold", "cold", "cold", "warm", "warm"]
+    assert np.array_equal(runs[0][-1].theta, runs[None][-2].theta)   # warm from the cold fit of the same data
+    assert np.array_equal(runs[0][-1].tau, runs[None][-2].tau)
+    assert not np.array_equal(runs[0][-2].theta, runs[None][-2].theta)   # one fit earlier it had not waited
+    assert not np.array_equal(runs[0][0].theta, runs[None][0].theta)     # the short first fit is not the cold one
+    assert not np.array_equal(runs[0][1].theta, runs[None][1].theta)     # nor the warm refit a cold one
     # a grid of no more cells than the threshold (64 padded questions x 2 generators) refits in the foreground
     small = Surrogate(Shapes(verifiers=2, generators=2), seed=0, background_refits_over=128)
     assert [small.fit(replace(obs, seen=s), "svi").diagnostics["svi_start"] for s in (np.zeros_like(seen), first)] == [
@@ -120,7 +124,8 @@ def test_a_cold_refit_in_the_background_leaves_the_next_fits_as_a_cold_refit_in_
     surrogate.fit(replace(obs, seen=np.zeros_like(seen)), "svi")
     surrogate.fit(replace(obs, seen=first), "svi")
     surrogate.discard_background()
-    assert surrogate.fit(replace(obs, seen=first), "svi").diagnostics["svi_start"] == "warm, cold in the background"
+    assert not surrogate._background.pending   # the next fit starts from the last one's own solution
+    assert surrogate.fit(replace(obs, seen=first), "svi").diagnostics["svi_start"] == "warm"
 
 
 @pytest.mark.slow

@@ -21,6 +21,10 @@ class BackgroundJob:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         self._pending = (key, self._pool.submit(job))
 
+    @property
+    def pending(self) -> bool:
+        return self._pending is not None
+
     def wait(self) -> tuple[Any, Any] | None:
         """``(key, result)`` of the job submitted last, once it is done; None when there is none."""
         if self._pending is None:

@@ -139,13 +139,16 @@ class Surrogate:
         self.num_warmup, self.num_samples, self.svi_steps, self.seed = num_warmup, num_samples, svi_steps, seed
         self.warm_steps, self.background_refits_over = warm_steps, background_refits_over
         self._background = BackgroundJob("archsearch-refit")   # a cold refit, keyed by its latent sizes
+        self._submitted_last = False   # by the last fit: this one starts from that fit, the next from the job
         self._mcmc: dict[Shapes, MCMC] = {}
         # the last SVI solution per latent size (``Shapes.latent``) and which verifiers it had seen judge
         self._svi_params: dict[tuple[int, ...], tuple[dict, np.ndarray]] = {}
         self.last_shapes: Shapes | None = None
 
     def fit(self, obs: Observations, method: str | None = None) -> Posterior:
-        self._join()
+        if not self._submitted_last:
+            self._join()
+        self._submitted_last = False
         shapes = Shapes.fitting(obs, self.shapes)
         self.last_shapes = shapes
         data = obs.padded(shapes)
@@ -220,38 +223,42 @@ class Surrogate:
 
     def _svi(self, key, data, shapes: Shapes, obs: Observations):
         """SVI whose start, steps and draws are compiled once per shape (``svi.run`` compiles its loop
-        anew on every call: 15 s of a 16-s refit); a refit starts from the last solution of the same
-        latent sizes, a first fit from ``svi_start``, and so does a refit in which a verifier has its
-        first verdicts (warm, that refit stayed in the posterior's less dense mode: ``bayes/MODEL.md``,
-        "Fit"); on a large grid (``background_refits_over``) that refit is warm and the cold one runs in
-        a background thread, which the next fit waits for and starts from, whatever the timing. Steps
-        run in compiled chunks (``_settle``); each compiled function traces its own guide (``_traced_svi``)."""
+        anew on every call: 15 s of a 16-s refit). A refit starts from the last solution of the same
+        latent sizes; a first fit from ``svi_start``, and so does a refit at a verifier's first
+        verdicts (warm, it stayed in the less dense mode: ``bayes/MODEL.md``, "Fit"). On a large grid
+        (``background_refits_over``) those two fit short (``warm_steps``, warm at first verdicts) and
+        the cold fit runs in a background thread: the next fit starts from the short one, the fit
+        after it waits for the cold one and starts from that, whatever the timing. Steps run in
+        compiled chunks (``_settle``); each compiled function traces its own guide (``_traced_svi``)."""
         folder = jax.config.jax_compilation_cache_dir   # where this process keeps compiled code
         start, steps, finish = (stored_svi_functions(shapes, self.num_samples, folder) if folder
                                 else svi_functions(shapes, self.num_samples))
         judged = np.asarray(data["seen"], bool).any(axis=0)   # padded: one length per shape
         warm, judged_then = self._svi_params.get(shapes.latent, (None, judged))
         first_verdicts = bool(np.any(judged & ~judged_then))
-        in_background = warm is not None and first_verdicts and self._large(shapes)
+        in_background = (warm is None or first_verdicts) and self._large(shapes)
+        if in_background and self._background.pending:   # the last fit's job first: one at a time
+            self._join()
+            warm = self._svi_params.get(shapes.latent, (None, judged))[0]
         if first_verdicts and not in_background:
             warm = None   # a verifier's first verdicts: refit cold (see the docstring)
         locs, rng_key = start(key, data)
         state = starting_state(locs if warm else svi_start(obs, shapes, locs), rng_key, warm)
-        state, mean, taken = _settle(steps, key, state, data, self.warm_steps if warm else self.svi_steps, warm is not None)
+        short = warm is not None or in_background   # a first fit in the background's stead: a warm one's steps
+        state, mean, taken = _settle(steps, key, state, data, self.warm_steps if short else self.svi_steps, short)
         params, draws = finish(key, state, data)
         if in_background:   # traced by now (numpyro's handlers are not thread-safe), so the thread only runs code
             cold = starting_state(svi_start(obs, shapes, locs), rng_key, None)
             stop = self._background.stop
             self._background.submit(shapes.latent, lambda: (
                 finish(key, _settle(steps, key, cold, data, self.svi_steps, False, stop)[0], data)[0], judged))
-        else:
-            self._svi_params[shapes.latent] = (params, judged)
-        how = "warm, cold in the background" if in_background else "warm" if warm else "cold"
+            self._submitted_last = True
+        self._svi_params[shapes.latent] = (params, judged)
+        how = ("warm" if warm else "short") + ", cold in the background" if in_background else "warm" if warm else "cold"
         return draws, {"elbo_final": -mean, "svi_steps": taken, "svi_start": how}, []   # the last chunk's mean
 
     def _large(self, shapes: Shapes) -> bool:
-        over = self.background_refits_over
-        return over is not None and shapes.questions * shapes.generators > over
+        return self.background_refits_over is not None and shapes.questions * shapes.generators > self.background_refits_over
 
     def discard_background(self) -> None:
         """End a background refit nobody will wait for (the search is over), between two chunks."""

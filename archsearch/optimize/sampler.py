@@ -56,7 +56,7 @@ def search_surrogate(seed: int) -> Surrogate:
 class SurrogateSampler(optuna.samplers.BaseSampler):
     def __init__(self, space: SearchSpace, task: Task, records: list[Record], objective: Objective, cache: CallCache,
                  memo: dict, seed: int = 0, surrogate: Surrogate | None = None, cost_aware: bool = True,
-                 enumerate_limit: int = 5000, drawn: int = 192, replicates: int = 6, price_floor: float | None = None) -> None:
+                 enumerate_limit: int = 5000, drawn: int = 128, replicates: int = 6, price_floor: float | None = None) -> None:
         self.space, self.task, self.records, self.objective = space, task, records, objective
         self.cache, self.memo, self.seed = cache, memo, seed
         self.fallback = RungAwareTPE(seed=seed, multivariate=True, n_startup_trials=4)
