@@ -406,6 +406,9 @@ def test_a_background_job_hands_its_result_to_the_next_wait_and_a_discarded_one_
     job.submit("k", lambda: 41 + 1)
     assert job.pending
     assert job.wait() == ("k", 42) and job.wait() is None and not job.pending
+    job.submit("k", lambda: 43)
+    assert job.due() is None and job.pending    # the caller right after a submission goes on without it
+    assert job.due() == ("k", 43) and job.due() is None   # the next one waits
     started = threading.Event()
 
     def until_stopped() -> str:

@@ -1,4 +1,4 @@
-"""One job at a time in a background thread, whose result the next caller waits for: a search's cold
+"""One job at a time in a background thread, whose result a later caller waits for: a search's cold
 refit (``fit.Surrogate``) runs while the search goes on."""
 
 from __future__ import annotations
@@ -15,22 +15,31 @@ class BackgroundJob:
         self.stop = threading.Event()   # set by ``discard``: a job that checks it ends early
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[Any, Future] | None = None
+        self._fresh = False   # submitted since the last ``due``
 
     def submit(self, key: Any, job: Callable[[], Any]) -> None:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
-        self._pending = (key, self._pool.submit(job))
+        self._pending, self._fresh = (key, self._pool.submit(job)), True
 
     @property
     def pending(self) -> bool:
         return self._pending is not None
+
+    def due(self) -> tuple[Any, Any] | None:
+        """``wait``, but a job submitted since the last call is left running once: the caller right
+        after a submission goes on without it, the one after that waits (whatever the timing)."""
+        if self._fresh:
+            self._fresh = False
+            return None
+        return self.wait()
 
     def wait(self) -> tuple[Any, Any] | None:
         """``(key, result)`` of the job submitted last, once it is done; None when there is none."""
         if self._pending is None:
             return None
         key, future = self._pending
-        self._pending = None
+        self._pending, self._fresh = None, False
         return key, future.result()
 
     def discard(self) -> None:

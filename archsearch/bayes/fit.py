@@ -139,16 +139,13 @@ class Surrogate:
         self.num_warmup, self.num_samples, self.svi_steps, self.seed = num_warmup, num_samples, svi_steps, seed
         self.warm_steps, self.background_refits_over = warm_steps, background_refits_over
         self._background = BackgroundJob("archsearch-refit")   # a cold refit, keyed by its latent sizes
-        self._submitted_last = False   # by the last fit: this one starts from that fit, the next from the job
         self._mcmc: dict[Shapes, MCMC] = {}
         # the last SVI solution per latent size (``Shapes.latent``) and which verifiers it had seen judge
         self._svi_params: dict[tuple[int, ...], tuple[dict, np.ndarray]] = {}
         self.last_shapes: Shapes | None = None
 
     def fit(self, obs: Observations, method: str | None = None) -> Posterior:
-        if not self._submitted_last:
-            self._join()
-        self._submitted_last = False
+        self._join(self._background.due())
         shapes = Shapes.fitting(obs, self.shapes)
         self.last_shapes = shapes
         data = obs.padded(shapes)
@@ -236,9 +233,10 @@ class Surrogate:
         judged = np.asarray(data["seen"], bool).any(axis=0)   # padded: one length per shape
         warm, judged_then = self._svi_params.get(shapes.latent, (None, judged))
         first_verdicts = bool(np.any(judged & ~judged_then))
-        in_background = (warm is None or first_verdicts) and self._large(shapes)
+        over = self.background_refits_over   # a large grid: more question x generator cells than this
+        in_background = (warm is None or first_verdicts) and over is not None and shapes.questions * shapes.generators > over
         if in_background and self._background.pending:   # the last fit's job first: one at a time
-            self._join()
+            self._join(self._background.wait())
             warm = self._svi_params.get(shapes.latent, (None, judged))[0]
         if first_verdicts and not in_background:
             warm = None   # a verifier's first verdicts: refit cold (see the docstring)
@@ -252,21 +250,17 @@ class Surrogate:
             stop = self._background.stop
             self._background.submit(shapes.latent, lambda: (
                 finish(key, _settle(steps, key, cold, data, self.svi_steps, False, stop)[0], data)[0], judged))
-            self._submitted_last = True
         self._svi_params[shapes.latent] = (params, judged)
         how = ("warm" if warm else "short") + ", cold in the background" if in_background else "warm" if warm else "cold"
         return draws, {"elbo_final": -mean, "svi_steps": taken, "svi_start": how}, []   # the last chunk's mean
-
-    def _large(self, shapes: Shapes) -> bool:
-        return self.background_refits_over is not None and shapes.questions * shapes.generators > self.background_refits_over
 
     def discard_background(self) -> None:
         """End a background refit nobody will wait for (the search is over), between two chunks."""
         self._background.discard()
 
-    def _join(self) -> None:
-        """Wait for a cold refit running in the background; the next fit starts from its solution."""
-        if (done := self._background.wait()) is not None:
+    def _join(self, done: tuple | None) -> None:
+        """A background cold refit's ``(latent sizes, (solution, judged))``: later fits start from it."""
+        if done is not None:
             self._svi_params[done[0]] = done[1]
 
 

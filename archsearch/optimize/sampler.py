@@ -65,7 +65,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         # the price of a proposal: the calls it buys plus one (a free pipeline is still a trial)
         self.price_floor = 1.0 if price_floor is None else price_floor
         # one posterior draw per trial: SVI restarted from its last solution refits quickly; on a large
-        # grid, the cold refit at a verifier's first verdicts runs while the search goes on
+        # grid, a first fit's and a verifier's first verdicts' cold fits run while the search goes on
         self.surrogate = surrogate or search_surrogate(seed)
         self.evidence: Evidence | None = None
         self._listed: list[Candidate] | None = None
