@@ -16,6 +16,9 @@ samples() {  # greedy + 8 samples at T=0.8 on every HumanEval problem, greedy + 
   ev $HE/pools/qwen-t08-direct.yaml --task $HE/task.yaml --split all --concurrency 4
   ev $HE/pools/smollm2-greedy.yaml --task $AR/task.yaml --split search
   ev $HE/pools/smollm2-t08-direct.yaml --task $AR/task.yaml --split search --concurrency 6
+  # SmolLM2 on the default example's search split too: spaces/sampling-members.yaml replays it whole
+  ev $HE/pools/smollm2-greedy.yaml --task $HE/task.yaml --split search --concurrency 2
+  ev $HE/pools/smollm2-t08-direct.yaml --task $HE/task.yaml --split search --concurrency 2
   ev $GS/baseline.yaml --task $GS/task.yaml --split all --concurrency 5
   ev $GS/pools/qwen-t08-cot.yaml --task $GS/task.yaml --split all --concurrency 5
 }
