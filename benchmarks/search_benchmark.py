@@ -16,15 +16,17 @@ Families: the best pipelines of each layer kind the space offers (rank, fuse, cr
 visible tests, votes), so a reader sees whether a technique helped or hurt against the others;
 ``--split test`` replays the pool recorded on the held-out problems instead of the search split.
 
-Samplers: ``surrogate`` is SurrogateSampler as archsearch runs it (probe each generator model with
-its cheapest pipeline, then Thompson); ``tpe``; ``random``; ``gp`` Optuna's own GPSampler (the
+Samplers: each starts with the space's baseline (its cheapest pipeline), as ``archsearch optimize``
+runs them; ``surrogate`` is SurrogateSampler as archsearch runs it (then probe each generator model
+no trial has sampled with its cheapest pipeline, then Thompson); ``tpe``; ``random``; ``gp`` Optuna's own GPSampler (the
 GP-BO peer; needs torch: pip install torch==2.13.0). "Calls" are the distinct recorded calls a
 search would have paid for: the union of what its evaluated pipelines consumed. A run that never
 reaches the target counts its calls at ``--max-trials`` (censored: raise it, e.g. to 2000 for tpe
 and random, to measure them until they reach it). A run of some samplers keeps the others' figures
 in the results file when the pool is the same. ``floor`` is the cheapest target pipeline's own
-calls; the surrogate's ``floor_after_probes`` is the fewest calls any search that first makes its
-probes could pay: the probes' calls together with the cheapest target's.
+calls, ``floor_after_baseline`` the fewest any search that starts with the baseline can pay; the
+surrogate's ``floor_after_probes`` is the fewest calls any search that first makes its baseline and
+probes could pay: their calls together with the cheapest target's.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from archsearch.bayes.non_call import NonCallTimes  # noqa: E402
 from archsearch.bayes.plan import plan_of, written_tests  # noqa: E402
 from archsearch.candidates import enumerate_space  # noqa: E402
 from archsearch.objectives import MetricGoal, Objective  # noqa: E402
+from archsearch.optimize.report import describe  # noqa: E402
 from archsearch.optimize.sampler import SurrogateSampler  # noqa: E402
 from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
 
@@ -161,19 +164,22 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
     else:
         raise SystemExit(f"unknown sampler {name}")
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    best, trials = -1.0, 0
+    study.enqueue_trial(space.baseline(task)[0])   # every sampler's first trial, as in archsearch optimize
+    best, trials, path = -1.0, 0, []
     while trials < max_trials:
         trials += 1
         trial = study.ask()
         row = by_fp[spec_fingerprint(space.build(trial, task))]
         trial.set_user_attr("fingerprint", row.fingerprint)
+        path.append([trials, row.fingerprint[:10], round(row.accuracy, 4), len(row.keys - bought)])
         bought |= row.keys
         best = max(best, row.accuracy)
         study.tell(trial, row.accuracy)
         if best >= target - 1e-9:
             break
     reached = best >= target - 1e-9
-    out = {"calls": len(bought), "trials": trials, "reached": reached}
+    # each trial: its number, the pipeline's fingerprint, its accuracy and the calls it newly bought
+    out = {"calls": len(bought), "trials": trials, "reached": reached, "path": path}
     if name == "surrogate":  # each seed's model compiles anew: free the compiled code (10 seeds ran out of memory)
         import jax
 
@@ -182,7 +188,8 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
         jax.clear_caches()
         # the calls its probes bought (each generator's cheapest pipeline, before any fit), and the
         # fewest a search that makes those probes can pay to reach the target: probes and a target together
-        probed = set().union(*(by_fp[e["probe"]].keys for e in sampler.log if "probe" in e))
+        baseline = by_fp[spec_fingerprint(space.baseline(task)[1])].keys
+        probed = baseline.union(*(by_fp[e["probe"]].keys for e in sampler.log if "probe" in e))
         out |= {"probe_calls": len(probed), "floor_after_probes": min(len(probed | r.keys) for r in targets)}
     return out
 
@@ -193,8 +200,6 @@ def kinds_of(spec) -> str:
 
 
 def families(rows, specs) -> dict:
-    from archsearch.optimize.report import describe
-
     shapes: dict[str, list] = {}
     for r in rows:
         shapes.setdefault(kinds_of(specs[r.fingerprint]), []).append(r)
@@ -248,9 +253,18 @@ def main() -> None:
     elif args.what == "families":
         result = {"families": families(complete, specs)}
     else:
+        missing = {r.fingerprint: r for r in rows if not r.complete}
+        if missing:   # a sampler may propose one of them, and the pool cannot say what it would score
+            example = describe(specs[next(iter(missing))])
+            raise SystemExit(f"{space_path}: {len(missing)} of {len(specs)} pipelines need calls the {args.split} "
+                             f"split's recorded pool lacks (e.g. {example}); record them (experiments/record_pools.sh) "
+                             "before comparing samplers on this space")
         result = {"best": best, "target": best - 0.01, "pipelines": len(complete),
                   "pool_calls": len(set().union(*(r.keys for r in complete))),
                   "floor": min(len(r.keys) for r in complete if r.accuracy >= best - 0.01 - 1e-9)}
+        baseline = next(r for r in complete if r.fingerprint == spec_fingerprint(space.baseline(task)[1]))
+        result["floor_after_baseline"] = min(len(r.keys | baseline.keys) for r in complete
+                                             if r.accuracy >= best - 0.01 - 1e-9)
         earlier = RESULTS / f"{experiment.name}-samplers-{tag}.json"
         if earlier.exists():   # a run of some samplers keeps the others' figures on the same pool
             kept = json.loads(earlier.read_text())

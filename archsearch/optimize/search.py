@@ -264,8 +264,7 @@ class Search:
         s = self.settings
         self.open()
         fail_orphans(self.study)
-        if s.sampler != "surrogate":  # the surrogate sampler's probes start with it anyway
-            self._enqueue_baseline()
+        self._enqueue_baseline()   # every sampler's first trial: what a choice must beat (the surrogate probes after it)
         self.client.budget = s.budget
         deadline = time.monotonic() + s.wall_minutes * 60 if s.wall_minutes else None
         outcomes = []
