@@ -16,17 +16,17 @@ Families: the best pipelines of each layer kind the space offers (rank, fuse, cr
 visible tests, votes), so a reader sees whether a technique helped or hurt against the others;
 ``--split test`` replays the pool recorded on the held-out problems instead of the search split.
 
-Samplers: each starts with the space's baseline (its cheapest pipeline), as ``archsearch optimize``
-runs them; ``surrogate`` is SurrogateSampler as archsearch runs it (then probe each generator model
-no trial has sampled with its cheapest pipeline, then Thompson); ``tpe``; ``random``; ``gp`` Optuna's own GPSampler (the
-GP-BO peer; needs torch: pip install torch==2.13.0). "Calls" are the distinct recorded calls a
+Samplers, as ``archsearch optimize`` runs them: ``surrogate`` is SurrogateSampler (probe each
+generator model with its cheapest pipeline, then Thompson); ``tpe``, ``random`` and ``gp`` start
+with the space's baseline (its cheapest pipeline), which optimize enqueues for them; ``gp`` is
+Optuna's own GPSampler (the GP-BO peer; needs torch: pip install torch==2.13.0). "Calls" are the distinct recorded calls a
 search would have paid for: the union of what its evaluated pipelines consumed. A run that never
 reaches the target counts its calls at ``--max-trials`` (censored: raise it, e.g. to 2000 for tpe
 and random, to measure them until they reach it). A run of some samplers keeps the others' figures
 in the results file when the pool is the same. ``floor`` is the cheapest target pipeline's own
 calls, ``floor_after_baseline`` the fewest any search that starts with the baseline can pay; the
-surrogate's ``floor_after_probes`` is the fewest calls any search that first makes its baseline and
-probes could pay: their calls together with the cheapest target's.
+surrogate's ``floor_after_probes`` is the fewest calls any search that first makes its probes could
+pay: the probes' calls together with the cheapest target's.
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
     else:
         raise SystemExit(f"unknown sampler {name}")
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.enqueue_trial(space.baseline(task)[0])   # every sampler's first trial, as in archsearch optimize
+    if name != "surrogate":   # their first trial, as archsearch optimize runs them (the surrogate probes instead)
+        study.enqueue_trial(space.baseline(task)[0])
     best, trials, path = -1.0, 0, []
     while trials < max_trials:
         trials += 1
@@ -178,8 +179,7 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
         if best >= target - 1e-9:
             break
     reached = best >= target - 1e-9
-    # each trial: its number, the pipeline's fingerprint, its accuracy and the calls it newly bought
-    out = {"calls": len(bought), "trials": trials, "reached": reached, "path": path}
+    out = {"calls": len(bought), "trials": trials, "reached": reached}
     if name == "surrogate":  # each seed's model compiles anew: free the compiled code (10 seeds ran out of memory)
         import jax
 
@@ -188,9 +188,9 @@ def run_sampler(name: str, rows, space, task, records, cache, memo, seed: int, m
         jax.clear_caches()
         # the calls its probes bought (each generator's cheapest pipeline, before any fit), and the
         # fewest a search that makes those probes can pay to reach the target: probes and a target together
-        baseline = by_fp[spec_fingerprint(space.baseline(task)[1])].keys
-        probed = baseline.union(*(by_fp[e["probe"]].keys for e in sampler.log if "probe" in e))
-        out |= {"probe_calls": len(probed), "floor_after_probes": min(len(probed | r.keys) for r in targets)}
+        probed = set().union(*(by_fp[e["probe"]].keys for e in sampler.log if "probe" in e))
+        out |= {"probe_calls": len(probed), "floor_after_probes": min(len(probed | r.keys) for r in targets),
+                "path": path}   # each trial: its number, fingerprint, accuracy and the calls it newly bought
     return out
 
 

@@ -10,7 +10,7 @@ from archsearch.objectives import load_objective
 from archsearch.optimize.conclude import conclude
 from archsearch.optimize.report import export
 from archsearch.optimize.search import Search, SearchSettings
-from archsearch.space import RandomSuggester, SearchSpace, spec_fingerprint
+from archsearch.space import RandomSuggester, SearchSpace
 from archsearch.spec import load_spec
 from archsearch.tasks import Task
 from archsearch.testing import FakeLLM, NoisyArithmetic
@@ -178,11 +178,9 @@ def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     search.run()
     log = search.sampler.log
     probes, plans = [e["probe"] for e in log if "probe" in e], [e for e in log if "probe" not in e]
-    # the baseline first (it samples one model), then one probe of the other model, then plans
-    assert len(probes) == 1 and len(plans) >= 5 and all(e["choice"] for e in plans)
+    assert len(probes) == 2 and len(plans) >= 5 and all(e["choice"] for e in plans)  # one probe per model, then plans
     fingerprints = [t.user_attrs["fingerprint"] for t in search.study.trials]
-    baseline = spec_fingerprint(search.settings.space.baseline(search.settings.task)[1])
-    assert fingerprints[:2] == [baseline, probes[0]]
+    assert fingerprints[:2] == probes
     first_two = [search.spec_of(t) for t in search.study.trials[:2]]
     assert {s.models[s.layers[0].params["model"]].id for s in first_two} == {"fake/strong", "fake/weak"}
     assert all(s.layers[0].params["n"] == 1 for s in first_two)  # the cheapest pipeline of each model

@@ -264,7 +264,8 @@ class Search:
         s = self.settings
         self.open()
         fail_orphans(self.study)
-        self._enqueue_baseline()   # every sampler's first trial: what a choice must beat (the surrogate probes after it)
+        if s.sampler != "surrogate":   # the surrogate probes each model with the pipeline whose samples most
+            self._enqueue_baseline()   # others reuse, and predicts the baseline (starting with it cost calls)
         self.client.budget = s.budget
         deadline = time.monotonic() + s.wall_minutes * 60 if s.wall_minutes else None
         outcomes = []
