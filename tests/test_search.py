@@ -170,6 +170,21 @@ def test_cli_budget_holds_at_concurrency_32_and_still_reports(fault_server, tmp_
     assert (exp / "out" / "pipeline.yaml").exists() and (exp / "out" / "front.png").exists()
 
 
+def test_surrogate_sampler_leaves_an_enqueued_trial_as_it_is(fixtures, tmp_path):
+    from archsearch.optimize.study import open_study
+
+    search, _ = _search(fixtures, tmp_path, trials=2, sampler="surrogate")
+    search.settings.space = SearchSpace(fixtures / "toy" / "space-sampling.yaml")
+    search.study = open_study(search.settings)
+    search.study.enqueue_trial({"0.model": "weak", "0.n": 3, "1.enabled": False})
+    search.run()
+    first, second = search.study.trials[:2]
+    assert (first.params["0.model"], first.params["0.n"], first.params["1.enabled"]) == ("weak", 3, False)
+    # no probe planned (and logged) for the enqueued trial; the next probes the model it did not sample
+    assert [e["probe"] for e in search.sampler.log if "probe" in e] == [second.user_attrs["fingerprint"]]
+    assert search.spec_of(second).models[search.spec_of(second).layers[0].params["model"]].id == "fake/strong"
+
+
 def test_surrogate_sampler_plans_unevaluated_pipelines(fixtures, tmp_path):
     from archsearch.space import SearchSpace
 
