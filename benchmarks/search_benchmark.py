@@ -19,8 +19,9 @@ visible tests, votes), so a reader sees whether a technique helped or hurt again
 Samplers, as ``archsearch optimize`` runs them: ``surrogate`` is SurrogateSampler (probe each
 generator model with its cheapest pipeline, then Thompson); ``tpe``, ``random`` and ``gp`` start
 with the space's baseline (its cheapest pipeline), which optimize enqueues for them; ``gp`` is
-Optuna's own GPSampler (the GP-BO peer; needs torch: pip install torch==2.13.0). "Calls" are the distinct recorded calls a
-search would have paid for: the union of what its evaluated pipelines consumed. A run that never
+Optuna's own GPSampler (the GP-BO peer; needs torch: pip install torch==2.13.0). "Calls" are the
+distinct recorded calls a search would have paid for: the union of what its evaluated pipelines
+consumed. A run that never
 reaches the target counts its calls at ``--max-trials`` (censored: raise it, e.g. to 2000 for tpe
 and random, to measure them until they reach it). A run of some samplers keeps the others' figures
 in the results file when the pool is the same. ``floor`` is the cheapest target pipeline's own
@@ -259,12 +260,12 @@ def main() -> None:
             raise SystemExit(f"{space_path}: {len(missing)} of {len(specs)} pipelines need calls the {args.split} "
                              f"split's recorded pool lacks (e.g. {example}); record them (experiments/record_pools.sh) "
                              "before comparing samplers on this space")
+        targets = [r for r in complete if r.accuracy >= best - 0.01 - 1e-9]
+        baseline = next(r for r in complete if r.fingerprint == spec_fingerprint(space.baseline(task)[1]))
         result = {"best": best, "target": best - 0.01, "pipelines": len(complete),
                   "pool_calls": len(set().union(*(r.keys for r in complete))),
-                  "floor": min(len(r.keys) for r in complete if r.accuracy >= best - 0.01 - 1e-9)}
-        baseline = next(r for r in complete if r.fingerprint == spec_fingerprint(space.baseline(task)[1]))
-        result["floor_after_baseline"] = min(len(r.keys | baseline.keys) for r in complete
-                                             if r.accuracy >= best - 0.01 - 1e-9)
+                  "floor": min(len(r.keys) for r in targets),
+                  "floor_after_baseline": min(len(r.keys | baseline.keys) for r in targets)}
         earlier = RESULTS / f"{experiment.name}-samplers-{tag}.json"
         if earlier.exists():   # a run of some samplers keeps the others' figures on the same pool
             kept = json.loads(earlier.read_text())

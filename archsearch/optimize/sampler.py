@@ -6,8 +6,8 @@ candidate pipeline's accuracy, calls, dollars and latency (replaying the calls a
 drawing the rest), and propose the one whose predicted point adds most hypervolume to the observed
 front per call its evaluation would buy (samples and verdicts already cached are free, so pipelines
 that reuse them come first; EI per unit cost). Pipelines already evaluated, or running in another
-worker, are never proposed. An enqueued trial (the search's baseline, its first) is left as it is;
-then it runs the cheapest pipeline of each generator model no trial has sampled. Candidates: every
+worker, are never proposed. An enqueued trial (a user's, say) is left as it is; the first others
+run the cheapest pipeline of each generator model no trial has sampled. Candidates: every
 pipeline of a space small enough to list; otherwise a fresh draw per trial of random pipelines plus
 every pipeline one decision away from the observed front. A pipeline the surrogate cannot model (a
 plugin layer without a step) is left to TPE, every third trial.
@@ -126,7 +126,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 
     def before_trial(self, study, trial) -> None:
         self.fallback.before_trial(study, trial)
-        if "fixed_params" in trial.system_attrs:   # an enqueued trial (the baseline), as Optuna's GridSampler checks
+        if "fixed_params" in trial.system_attrs:   # an enqueued trial: its params are set (GridSampler checks so too)
             return
         rng = random.Random(hash((self.seed, trial.number)))
         candidates = self.candidates(study, rng)
