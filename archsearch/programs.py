@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from .sandbox import ProgramRun, SandboxLimits, run_program_memo
@@ -29,15 +30,23 @@ def candidate_program(template: str, fields: dict[str, Any], answer: str) -> str
     return fill(template, **{**fields, "answer": answer})
 
 
-def split_tests(code: str) -> tuple[str, list[str]]:
+def split_tests(code: str) -> tuple[str, tuple[str, ...]]:
     """(setup, tests): top-level asserts are tests, everything else is setup they may need."""
+    return _parsed_tests(code)[:2]
+
+
+# A question's tests are checked against every sample of every pipeline: parsing them each time was
+# a fifth of a replay over the HumanEval pool. A pure function of the text, so a bounded memo is safe.
+@lru_cache(maxsize=4096)
+def _parsed_tests(code: str) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(setup, tests, each test's probe)."""
     try:
         tree = ast.parse(code)
     except SyntaxError:
-        return "", []
+        return "", (), ()
     setup = [ast.unparse(n) for n in tree.body if not isinstance(n, ast.Assert)]
-    tests = [ast.unparse(n) for n in tree.body if isinstance(n, ast.Assert)]
-    return "\n".join(setup), tests
+    tests = tuple(ast.unparse(n) for n in tree.body if isinstance(n, ast.Assert))
+    return "\n".join(setup), tests, tuple(probe_of(t) for t in tests)
 
 
 def _literal(node: ast.expr) -> bool:
@@ -100,13 +109,13 @@ class VisibleCheck:
 async def check_visible(template: str, fields: dict[str, Any], answer: str, visible_tests: str,
                         limits: SandboxLimits | None, memo: dict | None) -> VisibleCheck | None:
     """Run one answer against visible tests; None when there are no tests to run."""
-    setup, tests = split_tests(visible_tests)
+    setup, tests, probes = _parsed_tests(visible_tests)
     if not tests:
         return None
     program = candidate_program(template, fields, answer)
     if setup:
         program = f"{program}\n\n{setup}"
-    run = await run_program_memo(program, tests, [probe_of(t) for t in tests], limits, memo)
+    run = await run_program_memo(program, tests, probes, limits, memo)
     behaviour = run.outputs if run.completed and any(not o.startswith("!") for o in run.outputs) else None
     return VisibleCheck(run.pass_rate, behaviour, run)
 
