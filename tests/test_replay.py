@@ -118,12 +118,18 @@ class _NoCalls:
         raise LLMCallError(model_id, "not in the shipped pool")
 
 
-def _real(exp: Path, space: Path, tmp_path: Path, wanted=lambda spec: True):
+@pytest.fixture(scope="module")
+def pool_sandbox_runs() -> dict:
+    """One sandbox memo for the tests that run the HumanEval pool for real: a program both check
+    (a sample's hidden tests) runs once, as it does in one search."""
+    return {}
+
+
+def _real(exp: Path, space: Path, tmp_path: Path, memo: dict, wanted=lambda spec: True):
     shutil.copy(Path(Task(exp / "task.yaml").cache_url.removeprefix("sqlite:///")), tmp_path / "calls.sqlite")
     task = Task(exp / "task.yaml")
     records = task.split("search")
     cache = CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}")
-    memo: dict = {}
     client = LLMClient(_NoCalls(), cache, max_retries=0)
     listed = [spec for _, spec in enumerate_space(SearchSpace(space), task)]
     specs = [s for s in {spec_fingerprint(s): s for s in listed}.values() if wanted(s)]   # a no-op setting: one run
@@ -138,7 +144,7 @@ def _real(exp: Path, space: Path, tmp_path: Path, wanted=lambda spec: True):
     return task, records, cache, memo, specs, len(listed), asyncio.run(measure())
 
 
-def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
+def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path, pool_sandbox_runs):
     """Every distinct pipeline of the sampling space with its prompt variants -- fixed n and
     stopping early, the default instruction or the edge-case one -- run for real on the recorded
     HumanEval pool (cache only, sandboxed tests), scores and calls exactly what the simulator gives
@@ -147,7 +153,7 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
         return not any(layer.kind == "test" and layer.params["source"] != "task" for layer in spec.layers)
 
     task, records, cache, memo, specs, listed, reports = _real(ROOT / "experiments/humaneval-local", ROOT / "spaces/sampling-prompts.yaml",
-                                                       tmp_path, visible_only)
+                                                       tmp_path, pool_sandbox_runs, visible_only)
     plans = [plan_of(s) for s in specs]
     evidence = Evidence(task, records, cache, memo, plans)
     evidence.refresh(method="svi")
@@ -167,7 +173,7 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
 
 
 
-def test_replay_of_model_written_tests_equals_the_real_pipelines(tmp_path):
+def test_replay_of_model_written_tests_equals_the_real_pipelines(tmp_path, pool_sandbox_runs):
     """The model-written tests space on the recorded pool: every pipeline with written tests scores
     and calls exactly what it does for real -- the suspected-wrong rule, ``keep: all``, CodeT's
     agreement vote, and a generator that stops at the first sample its tests accept (each sample
@@ -176,7 +182,8 @@ def test_replay_of_model_written_tests_equals_the_real_pipelines(tmp_path):
         return any(layer.kind == "test" and layer.params["source"] != "task" for layer in spec.layers)
 
     task, records, cache, memo, specs, listed, reports = _real(ROOT / "experiments/humaneval-local",
-                                                               ROOT / "spaces/sampling-model-tests.yaml", tmp_path, written)
+                                                               ROOT / "spaces/sampling-model-tests.yaml", tmp_path, pool_sandbox_runs,
+                                                               written)
     plans = [plan_of(s) for s in specs]
     covered = list(range(len(specs)))
     assert not any(r.failures for r in reports)
