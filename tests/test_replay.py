@@ -18,6 +18,7 @@ from archsearch.errors import LLMCallError
 from archsearch.evaluate import aevaluate
 from archsearch.llm import CallCache, LLMClient
 from archsearch.pipeline import Pipeline
+from archsearch.sandbox import RecordedRuns
 from archsearch.space import SearchSpace, spec_fingerprint
 from archsearch.tasks import Task
 from archsearch.testing import FakeLLM
@@ -118,18 +119,14 @@ class _NoCalls:
         raise LLMCallError(model_id, "not in the shipped pool")
 
 
-@pytest.fixture(scope="module")
-def pool_sandbox_runs() -> dict:
-    """One sandbox memo for the tests that run the HumanEval pool for real: a program both check
-    (a sample's hidden tests) runs once, as it does in one search."""
-    return {}
-
-
-def _real(exp: Path, space: Path, tmp_path: Path, memo: dict, wanted=lambda spec: True):
+def _real(exp: Path, space: Path, tmp_path: Path, wanted=lambda spec: True):
     shutil.copy(Path(Task(exp / "task.yaml").cache_url.removeprefix("sqlite:///")), tmp_path / "calls.sqlite")
     task = Task(exp / "task.yaml")
     records = task.split("search")
     cache = CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}")
+    # as a search on this machine runs them: the sandbox runs the cache holds are replayed (another
+    # Python or isolation level runs them all again), the rest run and are kept
+    memo = RecordedRuns(cache)
     client = LLMClient(_NoCalls(), cache, max_retries=0)
     listed = [spec for _, spec in enumerate_space(SearchSpace(space), task)]
     specs = [s for s in {spec_fingerprint(s): s for s in listed}.values() if wanted(s)]   # a no-op setting: one run
@@ -144,16 +141,17 @@ def _real(exp: Path, space: Path, tmp_path: Path, memo: dict, wanted=lambda spec
     return task, records, cache, memo, specs, len(listed), asyncio.run(measure())
 
 
-def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path, pool_sandbox_runs):
+def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path):
     """Every distinct pipeline of the sampling space with its prompt variants -- fixed n and
     stopping early, the default instruction or the edge-case one -- run for real on the recorded
-    HumanEval pool (cache only, sandboxed tests), scores and calls exactly what the simulator gives
-    when every call is known; latency within the test layer's sandbox time."""
+    HumanEval pool (cache only; tests in the sandbox, or the cache's record of that very run), scores
+    and calls exactly what the simulator gives when every call is known; latency within the test
+    layer's sandbox time."""
     def visible_only(spec):   # the written-test pipelines of the space: the next test
         return not any(layer.kind == "test" and layer.params["source"] != "task" for layer in spec.layers)
 
     task, records, cache, memo, specs, listed, reports = _real(ROOT / "experiments/humaneval-local", ROOT / "spaces/sampling-prompts.yaml",
-                                                       tmp_path, pool_sandbox_runs, visible_only)
+                                                       tmp_path, visible_only)
     plans = [plan_of(s) for s in specs]
     evidence = Evidence(task, records, cache, memo, plans)
     evidence.refresh(method="svi")
@@ -162,8 +160,8 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path, pool_san
     assert sim.determined.all() and sum(p.generators()[-1].params.stop != "never" for p in plans) >= 60
     np.testing.assert_array_equal(sim.accuracy[0], [r.measured().accuracy for r in reports])
     np.testing.assert_allclose(sim.calls[0], [r.measured().calls_per_question for r in reports])
-    # the real runs also spend the test layer's sandbox seconds where a program's first run is not
-    # memoised yet (the first pipelines to test), which the replay leaves out: never faster, and
+    # the real runs also spend the test layer's sandbox seconds where a program's run is neither
+    # recorded nor memoised yet (the first pipelines to test), which the replay leaves out: never faster, and
     # equal up to that for nearly every pipeline (sandbox seconds vary with the machine's load)
     real = np.array([r.measured().latency_p50_s for r in reports])
     gap = (real - sim.latency_p50[0]) / real
@@ -173,7 +171,7 @@ def test_replay_equals_the_real_pipelines_on_the_shipped_pool(tmp_path, pool_san
 
 
 
-def test_replay_of_model_written_tests_equals_the_real_pipelines(tmp_path, pool_sandbox_runs):
+def test_replay_of_model_written_tests_equals_the_real_pipelines(tmp_path):
     """The model-written tests space on the recorded pool: every pipeline with written tests scores
     and calls exactly what it does for real -- the suspected-wrong rule, ``keep: all``, CodeT's
     agreement vote, and a generator that stops at the first sample its tests accept (each sample
@@ -182,8 +180,7 @@ def test_replay_of_model_written_tests_equals_the_real_pipelines(tmp_path, pool_
         return any(layer.kind == "test" and layer.params["source"] != "task" for layer in spec.layers)
 
     task, records, cache, memo, specs, listed, reports = _real(ROOT / "experiments/humaneval-local",
-                                                               ROOT / "spaces/sampling-model-tests.yaml", tmp_path, pool_sandbox_runs,
-                                                               written)
+                                                               ROOT / "spaces/sampling-model-tests.yaml", tmp_path, written)
     plans = [plan_of(s) for s in specs]
     covered = list(range(len(specs)))
     assert not any(r.failures for r in reports)
