@@ -21,9 +21,8 @@ generator model with its cheapest pipeline, then Thompson); ``tpe``, ``random`` 
 with the space's baseline (its cheapest pipeline), which optimize enqueues for them; ``gp`` is
 Optuna's own GPSampler (the GP-BO peer; needs torch: pip install torch==2.13.0). "Calls" are the
 distinct recorded calls a search would have paid for: the union of what its evaluated pipelines
-consumed. A run that never
-reaches the target counts its calls at ``--max-trials`` (censored: raise it, e.g. to 2000 for tpe
-and random, to measure them until they reach it). A run of some samplers keeps the others' figures
+consumed. A run that never reaches the target counts its calls at ``--max-trials`` (censored: raise
+it, e.g. to 2000 for tpe and random, to measure them until they reach it). A run of some samplers keeps the others' figures
 in the results file when the pool is the same. ``floor`` is the cheapest target pipeline's own
 calls, ``floor_after_baseline`` the fewest any search that starts with the baseline can pay; the
 surrogate's ``floor_after_probes`` is the fewest calls any search that first makes its probes could
