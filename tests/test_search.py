@@ -341,3 +341,30 @@ def test_a_pipeline_the_cache_holds_is_simulated_once(fixtures):
     assert np.array_equal(first.accuracy[:, [0, 2]], second.accuracy[:, [0, 2]])
     assert not np.array_equal(first.accuracy[:, 1], second.accuracy[:, 1])
     assert first.accuracy.shape == (s.replicates, 3)
+
+
+def test_when_no_pipeline_promises_a_gain_the_one_nearest_the_front_is_tried(fixtures):
+    """Once the posterior expects no candidate to add to the front, the sampler does not hand the trial
+    to TPE: it tries the feasible pipeline with calls still to buy whose predicted point is nearest the
+    front (for accuracy alone: the best predicted). Known outcomes and infeasible ones are passed over."""
+    import numpy as np
+
+    from archsearch.bayes.interpret import Simulated
+    from archsearch.objectives import MetricGoal, Objective
+    from archsearch.optimize import sampler
+
+    toy = fixtures / "toy"
+    s = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), Task(toy / "task.yaml"), [],
+                                 load_objective(toy / "objective.yaml"), None, {})   # accuracy up, usd <= 0.05 down
+    accuracy, usd = np.array([0.9, 0.95, 0.75, 0.4]), np.array([0.02, 0.10, 0.045, 0.012])
+    draws = np.array([-0.01, 0.01])[:, None]
+    fields = {"accuracy": accuracy + draws, "usd": usd + 0 * draws}
+    fields |= {f: 0 * draws + np.ones(4) for f in ("calls", "tokens", "latency_p50", "latency_p95", "bought")}
+    sim = Simulated(**fields, determined=np.array([True, False, False, False]))
+    observed = np.array([[-0.8, 0.04], [-0.5, 0.01]])
+    # 0 is known, 1 breaks the dollar bound; 3 is 0.002 dollars from the front, 2 is 0.005 dollars and 5 points
+    assert s._closest_to_front(sim, observed) == 3
+    s.objective = Objective(name="acc", metrics=[MetricGoal(name="accuracy", direction="maximize")])
+    assert s._closest_to_front(sim, observed[:, :1]) == 1
+    known = Simulated(**fields, determined=np.ones(4, bool))
+    assert s._closest_to_front(known, observed[:, :1]) is None

@@ -5,12 +5,13 @@ posterior sample -- a distinct one per trial, so workers sharing a study disagre
 candidate pipeline's accuracy, calls, dollars and latency (replaying the calls already bought,
 drawing the rest), and propose the one whose predicted point adds most hypervolume to the observed
 front per call its evaluation would buy (samples and verdicts already cached are free, so pipelines
-that reuse them come first; EI per unit cost). Pipelines already evaluated, or running in another
-worker, are never proposed. An enqueued trial (a user's, say) is left as it is; the first others
-run the cheapest pipeline of each generator model no trial has sampled. Candidates: every
-pipeline of a space small enough to list; otherwise a fresh draw per trial of random pipelines plus
-every pipeline one decision away from the observed front. A pipeline the surrogate cannot model (a
-plugin layer without a step) is left to TPE, every third trial.
+that reuse them come first; EI per unit cost); when no candidate is expected to add anything, the
+one predicted nearest the front is tried, to correct the model where that pays most. Pipelines
+already evaluated, or running in another worker, are never proposed. An enqueued trial (a user's,
+say) is left as it is; the first others run the cheapest pipeline of each generator model no trial
+has sampled. Candidates: every pipeline of a space small enough to list; otherwise a fresh draw
+per trial of random pipelines plus every pipeline one decision away from the observed front. A
+pipeline the surrogate cannot model (a plugin layer without a step) is left to TPE, every third trial.
 """
 
 from __future__ import annotations
@@ -212,11 +213,33 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             # draws still ranks what is worth its calls, where handing the trial to TPE buys blindly
             many = rng.choice(self.last_posterior.draws, min(self.expected_draws, self.last_posterior.draws), replace=False)
             draw = -1
-            gain, price = self._score(self.evidence.on_search([c.plan for c in open_], rng, many), observed)
+            sim = self.evidence.on_search([c.plan for c in open_], rng, many)
+            gain, price = self._score(sim, observed)
             best = int(np.argmax(gain / price))
-        self.log.append({"draw": draw, "gain": float(gain[best]), "price": float(price[best]), "redraws": attempt,
-                         "choice": open_[best].fingerprint if gain[best] > 1e-12 else None, "candidates": len(open_)})
-        return open_[best].params if gain[best] > 1e-12 else None
+            if gain[best] <= 1e-12:   # nor does their mean: test the model where it is most likely wrong in our favour
+                best = self._closest_to_front(sim, observed)
+                gain = np.where(np.arange(len(open_)) == best, 1.0, 0.0) if best is not None else gain
+        chosen = best is not None and gain[best] > 1e-12
+        self.log.append({"draw": draw, "gain": float(gain[best]) if chosen else 0.0,
+                         "price": float(price[best]) if chosen else None, "redraws": attempt,
+                         "choice": open_[best].fingerprint if chosen else None, "candidates": len(open_)})
+        return open_[best].params if chosen else None
+
+    def _closest_to_front(self, sim: Simulated, observed: np.ndarray) -> int | None:
+        """The feasible candidate whose mean predicted point lies nearest the observed front (the
+        shift, in units of each objective's spread, that would leave it undominated; for one objective:
+        the best predicted mean), among those with calls still to buy (the others' outcomes are known
+        and dominated); None if there is none. Price is left out: the cheapest pipelines are the least
+        informative ones (a single sample of a prompt already known)."""
+        mean = np.stack([sim.metric(m.name).mean(axis=0) for m in self.objective.metrics], axis=-1)   # [C, K]
+        mean = np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -mean, mean)
+        front = observed if len(observed) else mean.max(axis=0, keepdims=True)
+        both = np.vstack([front, mean])
+        spread = np.maximum(both.max(axis=0) - both.min(axis=0), 1e-12)
+        # p is dominated by f until shifted by min_k (p_k - f_k); by the front until by the largest of those
+        shift = np.max(np.min((mean[:, None, :] - front[None, :, :]) / spread, axis=-1), axis=1)
+        shift = np.where(~sim.determined & self._feasible(sim), shift, np.inf).reshape(-1)
+        return int(np.argmin(shift)) if np.isfinite(shift.min()) else None
 
     def _gains(self, open_: list[Candidate], observed: np.ndarray, draw: int, rng) -> tuple[np.ndarray, np.ndarray]:
         """(expected hypervolume gain, calls bought + the floor) of each candidate under one posterior
