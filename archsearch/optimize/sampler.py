@@ -203,6 +203,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         rng = np.random.default_rng([self.seed, number])
         observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(
             -1, len(self.objective.metrics))
+        nearest = None
         for attempt in range(self.redraws):  # noqa: B007 - a draw in which nothing can gain: draw again
             draw = int(rng.integers(self.last_posterior.draws))
             gain, price = self._gains(open_, observed, draw, rng)
@@ -217,13 +218,12 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             gain, price = self._score(sim, observed)
             best = int(np.argmax(gain / price))
             if gain[best] <= 1e-12:   # nor does their mean: test the model where it is most likely wrong in our favour
-                best = self._closest_to_front(sim, observed)
-                gain = np.where(np.arange(len(open_)) == best, 1.0, 0.0) if best is not None else gain
-        chosen = best is not None and gain[best] > 1e-12
-        self.log.append({"draw": draw, "gain": float(gain[best]) if chosen else 0.0,
-                         "price": float(price[best]) if chosen else None, "redraws": attempt,
-                         "choice": open_[best].fingerprint if chosen else None, "candidates": len(open_)})
-        return open_[best].params if chosen else None
+                nearest = self._closest_to_front(sim, observed)
+        pick = best if gain[best] > 1e-12 else nearest
+        self.log.append({"draw": draw, "gain": float(gain[best]), "price": float(price[best]), "redraws": attempt,
+                         "nearest": pick is not None and pick == nearest,
+                         "choice": open_[pick].fingerprint if pick is not None else None, "candidates": len(open_)})
+        return open_[pick].params if pick is not None else None
 
     def _closest_to_front(self, sim: Simulated, observed: np.ndarray) -> int | None:
         """The feasible candidate whose mean predicted point lies nearest the observed front (the
@@ -231,8 +231,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         the best predicted mean), among those with calls still to buy (the others' outcomes are known
         and dominated); None if there is none. Price is left out: the cheapest pipelines are the least
         informative ones (a single sample of a prompt already known)."""
-        mean = np.stack([sim.metric(m.name).mean(axis=0) for m in self.objective.metrics], axis=-1)   # [C, K]
-        mean = np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -mean, mean)
+        mean = self._minimised(sim).mean(axis=0)   # [C, K]
         front = observed if len(observed) else mean.max(axis=0, keepdims=True)
         both = np.vstack([front, mean])
         spread = np.maximum(both.max(axis=0) - both.min(axis=0), 1e-12)
@@ -250,14 +249,18 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def _score(self, sim: Simulated, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each candidate's hypervolume gain averaged over the simulated rows, and its price."""
         K = len(self.objective.metrics)
-        predicted = np.stack([sim.metric(m.name) for m in self.objective.metrics], axis=-1)          # [R, C, K]
-        predicted = np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -predicted, predicted)
+        predicted = self._minimised(sim)
         reference = np.max(np.vstack([predicted.reshape(-1, K), observed]), axis=0)
         reference = reference + 0.1 * np.abs(reference) + 1e-3
         gain = mean_gains(observed, predicted, reference)
         gain = np.where(self._feasible(sim), gain, 0.0)
         price = sim.bought.mean(axis=0) + self.price_floor if self.cost_aware else np.ones(predicted.shape[1])
         return gain, price
+
+    def _minimised(self, sim: Simulated) -> np.ndarray:
+        """[R, C, K] each simulated row's objectives, signed so that lower is better (as ``_to_min``)."""
+        predicted = np.stack([sim.metric(m.name) for m in self.objective.metrics], axis=-1)
+        return np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -predicted, predicted)
 
     def _simulate(self, candidates: list[Candidate], draw: int, rng) -> Simulated:
         """Each candidate under posterior draw ``draw``, ``replicates`` times. A pipeline whose every
