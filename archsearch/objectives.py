@@ -3,9 +3,11 @@ chosen, and the search budget."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from .spec import Measured
@@ -13,6 +15,25 @@ from .validation import Strict, validate
 from .yamlio import read_yaml
 
 Metric = Literal["accuracy", "usd_per_question", "latency_p50_s", "latency_p95_s", "calls_per_question"]
+
+# Latency is compared at this many significant figures: replaying a pool, the runtime's own time
+# (votes, sandbox memo reads) is measured live, and its jitter of a fraction of a millisecond must not
+# put one pipeline ahead of another, nor make two runs of one search part ways.
+LATENCY_FIGURES = 3
+
+
+def compared(metric: str, value):
+    """A metric's value (a number or an array) as the search compares pipelines by it: latency
+    rounded to ``LATENCY_FIGURES`` significant figures, the others as they are."""
+    if not metric.startswith("latency"):
+        return value
+    if np.ndim(value) == 0:
+        v = float(value)
+        return round(v, LATENCY_FIGURES - 1 - math.floor(math.log10(abs(v)))) if v else 0.0
+    v = np.asarray(value, float)
+    magnitude = np.floor(np.log10(np.where(v == 0, 1.0, np.abs(v))))
+    scale = 10.0 ** (LATENCY_FIGURES - 1 - magnitude)
+    return np.round(v * scale) / scale
 
 
 class MetricGoal(Strict):
@@ -77,7 +98,8 @@ class Objective(Strict):
         return [m.direction for m in self.metrics]
 
     def values(self, measured: Measured) -> list[float]:
-        return [float(getattr(measured, m.name)) for m in self.metrics]
+        """The trial's objective values, as the search compares them (``compared``)."""
+        return [float(compared(m.name, getattr(measured, m.name))) for m in self.metrics]
 
     def violations(self, measured: Measured) -> dict[str, float]:
         """Per constraint, by how much it is exceeded (Optuna's convention: <= 0 is feasible)."""

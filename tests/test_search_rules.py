@@ -144,3 +144,48 @@ def test_an_incomplete_trial_is_never_ranked_above_a_complete_one(fixtures, tmp_
     assert flaky.number not in {t.number for t in front}
     assert _raw_choice(search) == trials["strong"].number
     assert backend.flaky_seen == 2   # the lost question was tried again at the end of the trial
+
+
+def test_latency_is_compared_at_three_significant_figures_so_jitter_orders_nothing():
+    # two runs of one replayed search measured 23.658455 and 23.658410 s: the runtime's own time,
+    # live; told apart, such slivers made near-tied proposals swap between runs
+    import numpy as np
+
+    from archsearch.objectives import Objective, compared
+    from archsearch.spec import Measured
+
+    objective = Objective(name="o", metrics=[{"name": "accuracy", "direction": "maximize"},
+                                             {"name": "latency_p50_s", "direction": "minimize"}])
+
+    def measured(latency):
+        return Measured(split="search", questions=82, accuracy=0.7439, accuracy_low=0.6, accuracy_high=0.8,
+                        usd_per_question=0.0, latency_p50_s=latency, latency_p95_s=latency, calls_per_question=1.74)
+
+    assert objective.values(measured(23.658455)) == objective.values(measured(23.658410)) == [0.7439, 23.7]
+    assert objective.values(measured(23.546)) < objective.values(measured(23.658))   # 0.5%: a difference
+    assert compared("latency_p50_s", 0.012345) == 0.0123 and compared("latency_p95_s", 0.0) == 0.0
+    assert compared("accuracy", 0.123456) == 0.123456
+    # the sampler rounds its predictions the same way as the trials' values
+    drawn = np.array([[23.658455, 189.0717, 0.012345, 0.0]])
+    assert np.allclose(compared("latency_p50_s", drawn), [[23.7, 189.0, 0.0123, 0.0]], rtol=0, atol=1e-12)
+
+
+def test_pipelines_that_score_alike_on_every_objective_are_one_front_row_the_simplest(fixtures, tmp_path):
+    # one sample voted on scores exactly as the sample alone: one row, without the vote, whichever ran first
+    search = _search(fixtures, tmp_path, Rules(fail_times=0), OBJECTIVE.replace("first_rung: 8", "first_rung: 24"))
+    (tmp_path / "space.yaml").write_text(SPACE.replace("    params: {model: {choice: [strong, lucky, flaky]}",
+                                                       "    params: {model: {choice: [strong, lucky]}")
+                                         + "  - kind: vote\n    optional: true\n")
+    search.settings.space = SearchSpace(tmp_path / "space.yaml")
+    from archsearch.optimize.study import open_study
+
+    search.study = open_study(search.settings)
+    for params in ({"0.model": "strong", "1.enabled": True}, {"0.model": "strong", "1.enabled": False},
+                   {"0.model": "lucky", "1.enabled": False}):
+        search.study.enqueue_trial(params)
+    search.settings.trials = 3
+    search.run()
+    voted, alone, lucky = search.study.trials
+    assert voted.values == alone.values and len(search.study.best_trials) == 2   # a tie: both Pareto-optimal
+    assert [t.number for t in search.front()] == [alone.number]                   # lucky: less right, same price
+    assert [layer.kind for layer in search.spec_of(search.front()[0]).layers] == ["generate"]

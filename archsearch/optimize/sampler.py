@@ -34,7 +34,7 @@ from ..bayes.interpret import Simulated
 from ..bayes.plan import Plan, plan_of
 from ..candidates import Drawer, has_floats, neighbours
 from ..llm.cache import CallCache
-from ..objectives import Objective
+from ..objectives import Objective, compared
 from ..space import SearchSpace, spec_fingerprint
 from ..tasks.task import Record, Task
 from ..techniques.base import model_identity
@@ -206,9 +206,10 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         nearest = None
         for attempt in range(self.redraws):  # noqa: B007 - a draw in which nothing can gain: draw again
             draw = int(rng.integers(self.last_posterior.draws))
-            gain, price = self._gains(open_, observed, draw, rng)
+            sim = self._simulate(open_, draw, rng)
+            gain, price = self._score(sim, observed)
             best = int(np.argmax(gain / price))
-            if gain[best] > 1e-12:
+            if gain[best] > 1e-12 or sim.determined.all():   # all known: no other draw changes a thing
                 break
         else:   # no single draw promises a gain (one objective near its best): the gain expected over many
             # draws still ranks what is worth its calls, where handing the trial to TPE buys blindly
@@ -240,14 +241,11 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         shift = np.where(~sim.determined & self._feasible(sim), shift, np.inf).reshape(-1)
         return int(np.argmin(shift)) if np.isfinite(shift.min()) else None
 
-    def _gains(self, open_: list[Candidate], observed: np.ndarray, draw: int, rng) -> tuple[np.ndarray, np.ndarray]:
-        """(expected hypervolume gain, calls bought + the floor) of each candidate under one posterior
-        draw, simulated ``replicates`` times: the expected gain given that draw (Thompson sampling),
-        so that the argmax over many candidates is not won by one lucky simulated outcome."""
-        return self._score(self._simulate(open_, draw, rng), observed)
-
     def _score(self, sim: Simulated, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each candidate's hypervolume gain averaged over the simulated rows, and its price."""
+        """(expected hypervolume gain, calls bought + the floor) of each candidate: its gain averaged
+        over the simulated rows -- under one posterior draw, simulated ``replicates`` times, the
+        expected gain given that draw (Thompson sampling), so that the argmax over many candidates
+        is not won by one lucky simulated outcome."""
         K = len(self.objective.metrics)
         predicted = self._minimised(sim)
         reference = np.max(np.vstack([predicted.reshape(-1, K), observed]), axis=0)
@@ -258,8 +256,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         return gain, price
 
     def _minimised(self, sim: Simulated) -> np.ndarray:
-        """[R, C, K] each simulated row's objectives, signed so that lower is better (as ``_to_min``)."""
-        predicted = np.stack([sim.metric(m.name) for m in self.objective.metrics], axis=-1)
+        """[R, C, K] each simulated row's objectives as the search compares them (``compared``), signed
+        so that lower is better (as ``_to_min``)."""
+        predicted = np.stack([compared(m.name, sim.metric(m.name)) for m in self.objective.metrics], axis=-1)
         return np.where(np.array([m.direction == "maximize" for m in self.objective.metrics]), -predicted, predicted)
 
     def _simulate(self, candidates: list[Candidate], draw: int, rng) -> Simulated:
