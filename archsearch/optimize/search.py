@@ -286,11 +286,13 @@ class Search:
 
     # -- the result ----------------------------------------------------------------------------
     def front(self) -> list[optuna.trial.FrozenTrial]:
-        """The Pareto-optimal trials, one per distinct pipeline (a sampler may propose one twice)."""
-        first: dict[str, optuna.trial.FrozenTrial] = {}
-        for t in sorted(self.study.best_trials, key=lambda t: t.number):
-            first.setdefault(t.user_attrs.get(records.FINGERPRINT, str(t.number)), t)
-        return sorted(first.values(), key=lambda t: -t.values[0])
+        """The Pareto-optimal trials, one per point: of the pipelines that score the same on every
+        objective (a pipeline proposed twice; greedy with or without a vote over its one sample),
+        the one with the fewest layers, then the first tried."""
+        first: dict[tuple, optuna.trial.FrozenTrial] = {}
+        for t in sorted(self.study.best_trials, key=lambda t: (len(self.spec_of(t).layers), t.number)):
+            first.setdefault((tuple(t.values), all(v <= 0 for v in t.constraints.values())), t)
+        return sorted(first.values(), key=lambda t: (-t.values[0], t.number))
 
     def spec_of(self, trial) -> PipelineSpec:
         return TrialRecord.of(trial).spec(self.settings.study_name)
