@@ -315,10 +315,12 @@ def _feasible_trial(t) -> bool:
 
 
 def _front(study: optuna.Study, objective: Objective) -> list:
+    """The Pareto-optimal trials, one per point (tied pipelines' neighbours are mostly the same)."""
     try:
-        return [t for t in study.best_trials if t.params]
+        trials = [t for t in study.best_trials if t.params]
     except (RuntimeError, ValueError):
         return []
+    return sorted({tuple(t.values): t for t in sorted(trials, key=lambda t: -t.number)}.values(), key=lambda t: t.number)
 
 
 def _contains(distribution, value) -> bool:

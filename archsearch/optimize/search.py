@@ -289,10 +289,13 @@ class Search:
         """The Pareto-optimal trials, one per point: of the pipelines that score the same on every
         objective (a pipeline proposed twice; greedy with or without a vote over its one sample),
         the one with the fewest layers, then the first tried."""
-        first: dict[tuple, optuna.trial.FrozenTrial] = {}
-        for t in sorted(self.study.best_trials, key=lambda t: (len(self.spec_of(t).layers), t.number)):
-            first.setdefault((tuple(t.values), all(v <= 0 for v in t.constraints.values())), t)
-        return sorted(first.values(), key=lambda t: (-t.values[0], t.number))
+        points: dict[tuple, list[optuna.trial.FrozenTrial]] = {}
+        for t in self.study.best_trials:
+            points.setdefault((tuple(t.values), all(v <= 0 for v in t.constraints.values())), []).append(t)
+        # a spec is read only to break a tie: the front is asked for after every trial
+        first = [min(tied, key=lambda t: (len(self.spec_of(t).layers), t.number)) if len(tied) > 1 else tied[0]
+                 for tied in points.values()]
+        return sorted(first, key=lambda t: (-t.values[0], t.number))
 
     def spec_of(self, trial) -> PipelineSpec:
         return TrialRecord.of(trial).spec(self.settings.study_name)
