@@ -3,7 +3,6 @@ chosen, and the search budget."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Literal
 
@@ -27,13 +26,11 @@ def compared(metric: str, value):
     rounded to ``LATENCY_FIGURES`` significant figures, the others as they are."""
     if not metric.startswith("latency"):
         return value
-    if np.ndim(value) == 0:
-        v = float(value)
-        return round(v, LATENCY_FIGURES - 1 - math.floor(math.log10(abs(v)))) if v else 0.0
     v = np.asarray(value, float)
-    magnitude = np.floor(np.log10(np.where(v == 0, 1.0, np.abs(v))))
-    scale = 10.0 ** (LATENCY_FIGURES - 1 - magnitude)
-    return np.round(v * scale) / scale
+    decimals = LATENCY_FIGURES - 1 - np.floor(np.log10(np.where(v == 0, 1.0, np.abs(v))))
+    scale = 10.0 ** np.abs(decimals)   # whole powers of ten: exact, where 10 ** -1 is not
+    out = np.where(decimals >= 0, np.round(v * scale) / scale, np.round(v / scale) * scale)
+    return float(out) if out.ndim == 0 else out
 
 
 class MetricGoal(Strict):

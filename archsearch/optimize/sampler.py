@@ -108,7 +108,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
 
         for _ in range(self.drawn):
             add(None)
-        for t in _front(study, self.objective):
+        for t in _front(study):
             base = add(t.params)
             for moved in neighbours(base.params, base.options, rng):
                 add(moved)
@@ -314,13 +314,16 @@ def _feasible_trial(t) -> bool:
     return all(v <= 0 for v in t.constraints.values())
 
 
-def _front(study: optuna.Study, objective: Objective) -> list:
-    """The Pareto-optimal trials, one per point (tied pipelines' neighbours are mostly the same)."""
+def _front(study: optuna.Study) -> list:
+    """The Pareto-optimal trials, the first of each point (tied pipelines' neighbours are mostly the same)."""
     try:
-        trials = [t for t in study.best_trials if t.params]
+        trials = sorted((t for t in study.best_trials if t.params), key=lambda t: t.number)
     except (RuntimeError, ValueError):
         return []
-    return sorted({tuple(t.values): t for t in sorted(trials, key=lambda t: -t.number)}.values(), key=lambda t: t.number)
+    first: dict[tuple, optuna.trial.FrozenTrial] = {}
+    for t in trials:
+        first.setdefault(tuple(t.values), t)
+    return list(first.values())
 
 
 def _contains(distribution, value) -> bool:
