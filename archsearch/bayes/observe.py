@@ -19,8 +19,8 @@ import os
 import numpy as np
 
 from ..errors import Unscored
-from ..llm.cache import CallCache
-from ..llm.client import LLMClient
+from ..llm.cache import CallCache, request_key
+from ..llm.types import CallResult
 from ..programs import check_visible, split_tests
 from ..sandbox import SandboxLimits
 from ..tasks.scorers import PythonTests
@@ -41,18 +41,19 @@ ROLES = ("verify", "rank", "critique", "fuse", "test")   # "test": the layers wh
 
 
 class _NotRecorded(Unscored):
-    """The call is not in the cache. Not an LLMCallError: the observer asks for tens of thousands of
-    calls never made, and that error scans the environment for secrets to redact on every one."""
+    """The call (cache ``key``) is not in the cache. Not an LLMCallError: the observer asks for tens of
+    thousands of calls never made, and that error scans the environment for secrets to redact on every one."""
 
-
-class _Refuse:
-    async def complete(self, model_id, messages, params, sample_index=0):
-        raise _NotRecorded(model_id)
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
 
 
 class _Remembered:
-    """The cache, remembering what it answered: a cached call never changes, so a refit re-reads
-    only what was missing last time (the search may have bought it since)."""
+    """The cache as the techniques' client (``complete``, keyed by ``request_key`` as the real client
+    is): an answer it holds is returned, any other call refused -- never made, never waited for.
+    It remembers what it answered: a cached call never changes, so a refit re-reads only what was
+    missing last time (the search may have bought it since)."""
 
     claims = False
 
@@ -75,6 +76,14 @@ class _Remembered:
             self.rows[key] = row
         return self.rows[key]
 
+    async def complete(self, model, messages, *, temperature: float = 0.0, max_tokens: int = 512,
+                       sample_index: int = 0) -> CallResult:
+        key = request_key(model, messages, temperature, max_tokens, sample_index)
+        row = self.get(key)
+        if row is None:
+            raise _NotRecorded(key)
+        return CallResult.from_row(row, key)
+
     def created(self, key: str) -> float:
         if key not in self.times:
             when = getattr(self.cache, "created", lambda k: None)(key)
@@ -89,16 +98,15 @@ class Observer:
         self.limits = SandboxLimits()  # the test layer's defaults
         self._scored: dict[tuple, Judged] = {}
         self._remembered = _Remembered(cache)
-        self._client = LLMClient(_Refuse(), self._remembered, max_retries=0)
         self._loop = asyncio.new_event_loop()
         self._sandboxes: asyncio.Semaphore | None = None
         self.layers: dict[str, Layer] = {}
         self.objects: Objects | None = None
-        self._asked: dict[tuple, bool] = {}   # lookups answered "not cached" since the cache last grew
+        # lookups that failed: the key of the call the cache did not hold (None: the sandbox failed)
+        self._missed: dict[tuple, str | None] = {}
         self._tests: dict[tuple[int, int], str] = {}   # (writer, question): the test code the layer runs
 
     def close(self) -> None:
-        self._loop.run_until_complete(self._client.release_loop())
         self._loop.close()
 
     def testable(self) -> np.ndarray:
@@ -114,7 +122,7 @@ class Observer:
 
     # -- the cache through the techniques' own code ----------------------------------------
     def _ctx(self, layer: Layer) -> LayerContext:
-        return LayerContext(self._client, {layer.params.model: layer.model}, self.task.extractor,
+        return LayerContext(self._remembered, {layer.params.model: layer.model}, self.task.extractor,
                             LayerTrace(0, layer.kind), asyncio.Semaphore(1), label=layer.kind, sandbox_memo=self.memo,
                             keys=[])
 
@@ -150,13 +158,21 @@ class Observer:
         technique, cell = Generate(layer.params), self.objects.samples[g][q]
         question = self.task.question(self.records[q])
         for i in range(len(cell), self.max_samples):
+            if ("sample", g, q, i) in self._missed:
+                return
             ctx = self._ctx(layer)
             try:
                 c = await technique.sample(ctx, question, i)
                 o = await self._register(q, c.text)
-            except Unscored:   # a call or the sandbox failed: what was seen up to here stands
+            except Unscored as exc:   # a call or the sandbox failed: what was seen up to here stands
+                self._miss(("sample", g, q, i), exc)
                 return
             cell.append((o, self._call(ctx, layer, 1)))
+
+    def _miss(self, lookup: tuple, exc: Unscored) -> None:
+        """``lookup`` failed: not asked again in this read, nor in later ones while its call is
+        still missing from the cache (a technique asks for the same calls given the same inputs)."""
+        self._missed[lookup] = exc.key if isinstance(exc, _NotRecorded) else None
 
     def _candidate(self, q: int, o: int, critic: int = -1) -> Candidate:
         critique = self.objects.critiques[(critic, q, o)][0] if critic >= 0 else None
@@ -164,25 +180,25 @@ class Observer:
 
     async def _verdict(self, j: int, q: int, o: int) -> None:
         layer = self.layers[self.objects.judges["verify"][j]]
-        if (j, q, o) in self.objects.verdicts or self._asked.get(("verify", j, q, o)):
+        if (j, q, o) in self.objects.verdicts or ("verify", j, q, o) in self._missed:
             return
         ctx = self._ctx(layer)
         try:
             [c] = await Verify(layer.params).judge(ctx, self.task.question(self.records[q]), [self._candidate(q, o)])
-        except Unscored:
-            self._asked[("verify", j, q, o)] = True
+        except Unscored as exc:
+            self._miss(("verify", j, q, o), exc)
             return
         self.objects.verdicts[(j, q, o)] = (bool(c.passed("verify")), self._call(ctx, layer, 1))
 
     async def _critique(self, c: int, q: int, o: int) -> None:
         layer = self.layers[self.objects.judges["critique"][c]]
-        if (c, q, o) in self.objects.critiques or self._asked.get(("critique", c, q, o)):
+        if (c, q, o) in self.objects.critiques or ("critique", c, q, o) in self._missed:
             return
         ctx = self._ctx(layer)
         try:
             [done] = await Critique(layer.params).apply(ctx, self.task.question(self.records[q]), [self._candidate(q, o)])
-        except Unscored:
-            self._asked[("critique", c, q, o)] = True
+        except Unscored as exc:
+            self._miss(("critique", c, q, o), exc)
             return
         self.objects.critiques[(c, q, o)] = (done.critique, self._call(ctx, layer, 1))
 
@@ -199,8 +215,10 @@ class Observer:
         if self.objects is None:
             self.objects = Objects([], {role: [] for role in ROLES}, self.testable())
         self.objects.extend(generators, judges)
-        self._asked = {}                   # the cache may have grown: ask again
         self._remembered.reread()
+        present = self._remembered.present   # the cache may have grown: ask again, unless a call is still missing
+        self._missed = {k: key for k, key in self._missed.items() if present is not None and key is not None
+                        and key not in present}
         self._run(self._observe_all())
         return self.objects
 
@@ -228,15 +246,15 @@ class Observer:
         layer = self.layers[self.objects.judges["test"][t]]
         technique, question = UnitTest(layer.params), self.task.question(self.records[q])
         if (t, q) not in self.objects.written:
-            if self._asked.get(("test", t, q)):
+            if ("test", t, q) in self._missed:
                 return
             messages, replies, calls = technique.writer_messages(question), [], []
             for i in range(layer.params.n_calls):
                 ctx = self._ctx(layer)
                 try:
                     replies.append((await technique.write(ctx, messages, i)).text)
-                except Unscored:
-                    self._asked[("test", t, q)] = True
+                except Unscored as exc:
+                    self._miss(("test", t, q), exc)
                     return
                 calls.append(self._call(ctx, layer, 1))
             tests, _ = technique.parse_written(replies, question)
@@ -266,14 +284,12 @@ class Observer:
         become objects (scored, judged by every verifier). Returns how many were found."""
         # in sorted order: a set of tuples with strings in them iterates in an order that changes with
         # the process's hash seed, and answers found become objects (and observations) in this order
-        todo = sorted(r for r in requests if not self._asked.get(r))
+        todo = sorted(r for r in requests if r not in self._missed)
         found = self._run(self._resolve_all(todo))
         return sum(found)
 
     async def _resolve_all(self, todo: list[tuple]) -> list[bool]:
         found = await asyncio.gather(*(self._rank(*r[1:]) if r[0] == "rank" else self._fuse(*r[1:]) for r in todo))
-        for r, ok in zip(todo, found):
-            self._asked[r] = not ok
         new = {r[2] for r, ok in zip(todo, found) if ok and r[0] == "fuse"}
         await asyncio.gather(*(self._about_objects(q) for q in new))
         return list(found)
@@ -287,7 +303,8 @@ class Observer:
         try:
             ranked = await Rank(layer.params.model_copy(update={"keep": len(inputs)})).apply(
                 ctx, self.task.question(self.records[q]), candidates)
-        except Unscored:
+        except Unscored as exc:
+            self._miss(("rank", r, q, inputs), exc)
             return False
         self.objects.ranks[(r, q, inputs)] = (tuple(c.sample_index for c in ranked), self._call(ctx, layer, len(inputs)))
         return True
@@ -304,7 +321,8 @@ class Observer:
                                         temperature=layer.params.temperature, max_tokens=layer.params.max_tokens,
                                         sample_index=i)
             o = await self._register(q, result.text)
-        except Unscored:
+        except Unscored as exc:
+            self._miss(("fuse", f, q, inputs, i), exc)
             return False
         self.objects.fused[(f, q, inputs, i)] = (o, self._call(ctx, layer, len(inputs)))
         return True

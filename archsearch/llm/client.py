@@ -138,7 +138,7 @@ class LLMClient:
             return _as_cached(result)
         if self.cache is not None and (row := self.cache.get(key)) is not None:
             self.stats.cache_hits += 1
-            return _from_row(row, key)
+            return CallResult.from_row(row, key)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
@@ -162,11 +162,11 @@ class LLMClient:
             await asyncio.sleep(0.2)
             if (row := self.cache.get(key)) is not None:
                 self.stats.cache_hits += 1
-                return _from_row(row, key)
+                return CallResult.from_row(row, key)
         if (row := self.cache.get(key)) is not None:  # answered between our lookup and our claim
             self.cache.release(key)
             self.stats.cache_hits += 1
-            return _from_row(row, key)
+            return CallResult.from_row(row, key)
         return None
 
     async def _paid_call(self, model: ModelSpec, messages: Messages, params: dict[str, Any],
@@ -349,11 +349,6 @@ def _scrub(text: str, secrets: dict[str, str] | None) -> str:
         if value:
             text = text.replace(value, ref)
     return text
-
-
-def _from_row(row: dict[str, Any], key: str) -> CallResult:
-    return CallResult(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"], row["latency_s"],
-                      cached=True, key=key)
 
 
 def _as_cached(result: CallResult) -> CallResult:

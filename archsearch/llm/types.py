@@ -34,6 +34,11 @@ class CallResult:
     hedged: bool = False      # a second request was sent for it ...
     hedge_won: bool = False   # ... and answered first
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any], key: str) -> CallResult:
+        """A call the cache answered (``row`` as ``CallCache.get`` returns it)."""
+        return cls(row["text"], row["tokens_in"], row["tokens_out"], row["cost_usd"], row["latency_s"], cached=True, key=key)
+
 
 class RetryableError(Exception):
     """A failure worth retrying (rate limit, 5xx, timeout, dropped connection)."""
