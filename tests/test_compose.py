@@ -9,6 +9,7 @@ import numpy as np
 
 from archsearch.bayes.evidence import Evidence
 from archsearch.bayes.non_call import NonCallTimes
+from archsearch.bayes.observe import Observer
 from archsearch.bayes.plan import plan_of
 from archsearch.candidates import enumerate_space
 from archsearch.evaluate import aevaluate
@@ -112,3 +113,49 @@ def _non_call_time_covers_replayed_latency(task, specs, cache, evidence, plans):
           f"{covered(after):.2f} with it ({len(held)} pipelines)")
     assert covered(before) < 0.2     # a point at the calls' latencies, below what replay measures
     assert covered(after) >= 0.5     # on the fake every call takes milliseconds: the runtime's own time is all there is
+
+
+def test_a_read_asks_again_only_for_lookups_whose_call_the_cache_now_holds(tmp_path):
+    """The observer reads a growing cache many times in a search; a lookup that missed is not asked
+    again while its call is still missing, and what a later read finds equals a fresh read."""
+    task = Task(FIXTURE / "task.yaml")
+    records = task.split("search")
+    specs = [spec for _, spec in enumerate_space(SearchSpace(FIXTURE / "space.yaml"), task)]
+    plans = [plan_of(s) for s in specs]
+    cache = CallCache(f"sqlite:///{tmp_path / 'calls.sqlite'}")
+    client = LLMClient(FakeLLM(answers=_answers()), cache)
+
+    def buy(chosen, rows):
+        async def run():
+            try:
+                for s in chosen:
+                    await aevaluate(Pipeline(s, client), task, rows, "search")
+            finally:
+                await client.release_loop()
+        asyncio.run(run())
+
+    def observed(observer):   # by text: a read that grew in steps numbers the answers in another order
+        o = observer.objects
+        return ([[[o.texts[q][x] for x, _ in cell] for q, cell in enumerate(g)] for g in o.samples],
+                {(j, q, o.texts[q][x]): v[0] for (j, q, x), v in o.verdicts.items()},
+                {(c, q, o.texts[q][x]): v[0] for (c, q, x), v in o.critiques.items()})
+
+    buy(specs[::2], records[:2])
+    reader = Observer(task, records, cache, {})
+    asked = []
+    complete = reader._remembered.complete
+
+    async def counted(model, messages, **params):
+        asked.append(params["sample_index"])
+        return await complete(model, messages, **params)
+    reader._remembered.complete = counted
+    reader.observe(plans)
+    first = len(asked)
+    reader.observe(plans)
+    assert first > 0 and len(asked) == first     # nothing new in the cache: not one lookup asked again
+    buy(specs[1::2], records[1:3])
+    reader.observe(plans)
+    assert len(asked) > first
+    fresh = Observer(task, records, cache, {})
+    fresh.observe(plans)
+    assert observed(reader) == observed(fresh)
