@@ -113,10 +113,7 @@ class Draws:
         return self.tables[key]
 
     def _per_slot(self, table: np.ndarray, gen: np.ndarray) -> np.ndarray:
-        """[D, P, Q, N] a [D, G, Q or 1] table's entry for each slot's generator and question."""
-        D, Q = len(self.d), gen.shape[2]
-        q = np.arange(Q)[None, None, :, None] if table.shape[2] > 1 else 0
-        return table[np.arange(D)[:, None, None, None], gen, q]
+        return per_generator(table, gen)
 
 
 @dataclass
@@ -190,6 +187,12 @@ class State:
         self.tokens += np.where(made, cost[0] + cost[1], 0.0).sum(axis=-1)
         self.usd += np.where(made, usd_of(model, draws.costs, cost[0], cost[1]), 0.0).sum(axis=-1)
         return np.where(made, cost[2], 0.0)
+
+
+def per_generator(table: np.ndarray, gen: np.ndarray) -> np.ndarray:
+    """[D, P, Q, N] a [D, G, Q or 1] table's entry for each slot's generator ``gen`` (and question)."""
+    q = np.arange(gen.shape[2])[None, None, :, None] if table.shape[2] > 1 else 0
+    return table[np.arange(table.shape[0])[:, None, None, None], gen, q]
 
 
 def usd_of(model, costs, tokens_in, tokens_out):

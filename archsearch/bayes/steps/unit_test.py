@@ -19,7 +19,7 @@ import numpy as np
 from ..objects import CANONICAL, FRESH, UNKNOWN
 from ..plan import written_tests
 from ..written import counted_verdicts
-from .state import Draws, State, joined_or_fresh, per_pipeline
+from .state import Draws, State, joined_or_fresh, per_generator, per_pipeline
 from .verify import FilterStep
 
 
@@ -114,9 +114,7 @@ class TestStep(FilterStep):
         D = len(draws.d)
         u = (np.arange(D)[:, None, None, None], s.gen, np.arange(s.gen.shape[2])[None, None, :, None],
              np.clip(s.src, 0, draws.joins.shape[-1] - 1))
-        flat = s.gen.reshape(D, -1)
-        q = np.broadcast_to(np.arange(s.gen.shape[2])[None, None, :, None], s.gen.shape).reshape(D, -1)
-        agree = draws.agreement[1, 1][np.arange(D)[:, None], flat, q].reshape(s.gen.shape)
+        agree = per_generator(draws.agreement[1, 1], s.gen)
         joins = np.where(s.src >= 0, draws.joins[u], draws.rng.random(s.gen.shape))
         return np.where(s.correct | verdict, CANONICAL, joined_or_fresh(joins, agree, False, FRESH + np.arange(s.gen.shape[-1])))
 
