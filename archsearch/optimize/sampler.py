@@ -114,6 +114,11 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
                 add(moved)
         return list(seen.values())
 
+    def knew(self, number: int, fingerprint: str) -> bool:
+        """Whether trial ``number`` is this sampler's proposal of a pipeline whose every call on the
+        search questions the cache holds: chosen for its whole-split outcome, and free to score."""
+        return number in self._plans and fingerprint in self._replayed
+
     @property
     def last_posterior(self):
         return self.evidence.posterior if self.evidence else None

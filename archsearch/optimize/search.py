@@ -131,6 +131,9 @@ class Search:
         questions scored, so Optuna's tools (optuna-dashboard) show the halving."""
         report, done, rungs = EvalReport("search"), 0, {}
         sizes = self.rung_sizes()
+        # the surrogate chose it for its whole-split outcome, replayed from the cache: a rung's
+        # smaller sample must not overrule that, and stopping it would save no call
+        known = self.sampler is not None and self.sampler.knew(trial.number, spec_fingerprint(spec))
         for size in sizes:
             report.outcomes += self.evaluate(spec, self.records[done:size], "search").outcomes
             done = size
@@ -140,7 +143,7 @@ class Search:
             rungs[size] = m
             records.write_rungs(trial, rungs)
             report_rung(self.storage, self.settings.study_name, trial.number, size, m.accuracy)
-            if size < sizes[-1] and self._should_prune(trial.number, size, m):
+            if size < sizes[-1] and not known and self._should_prune(trial.number, size, m):
                 return report, True
         return report, False
 
