@@ -94,11 +94,11 @@ class Draws:
 
     def tpr(self, v: int, gen: np.ndarray) -> np.ndarray:
         """[D, P, Q, N] the TPR of verifier v for each slot's generator."""
-        return self._per_slot(self._table("tpr", v), gen)
+        return per_generator(self._table("tpr", v), gen)
 
     def fpr(self, v: int, gen: np.ndarray) -> np.ndarray:
         """[D, P, Q, N] the FPR of verifier v for each slot's generator on each slot's question."""
-        return self._per_slot(self._table("fpr", v), gen)
+        return per_generator(self._table("fpr", v), gen)
 
     def _table(self, rate: str, v: int) -> np.ndarray:
         """Verifier v's TPR [D, G, 1] or FPR [D, G, Q] per generator (and question), computed once per
@@ -111,9 +111,6 @@ class Draws:
                 skill = self.theta[:, :, None] - self.b[:, None, :]
                 self.tables[key] = sigmoid(self.gamma[:, v, :][:, :, None] - self.lam[:, v][:, None, None] * skill)
         return self.tables[key]
-
-    def _per_slot(self, table: np.ndarray, gen: np.ndarray) -> np.ndarray:
-        return per_generator(table, gen)
 
 
 @dataclass
