@@ -368,3 +368,39 @@ def test_when_no_pipeline_promises_a_gain_the_one_nearest_the_front_is_tried(fix
     assert s._closest_to_front(sim, observed[:, :1]) == 1
     known = Simulated(**fields, determined=np.ones(4, bool))
     assert s._closest_to_front(known, observed[:, :1]) is None
+
+
+def test_pipelines_found_to_add_nothing_are_not_simulated_again(fixtures):
+    """Once the pipelines left are replays that add nothing to the front, they stay so (a replay never
+    changes, the front only grows): a proposal among them alone is TPE's without a refit or a
+    simulation (on the HumanEval pool, 19 of the default search's 30 proposals); one with a pipeline
+    not among them (a trial another worker ran that failed) is scored again."""
+    import numpy as np
+    import optuna
+
+    from archsearch.bayes.interpret import Simulated
+    from archsearch.optimize import sampler
+
+    toy = fixtures / "toy"
+    s = sampler.SurrogateSampler(SearchSpace(toy / "space.yaml"), Task(toy / "task.yaml"), [],
+                                 load_objective(toy / "objective.yaml"), None, {})
+    candidates, asked, fits = s.listed()[:4], [], []
+
+    class Evidence:
+        posterior = type("Posterior", (), {"draws": 4})()
+
+        def on_search(self, plans, rng, draws):   # every candidate known: 0.5 right at 0.01 dollars
+            asked.append(len(plans))
+            one = np.ones((len(draws), len(plans)))
+            fields = {f: one for f in ("calls", "tokens", "latency_p50", "latency_p95")}
+            return Simulated(accuracy=0.5 * one, usd=0.01 * one, bought=0 * one, **fields,
+                             determined=np.ones(len(plans), bool))
+
+    s.evidence = Evidence()
+    s.fit = lambda plans: fits.append(1) or s.evidence.posterior
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    study.add_trial(optuna.trial.create_trial(values=[0.9, 0.001], params={}, distributions={}))   # dominates them
+    assert s._propose(study, candidates[:3], set(), 1) is None and asked == [3] and len(fits) == 1
+    assert s._propose(study, candidates[:3], {candidates[0].fingerprint}, 2) is None
+    assert asked == [3] and len(fits) == 1
+    assert s._propose(study, candidates, set(), 3) is None and asked == [3, 1] and len(fits) == 2   # one new: scored

@@ -76,6 +76,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         self._plan_of: dict[str, Plan | None] = {}          # fingerprint -> its plan: a pipeline met again is planned once
         self._models: dict[str, list[str]] = {}             # fingerprint -> its generator models' identities
         self._replayed: dict[str, dict[str, float]] = {}   # fingerprint -> outcome of a pipeline the cache fully holds
+        # pipelines found to be replays that add nothing to the front: they stay so (a replay never changes,
+        # the front only grows), so a proposal among them alone is TPE's without simulating them again
+        self._spent: set[str] = set()
         self.log: list[dict] = []
 
     # -- candidates ----------------------------------------------------------------------------
@@ -203,7 +206,9 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
     def _propose(self, study, covered: list[Candidate], taken: set[str], number: int) -> dict | None:
         done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
         open_ = [c for c in covered if c.fingerprint not in taken]
-        if not done or not open_ or self.fit([c.plan for c in covered]) is None:
+        if not done or not open_ or {c.fingerprint for c in open_} <= self._spent:
+            return None
+        if self.fit([c.plan for c in covered]) is None:
             return None
         rng = np.random.default_rng([self.seed, number])
         observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(
@@ -226,6 +231,8 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
             if gain[best] <= 1e-12:   # nor does their mean: test the model where it is most likely wrong in our favour
                 nearest = self._closest_to_front(sim, observed)
         pick = best if gain[best] > 1e-12 else nearest
+        if pick is None and sim.determined.all():
+            self._spent |= {c.fingerprint for c in open_}
         self.log.append({"draw": draw, "gain": float(gain[best]), "price": float(price[best]), "redraws": attempt,
                          "nearest": pick is not None and pick == nearest,
                          "choice": open_[pick].fingerprint if pick is not None else None, "candidates": len(open_)})
