@@ -38,6 +38,7 @@ from ..objectives import Objective, compared
 from ..space import SearchSpace, spec_fingerprint
 from ..tasks.task import Record, Task
 from ..techniques.base import model_identity
+from .study import feasible
 from .tpe import RungAwareTPE
 
 CONSTRAINED = {"usd_per_question", "latency_p50_s", "latency_p95_s", "calls_per_question", "accuracy"}
@@ -211,7 +212,7 @@ class SurrogateSampler(optuna.samplers.BaseSampler):
         if self.fit([c.plan for c in covered]) is None:
             return None
         rng = np.random.default_rng([self.seed, number])
-        observed = np.array([self._to_min(t.values) for t in done if _feasible_trial(t)]).reshape(
+        observed = np.array([self._to_min(t.values) for t in done if feasible(t)]).reshape(
             -1, len(self.objective.metrics))
         nearest = None
         for attempt in range(self.redraws):  # noqa: B007 - a draw in which nothing can gain: draw again
@@ -320,10 +321,6 @@ def _taken(study: optuna.Study, number: int) -> set[str]:
         if t.number != number and t.user_attrs.get("fingerprint"):
             out.add(t.user_attrs["fingerprint"])
     return out
-
-
-def _feasible_trial(t) -> bool:
-    return all(v <= 0 for v in t.constraints.values())
 
 
 def _front(study: optuna.Study) -> list:

@@ -29,7 +29,7 @@ from ..spec import Measured, PipelineSpec, dump_spec
 from ..tasks.task import Task
 from . import records
 from .records import TrialRecord
-from .study import fail_orphans, make_storage, open_study, report_rung
+from .study import fail_orphans, feasible, make_storage, open_study, report_rung
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -294,7 +294,7 @@ class Search:
         the one with the fewest layers, then the first tried."""
         points: dict[tuple, list[optuna.trial.FrozenTrial]] = {}
         for t in self.study.best_trials:
-            points.setdefault((tuple(t.values), all(v <= 0 for v in t.constraints.values())), []).append(t)
+            points.setdefault((tuple(t.values), feasible(t)), []).append(t)
         # a spec is read only to break a tie: the front is asked for after every trial
         first = [min(tied, key=lambda t: (len(self.spec_of(t).layers), t.number)) if len(tied) > 1 else tied[0]
                  for tied in points.values()]

@@ -78,6 +78,11 @@ def _rdb_storage(url: str, attempts: int = 6) -> optuna.storages.RDBStorage:
     raise AssertionError("unreachable")
 
 
+def feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a finished trial met every constraint (Optuna's convention: a value <= 0 is met)."""
+    return all(v <= 0 for v in trial.constraints.values())
+
+
 def fail_orphans(study: optuna.Study) -> int:
     """RUNNING trials left by a killed process on this host are failed so they do not linger."""
     host, failed = socket.gethostname(), 0
