@@ -21,12 +21,17 @@ def root() -> Path:
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None):
+    return run_python("-m", "archsearch.cli", *args, cwd=cwd, env=env)
+
+
+def run_python(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
+    """``python *args`` in a process of its own, on this checkout's code."""
     import subprocess
 
     env = {**os.environ, **(env or {})}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])  # this checkout's code
-    return subprocess.run([sys.executable, "-m", "archsearch.cli", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=env, timeout=600)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, cwd=cwd or ROOT, env=env,
+                          timeout=timeout)
 
 
 @pytest.fixture
