@@ -47,6 +47,25 @@ def test_the_start_puts_questions_answered_wrong_more_often_higher():
     assert np.all(z[4:] == 0) and 0.3 <= sigma <= 3.0   # padded questions at the prior's centre
 
 
+def test_a_process_short_of_memory_maps_fits_by_svi_and_says_so(tmp_path, monkeypatch):
+    """Each NUTS fit keeps thousands of memory maps (NumPyro compiles its loop on every run); past the
+    kernel's limit XLA aborts the whole process inside a compile, so a fit with too few left is SVI's."""
+    from archsearch.bayes import fit, resources
+
+    limit, maps = tmp_path / "max_map_count", tmp_path / "maps"
+    limit.write_text("65530\n")
+    maps.write_text("mapped\n" * 60_000)
+    assert resources.memory_maps_left(str(limit), str(maps)) == 5_530
+    assert resources.memory_maps_left(str(tmp_path / "absent"), str(maps)) is None   # not Linux: no guard
+    assert resources.memory_maps_left() > 0   # this machine's own
+    obs = Observations(q=np.arange(4), g=np.zeros(4, int), n=np.full(4, 10), y=np.array([9, 5, 1, 0]),
+                       tp=np.zeros((4, 1)), fp=np.zeros((4, 1)), seen=np.zeros((4, 1)),
+                       n_questions=4, n_generators=1, n_verifiers=1)
+    monkeypatch.setattr(fit, "memory_maps_left", lambda: 5_530)
+    post = fit.Surrogate(seed=0, svi_steps=200).fit(obs, "nuts")
+    assert post.method == "svi (fallback)" and "5530 more memory maps" in post.warnings[-1], post.warnings
+
+
 def test_a_cold_svi_fit_starts_where_the_data_point_and_false_positives_rise_on_hard_questions():
     obs = Observations(q=np.arange(4), g=np.zeros(4, int), n=np.full(4, 10), y=np.array([9, 5, 1, 0]),
                        tp=np.zeros((4, 2)), fp=np.zeros((4, 2)), seen=np.zeros((4, 2)),

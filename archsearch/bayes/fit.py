@@ -26,6 +26,7 @@ from numpyro.infer.util import initialize_model, log_density
 from .background import BackgroundJob
 from .exported import compile_exported, stored
 from .model import Observations, Posterior, Shapes, model
+from .resources import NUTS_MEMORY_MAPS, memory_maps_left
 
 STEP_CHUNK = 100   # SVI steps per compiled call: fits of any length reuse one compiled loop
 # a warm refit stops once a chunk's mean loss improves on the last chunk's by less than this share of
@@ -155,7 +156,8 @@ class Surrogate:
         start = time.perf_counter()
         key = jax.random.PRNGKey(self.seed)
         kernel = functools.partial(model, shapes=shapes)  # static sizes closed over, arrays traced
-        if method == "nuts":
+        left = memory_maps_left() if method == "nuts" else None
+        if method == "nuts" and (left is None or left >= NUTS_MEMORY_MAPS):
             samples, diagnostics, warnings = self._nuts(key, data, shapes, kernel, difficulty_start(obs, shapes))
             if warnings:  # loud fallback: say so, then use SVI's answer
                 samples, _, _ = self._svi(key, data, shapes, obs)
@@ -163,6 +165,10 @@ class Surrogate:
                 method = "svi (fallback)"
         else:
             samples, diagnostics, warnings = self._svi(key, data, shapes, obs)
+            if method == "nuts":   # a loud fallback beats XLA aborting the whole process in a compile
+                warnings.append(f"NUTS skipped: this process can open {left} more memory maps and a NUTS fit "
+                                f"keeps thousands; fitted by SVI")
+                method = "svi (fallback)"
         Q, G, V = obs.n_questions, obs.n_generators, obs.n_verifiers
         cell_n, cell_y = np.zeros((G, Q)), np.zeros((G, Q))
         np.add.at(cell_n, (obs.g, obs.q), obs.n)
