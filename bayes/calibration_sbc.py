@@ -19,6 +19,7 @@ import argparse
 import json
 import time
 
+import jax
 import numpy as np
 from synthetic import draw_truth, simulate
 
@@ -36,6 +37,7 @@ def run(seeds: int = 20, questions: int = 40, verifiers: int = 2, writers: int =
         truth = draw_truth(rng, questions, verifiers + writers)
         post = surrogate.fit(simulate(truth, rng, writers=writers), "nuts")
         fit_seconds.append(post.seconds)
+        jax.clear_caches()   # NumPyro compiles NUTS anew each fit and each compile keeps its memory maps (MODEL.md, "Fit")
 
         def inside(draws, value):
             lo, hi = np.percentile(draws, [5, 95], axis=0)
