@@ -163,7 +163,7 @@ def test_the_compiled_svi_step_is_the_same_in_every_process():
 import functools, hashlib
 import jax, numpy as np
 from synthetic import draw_truth, simulate
-from archsearch.bayes.fit import starting_state, svi_functions
+from archsearch.bayes.svi import starting_state, svi_functions
 from archsearch.bayes.model import Shapes, model
 rng = np.random.default_rng(0)
 obs = simulate(draw_truth(rng, questions=12), rng)
@@ -202,8 +202,8 @@ def test_the_compiled_start_of_svi_is_numpyros_eager_one_bit_for_bit():
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bayes"))
     from synthetic import draw_truth, simulate
 
-    from archsearch.bayes.fit import FixedOrderELBO, starting_state, svi_functions
     from archsearch.bayes.model import Shapes, model
+    from archsearch.bayes.svi import FixedOrderELBO, starting_state, svi_functions
 
     rng = np.random.default_rng(0)
     obs = simulate(draw_truth(rng, questions=12), rng)
@@ -244,8 +244,8 @@ def test_svi_read_already_traced_from_disk_fits_bit_for_bit(tmp_path):
     from synthetic import draw_truth, simulate
 
     from archsearch.bayes import exported
-    from archsearch.bayes.fit import starting_state, stored_svi_functions, svi_functions
     from archsearch.bayes.model import Shapes
+    from archsearch.bayes.svi import starting_state, stored_svi_functions, svi_functions
 
     rng = np.random.default_rng(0)
     obs = simulate(draw_truth(rng, questions=12), rng)
