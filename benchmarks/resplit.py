@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import optuna
 from scipy import stats
@@ -177,6 +178,7 @@ def main() -> None:
     for seed in range(args.splits):
         rows.append(one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, args.trials,
                               args.min_beat))
+        jax.clear_caches()   # NumPyro compiles NUTS anew each fit and each compile keeps its memory maps (MODEL.md, "Fit")
         r = rows[-1]
         print(f"split {seed}: a {r['a']:.3f} b {r['b']:.3f} greedy {r['c']:.3f} oracle {r['d']:.3f} "
               f"predicted [{r['predicted_low']:.3f}, {r['predicted_high']:.3f}] {'in' if r['covered'] else 'OUT'}",
