@@ -56,7 +56,7 @@ class FixedOrderELBO(ELBO):
 
 
 def settle(steps, key, state, data, most: int, warm: bool,
-            stop: threading.Event | None = None) -> tuple[SVIState, float, int]:
+           stop: threading.Event | None = None) -> tuple[SVIState, float, int]:
     """Up to ``most`` SVI steps, in whole compiled chunks; a warm start stops once a chunk's mean loss
     improves on the last one's by less than ``WARM_TOLERANCE`` of it (the rest is the ELBO's noise),
     any once ``stop`` is set. Returns the state, the last chunk's mean loss and the steps taken."""
