@@ -19,12 +19,12 @@ import argparse
 import json
 import time
 
-import jax
 import numpy as np
 from synthetic import draw_truth, simulate
 
 from archsearch.bayes.fit import Surrogate
 from archsearch.bayes.model import Shapes
+from archsearch.bayes.resources import release_compiled_code
 
 
 def run(seeds: int = 20, questions: int = 40, verifiers: int = 2, writers: int = 1) -> dict:
@@ -37,7 +37,7 @@ def run(seeds: int = 20, questions: int = 40, verifiers: int = 2, writers: int =
         truth = draw_truth(rng, questions, verifiers + writers)
         post = surrogate.fit(simulate(truth, rng, writers=writers), "nuts")
         fit_seconds.append(post.seconds)
-        jax.clear_caches()   # NumPyro compiles NUTS anew each fit and each compile keeps its memory maps (MODEL.md, "Fit")
+        release_compiled_code()   # NUTS compiles anew each fit; its memory maps would pile up
 
         def inside(draws, value):
             lo, hi = np.percentile(draws, [5, 95], axis=0)

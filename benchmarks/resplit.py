@@ -29,7 +29,6 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 import optuna
 from scipy import stats
@@ -39,6 +38,7 @@ from tabular import RESULTS, NoCalls  # noqa: E402
 
 from archsearch.bayes.evidence import Evidence  # noqa: E402
 from archsearch.bayes.plan import plan_of  # noqa: E402
+from archsearch.bayes.resources import release_compiled_code  # noqa: E402
 from archsearch.candidates import enumerate_space  # noqa: E402
 from archsearch.evaluate import aevaluate  # noqa: E402
 from archsearch.experiment import Experiment  # noqa: E402
@@ -178,7 +178,7 @@ def main() -> None:
     for seed in range(args.splits):
         rows.append(one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, args.trials,
                               args.min_beat))
-        jax.clear_caches()   # NumPyro compiles NUTS anew each fit and each compile keeps its memory maps (MODEL.md, "Fit")
+        release_compiled_code()   # NUTS compiles anew each fit; its memory maps would pile up
         r = rows[-1]
         print(f"split {seed}: a {r['a']:.3f} b {r['b']:.3f} greedy {r['c']:.3f} oracle {r['d']:.3f} "
               f"predicted [{r['predicted_low']:.3f}, {r['predicted_high']:.3f}] {'in' if r['covered'] else 'OUT'}",
