@@ -241,3 +241,28 @@ def test_threaded_new_questions_give_the_same_figures_for_any_number_of_threads(
     single = evidence.on_new(plans, 600, np.random.default_rng(3), draws=np.arange(4))
     assert not np.array_equal(single.latency_p50, runs[0].latency_p50)   # another stream, as documented
     assert abs(single.accuracy.mean() - runs[0].accuracy.mean()) < 0.05
+
+
+def test_population_questions_are_stratified_and_estimate_what_random_questions_do(tmp_path):
+    """The report's accuracy on new questions uses stratified questions (one difficulty per quantile
+    stratum, the testable share exact); a split's prediction keeps random ones, drawn as before."""
+    from scipy.special import ndtr
+
+    from archsearch.bayes.evidence import new_questions
+
+    b, testable = new_questions(np.random.default_rng(5), 3, 200, 0.68, population=True)
+    for row in b:
+        np.testing.assert_array_equal(np.sort(np.floor(ndtr(row) * 200)), np.arange(200))
+    assert testable.sum() == 136
+    b, testable = new_questions(np.random.default_rng(5), 3, 200, 0.68, population=False)
+    rng = np.random.default_rng(5)
+    np.testing.assert_array_equal(b, rng.normal(size=(3, 200)))
+    np.testing.assert_array_equal(testable, rng.random(200) < 0.68)
+
+    specs, plans, evidence = _partly_known(tmp_path, lambda spec: _layers(spec)[0] == ("generate", "strong", 2))
+    evidence.posterior = _fixed(evidence, 0.3)
+    plans = plans[::8]
+    drawn = evidence.on_new(plans, 20000, np.random.default_rng(1), draws=np.arange(4))
+    stratified = evidence.on_new(plans, 20000, np.random.default_rng(2), draws=np.arange(4), population=True)
+    gap = stratified.accuracy.mean(axis=0) - drawn.accuracy.mean(axis=0)   # 13 pipelines
+    assert np.abs(gap).max() < 0.015 and abs(gap.mean()) < 0.004   # two seeds of drawn ones: 0.008 apart at most

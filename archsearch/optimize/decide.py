@@ -31,7 +31,7 @@ from ..objectives import Objective
 from ..spec import Measured, PipelineSpec
 from ..thresholdout import Thresholdout
 
-NEW_QUESTIONS = 2048  # simulated questions per draw for a pipeline's accuracy on the task (simulation noise ~1 point)
+NEW_QUESTIONS = 1024  # stratified questions simulated per draw for a pipeline's accuracy on the task (noise ~1 point)
 WORKERS = 4           # at most this many threads simulate them (the machine's cores, if fewer)
 
 
@@ -83,7 +83,8 @@ def posterior_options(evidence, options: list[Option], objective: Objective, rng
     if evidence is None or evidence.posterior is None or plans[-1] is None:
         return False
     covered = [i for i, p in enumerate(plans) if p is not None]   # a plugin layer without a step: no posterior
-    sim = evidence.on_new([plans[i] for i in covered], NEW_QUESTIONS, rng, workers=min(WORKERS, os.cpu_count() or 1))
+    sim = evidence.on_new([plans[i] for i in covered], NEW_QUESTIONS, rng, workers=min(WORKERS, os.cpu_count() or 1),
+                          population=True)
     base = sim.accuracy[:, -1]
     for k, i in enumerate(covered):
         option = options[i]

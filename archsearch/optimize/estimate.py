@@ -184,6 +184,6 @@ def best_accuracy(settings: SearchSettings, cache: CallCache | None, rng: np.ran
     evidence = Evidence(settings.task, settings.task.split("search"), cache, {}, plans)
     if evidence.refresh() is None:
         return None
-    sim = evidence.on_new(plans, 512, rng)
+    sim = evidence.on_new(plans, 512, rng, population=True)
     best = int(np.argmax(sim.accuracy.mean(axis=0)))
     return Band.of(sim.accuracy[:, best]), specs[[plan_of(s) for s in specs].index(plans[best])]
