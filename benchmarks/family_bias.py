@@ -1,0 +1,109 @@
+"""Is the posterior on new questions biased for a family of pipelines, before any choice among them?
+
+The HumanEval re-split (``resplit.py --space spaces/sampling.yaml``) found the chosen pipeline's
+prediction optimistic, most of all where the choice was Qwen's written tests without the visible
+ones. A choice among ~1,000 pipelines on 82 questions favours the lucky (the winner's curse); a model
+that overrates a family would do the same without any choice. This script tells the two apart: on the
+same re-splits, fit on the search split, predict EVERY pipeline's accuracy on new questions (the
+report's stratified questions, a subset of posterior draws) and compare it with what the pipeline
+scored on that split's held-out questions (select and final), averaged over each family's pipelines.
+
+    python benchmarks/family_bias.py [--splits 6] [--space spaces/sampling.yaml] [--draws 50] [--questions 256]
+
+Prints, per family: pipelines, the mean of (predicted - held-out) over splits with its standard
+error, and the share of pipelines whose held-out score fell below / above the prediction's 90%
+interval for a split of that size. Writes ``results/<experiment>-<space>-family-bias.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from resplit import ROOT, outcomes  # noqa: E402
+from tabular import RESULTS  # noqa: E402
+
+from archsearch.bayes.evidence import Evidence  # noqa: E402
+from archsearch.bayes.plan import plan_of  # noqa: E402
+from archsearch.bayes.resources import release_compiled_code  # noqa: E402
+from archsearch.candidates import enumerate_space  # noqa: E402
+from archsearch.experiment import Experiment  # noqa: E402
+from archsearch.llm import CallCache  # noqa: E402
+from archsearch.space import SearchSpace  # noqa: E402
+from archsearch.tasks import Task  # noqa: E402
+
+
+def family(plan) -> str:
+    """Which tests a pipeline's answers pass through: the task's visible ones (a test layer on them, or
+    sampling until they accept), only tests a model wrote, or none."""
+    sources = {layer.params.source for layer in plan.layers if layer.kind == "test"}
+    visible = bool(sources & {"task", "task+model"}) or plan.generators()[0].params.stop != "never"
+    if visible:
+        return "visible tests"
+    return "written tests only" if "model" in sources else "no tests"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", default=str(ROOT / "experiments/humaneval-local"))
+    p.add_argument("--space", default=str(ROOT / "spaces/sampling.yaml"))
+    p.add_argument("--splits", type=int, default=6)
+    p.add_argument("--draws", type=int, default=50, help="posterior draws used (evenly spaced)")
+    p.add_argument("--questions", type=int, default=256, help="stratified new questions per draw")
+    args = p.parse_args()
+    start = time.perf_counter()
+    exp = Experiment(args.experiment)
+    task = Task(exp.path(exp.config.task))
+    space = SearchSpace(args.space)
+    specs = [s for _, s in enumerate_space(space, task)]
+    plans = [plan_of(s) for s in specs]
+    keep = [i for i, plan in enumerate(plans) if plan is not None]
+    families = np.array([family(plans[i]) for i in keep])
+    cache, memo = CallCache(task.cache_url), {}
+    table = outcomes(task, specs, cache, memo, f"{exp.dir.name}-{space.name}")
+    everything = task.split("all")
+    search_size = len([r for r in task.records if r.split == "search"])
+    rows = []
+    for seed in range(args.splits):
+        order = np.random.default_rng(seed).permutation(len(everything))   # resplit.py's splits
+        search_q, held_q = order[:search_size], order[search_size:]
+        evidence = Evidence(task, [everything[i] for i in search_q], cache, memo, [plans[i] for i in keep])
+        evidence.refresh()
+        draws = np.linspace(0, evidence.posterior.draws - 1, args.draws).round().astype(int)
+        rng = np.random.default_rng([seed, 1])
+        predicted = evidence.on_new([plans[i] for i in keep], args.questions, rng, draws=draws, workers=2,
+                                    population=True).accuracy   # [draws, P]
+        # the prediction for a split of the held-out size: the population draw plus binomial noise
+        split = rng.binomial(len(held_q), np.clip(predicted, 0, 1)) / len(held_q)
+        low, high = np.percentile(split, [5, 95], axis=0)
+        held = table["correct"][np.array(keep)][:, held_q].mean(axis=1)
+        rows.append({"seed": seed, "gap": (predicted.mean(axis=0) - held).tolist(), "below": (held < low).tolist(),
+                     "above": (held > high).tolist()})
+        release_compiled_code()
+        print(f"split {seed}: " + "; ".join(
+            f"{f} {np.mean(np.array(rows[-1]['gap'])[families == f]) * 100:+.1f}" for f in sorted(set(families))), flush=True)
+    gap = np.array([r["gap"] for r in rows])          # [splits, P]
+    below, above = np.array([r["below"] for r in rows]), np.array([r["above"] for r in rows])
+    summary = {}
+    for f in sorted(set(families)):
+        per_split = gap[:, families == f].mean(axis=1) * 100
+        summary[f] = {"pipelines": int((families == f).sum()), "gap_points": float(per_split.mean()),
+                      "gap_se": float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else None,
+                      "below_90": float(below[:, families == f].mean()), "above_90": float(above[:, families == f].mean())}
+        s = summary[f]
+        print(f"{f:20s} {s['pipelines']:5d} pipelines: predicted - held-out {s['gap_points']:+.1f} points "
+              f"(s.e. {s['gap_se'] or float('nan'):.1f} over splits); below the 90% interval {s['below_90']:.2f}, "
+              f"above {s['above_90']:.2f}")
+    result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "draws": args.draws,
+              "questions": args.questions, "families": summary, "seconds": time.perf_counter() - start, "rows": rows}
+    (RESULTS / f"{exp.dir.name}-{space.name}-family-bias.json").write_text(json.dumps(result, default=float))
+
+
+if __name__ == "__main__":
+    main()
