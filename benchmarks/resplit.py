@@ -133,7 +133,7 @@ def one_split(seed, task, space, objective, specs, fps, table, cache, memo, size
     rule_b = min(options + [baseline], key=lambda o: (-o.search.accuracy, o.search.calls_per_question))
     final_acc = table["correct"][:, final_q].mean(axis=1)
     chosen = rule_a.chosen.trial
-    predicted = evidence.on_new([plan_of(specs[chosen])], len(final_q), rng).accuracy[:, 0]
+    predicted = evidence.on_split(plan_of(specs[chosen]), len(final_q), rng)
     lo, hi = np.percentile(predicted, [5, 95])
     return {"seed": seed, "a": final_acc[chosen], "b": final_acc[rule_b.trial], "c": final_acc[base],
             "d": float(final_acc.max()), "a_pipeline": chosen, "b_pipeline": rule_b.trial, "reason": rule_a.reason,

@@ -266,3 +266,7 @@ def test_population_questions_are_stratified_and_estimate_what_random_questions_
     stratified = evidence.on_new(plans, 20000, np.random.default_rng(2), draws=np.arange(4), population=True)
     gap = stratified.accuracy.mean(axis=0) - drawn.accuracy.mean(axis=0)   # 13 pipelines
     assert np.abs(gap).max() < 0.015 and abs(gap.mean()) < 0.004   # two seeds of drawn ones: 0.008 apart at most
+    split = evidence.on_split(plans[0], 41, np.random.default_rng(4), replicates=3)   # a final split's prediction
+    D = evidence.posterior.draws
+    assert split.shape == (3 * D,) and np.allclose(split * 41, np.round(split * 41))   # whole questions of 41
+    assert not np.array_equal(split[:D], split[D:2 * D])   # each replicate a split of its own

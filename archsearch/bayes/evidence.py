@@ -174,6 +174,13 @@ class Evidence:
         ctx = dataclasses.replace(self.ctx, arrays=ObjectArrays.fresh(self.arrays, questions, testable), objects=None)
         return simulate(fresh, plans, ctx, self.costs.fresh(), rng, draws, workers=workers, non_call=self.non_call)
 
+    def on_split(self, plan: Plan, questions: int, rng: np.random.Generator, replicates: int = 8) -> np.ndarray:
+        """[replicates x draws] what a split of ``questions`` new questions would score (its questions
+        drawn at random), ``replicates`` splits per posterior draw: an interval's ends are whole
+        questions, and with one split per draw they moved by one with the random stream (the GSM8K
+        re-split's coverage on 25 questions went 0.90 -> 0.80 with no other change)."""
+        return np.concatenate([self.on_new([plan], questions, rng).accuracy[:, 0] for _ in range(replicates)])
+
     def _cover(self, plans: list[Plan]) -> None:
         """Plans the evidence was not built for must use only its generators and judges."""
         for plan in plans:

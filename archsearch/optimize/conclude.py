@@ -146,8 +146,7 @@ def explain(out: Conclusion, front: list[Option], fp_cost: float, final_question
     if out.advice is not None and plan_of(out.advice) is not None:
         out.advice_predicted = out.evidence.on_new([plan_of(out.advice)], 512, rng, population=True)
     if plan_of(chosen) is not None:
-        predicted = out.evidence.on_new([plan_of(chosen)], final_questions, rng)
-        out.predicted_final = Band.of(predicted.accuracy[:, 0])
+        out.predicted_final = Band.of(out.evidence.on_split(plan_of(chosen), final_questions, rng))
 
 
 def final(search: Search, out: Conclusion) -> None:
