@@ -10,9 +10,10 @@ scored on that split's held-out questions (select and final), averaged over each
 
     python benchmarks/family_bias.py [--splits 6] [--space spaces/sampling.yaml] [--draws 50] [--questions 256]
 
-Prints, per family: pipelines, the mean of (predicted - held-out) over splits with its standard
-error, and the share of pipelines whose held-out score fell below / above the prediction's 90%
-interval for a split of that size. Writes ``results/<experiment>-<space>-family-bias.json``.
+Prints, per family: its pipelines (as the space lists them, settings that change nothing
+included), the mean of (predicted - held-out) over splits with its standard error, and the share of
+pipelines whose held-out score fell below / above the prediction's 90% interval for a split of
+that size. Writes ``results/<experiment>-<space>-family-bias.json``.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def main() -> None:
         split = rng.binomial(len(held_q), np.clip(predicted, 0, 1)) / len(held_q)
         low, high = np.percentile(split, [5, 95], axis=0)
         held = table["correct"][np.array(keep)][:, held_q].mean(axis=1)
-        rows.append({"seed": seed, "gap": (predicted.mean(axis=0) - held).tolist(), "below": (held < low).tolist(),
+        rows.append({"seed": seed, "gap": np.round(predicted.mean(axis=0) - held, 4).tolist(), "below": (held < low).tolist(),
                      "above": (held > high).tolist()})
         release_compiled_code()
         print(f"split {seed}: " + "; ".join(
@@ -97,7 +98,7 @@ def main() -> None:
                       "gap_se": float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else None,
                       "below_90": float(below[:, families == f].mean()), "above_90": float(above[:, families == f].mean())}
         s = summary[f]
-        print(f"{f:20s} {s['pipelines']:5d} pipelines: predicted - held-out {s['gap_points']:+.1f} points "
+        print(f"{f:20s} {s['pipelines']:5d} pipelines as the space lists them: predicted - held-out {s['gap_points']:+.1f} points "
               f"(s.e. {s['gap_se'] or float('nan'):.1f} over splits); below the 90% interval {s['below_90']:.2f}, "
               f"above {s['above_90']:.2f}")
     result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "draws": args.draws,
