@@ -1,4 +1,4 @@
-"""The deployment path (import archsearch, load a spec) must not pull in optuna, jax, numpyro
+"""The deployment path (import archsearch, load a spec) must not pull in optuna, jax, numpyro, scipy
 (nor litellm until a model is actually called)."""
 
 import json
@@ -10,7 +10,7 @@ def test_loading_a_spec_imports_no_search_stack(root):
     code = (
         "import sys, json, archsearch\n"
         "pipe = archsearch.load('experiments/gsm8k-local/baseline.yaml')\n"
-        "heavy = ['optuna', 'jax', 'numpyro', 'litellm']\n"
+        "heavy = ['optuna', 'jax', 'numpyro', 'scipy', 'litellm']\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
