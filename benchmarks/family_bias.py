@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from resplit import ROOT, outcomes  # noqa: E402
+from resplit import ROOT, outcomes, split_questions  # noqa: E402
 from tabular import RESULTS  # noqa: E402
 
 from archsearch.bayes.evidence import Evidence  # noqa: E402
@@ -69,11 +69,11 @@ def main() -> None:
     cache, memo = CallCache(task.cache_url), {}
     table = outcomes(task, specs, cache, memo, f"{exp.dir.name}-{space.name}")
     everything = task.split("all")
-    search_size = len([r for r in task.records if r.split == "search"])
+    sizes = tuple(len([r for r in task.records if r.split == s]) for s in ("search", "select"))
     rows = []
     for seed in range(args.splits):
-        order = np.random.default_rng(seed).permutation(len(everything))   # resplit.py's splits
-        search_q, held_q = order[:search_size], order[search_size:]
+        search_q, select_q, final_q = split_questions(np.random.default_rng(seed), len(everything), sizes)   # resplit.py's
+        held_q = np.concatenate([select_q, final_q])
         evidence = Evidence(task, [everything[i] for i in search_q], cache, memo, [plans[i] for i in keep])
         evidence.refresh()
         draws = np.linspace(0, evidence.posterior.draws - 1, args.draws).round().astype(int)

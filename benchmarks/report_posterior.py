@@ -91,13 +91,13 @@ def noise(evidence: Evidence, plans: list, seeds: int = 4) -> None:
               f"{100 * runs.mean(axis=1).std(axis=0).max():.2f}, 5% end {low.std(axis=0).max():.2f}, 95% end "
               f"{high.std(axis=0).max():.2f} pts, P(beats) {beats.std(axis=0).max():.3f}; 90% width {(high - low).mean():.2f} pts",
               flush=True)
-    runs = seeds + 2
     for replicates in (1, 8):   # a 41-question final split's predicted 90% interval, in whole questions
         ends = [[np.percentile(evidence.on_split(plans[k], 41, np.random.default_rng(100 + s), replicates), [5, 95]) * 41
-                 for s in range(runs)] for k in range(3)]
+                 for s in range(seeds + 2)] for k in range(3)]
         shown = " | ".join(" ".join(f"{lo:.0f}-{hi:.0f}" for lo, hi in pipeline) for pipeline in ends)
-        print(f"final split of 41, {replicates} split(s) per draw: interval ends over {runs} seeds, first three pipelines: {shown}",
-              flush=True)
+        print(f"final split of 41, {replicates} split(s) per draw: interval ends over {seeds + 2} seeds, first three pipelines: "
+              f"{shown}", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -102,11 +102,15 @@ def measured(table, p: int, questions: np.ndarray) -> Measured:
                     latency_p95_s=percentile(lat, 95), calls_per_question=float(table["calls"][p, questions].mean()))
 
 
+def split_questions(rng: np.random.Generator, questions: int, sizes: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """One re-split of the questions: (search, select, final) indices; ``sizes``: the search and select sizes."""
+    order = rng.permutation(questions)
+    return order[: sizes[0]], order[sizes[0]: sizes[0] + sizes[1]], order[sizes[0] + sizes[1]:]
+
+
 def one_split(seed, task, space, objective, specs, fps, table, cache, memo, sizes, trials, min_beat) -> dict:
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(task.split("all")))
-    search_q, select_q = order[: sizes[0]], order[sizes[0]: sizes[0] + sizes[1]]
-    final_q = order[sizes[0] + sizes[1]:]
+    search_q, select_q, final_q = split_questions(rng, len(task.split("all")), sizes)
     by_fp = {fp: i for i, fp in enumerate(fps)}
     base_params, base_spec = space.baseline(task)
     base = by_fp[spec_fingerprint(base_spec)]
