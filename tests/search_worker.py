@@ -53,13 +53,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log", default="paid.log")
     p.add_argument("--jitter", action="store_true", help="hold one request in twelve for 2 s: hedged calls")
+    p.add_argument("--no-hedging", action="store_true",
+                   help="never send a second request for a slow call (a hedge pays a call twice on purpose)")
     a = p.parse_args()
     work, toy = Path(a.work), Path(__file__).parent / "fixtures" / "toy"
     cache = CallCache(a.cache or f"sqlite:///{work / 'calls.sqlite'}", claims=bool(a.cache))
     backend = LoggingFake(work / a.log, cache=CallCache(cache.url) if a.jitter else None, jitter=a.jitter,
                           answers=NoisyArithmetic({"fake/strong": 0.75, "fake/weak": 0.35}), latency_s=0.01)
     budget = SharedBudget(cache.engine, "study:crash", usd=a.budget_usd) if a.budget_usd is not None else Budget()
-    client = LLMClient(backend, cache, max_concurrency=8)
+    client = LLMClient(backend, cache, max_concurrency=8, hedging=not a.no_hedging)
     settings = SearchSettings(task=Task(toy / "task.yaml"), space=SearchSpace(toy / "space.yaml"),
                               objective=load_objective(toy / "objective.yaml"), trials=a.trials,
                               storage=a.storage or f"sqlite:///{work / 'study.sqlite'}", study_name="crash",
