@@ -10,10 +10,10 @@ scored on that split's held-out questions (select and final), averaged over each
 
     python benchmarks/family_bias.py [--splits 6] [--space spaces/sampling.yaml] [--draws 50] [--questions 256]
 
-Prints, per family: its pipelines (as the space lists them, settings that change nothing
-included), the mean of (predicted - held-out) over splits with its standard error, and the share of
-pipelines whose held-out score fell below / above the prediction's 90% interval for a split of
-that size. Writes ``results/<experiment>-<space>-family-bias.json``.
+Prints, per family: its distinct pipelines (by ``spec_fingerprint``: settings that change nothing are
+one pipeline, so none counts twice in a family's mean), the mean of (predicted - held-out) over
+splits with its standard error, and the share of pipelines whose held-out score fell below / above
+the prediction's 90% interval for a split of that size. Writes ``results/<experiment>-<space>-family-bias.json``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from archsearch.bayes.resources import release_compiled_code  # noqa: E402
 from archsearch.candidates import enumerate_space  # noqa: E402
 from archsearch.experiment import Experiment  # noqa: E402
 from archsearch.llm import CallCache  # noqa: E402
-from archsearch.space import SearchSpace  # noqa: E402
+from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
+from archsearch.spec import load_spec  # noqa: E402
 from archsearch.tasks import Task  # noqa: E402
 
 
@@ -64,8 +65,13 @@ def main() -> None:
     space = SearchSpace(args.space)
     specs = [s for _, s in enumerate_space(space, task)]
     plans = [plan_of(s) for s in specs]
-    keep = [i for i, plan in enumerate(plans) if plan is not None]
+    first: dict[str, int] = {}
+    keep = [i for i, (spec, plan) in enumerate(zip(specs, plans))
+            if plan is not None and first.setdefault(spec_fingerprint(spec), i) == i]
     families = np.array([family(plans[i]) for i in keep])
+    baseline = exp.dir / "baseline.yaml"   # one pipeline's own gap: no family mean, no extrapolation
+    fingerprints = [spec_fingerprint(specs[i]) for i in keep]
+    base = fingerprints.index(spec_fingerprint(load_spec(baseline))) if baseline.exists() else None
     cache, memo = CallCache(task.cache_url), {}
     table = outcomes(task, specs, cache, memo, f"{exp.dir.name}-{space.name}")
     everything = task.split("all")
@@ -88,23 +94,34 @@ def main() -> None:
                      "above": (held > high).tolist()})
         release_compiled_code()
         print(f"split {seed}: " + "; ".join(
-            f"{f} {np.mean(np.array(rows[-1]['gap'])[families == f]) * 100:+.1f}" for f in sorted(set(families))), flush=True)
+            f"{f} {np.mean(np.array(rows[-1]['gap'])[families == f]) * 100:+.1f}" for f in sorted(set(families)))
+            + ("" if base is None else f"; baseline {rows[-1]['gap'][base] * 100:+.1f}"), flush=True)
+        result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "draws": args.draws,
+                  "questions": args.questions, "families": summarise(rows, families, base),
+                  "seconds": time.perf_counter() - start, "rows": rows}
+        (RESULTS / f"{exp.dir.name}-{space.name}-family-bias.json").write_text(json.dumps(result, default=float))  # each split
+    for name, f in result["families"].items():
+        print(f"{name:20s} {f['pipelines']:5d} distinct pipelines: predicted - held-out {f['gap_points']:+.1f} points "
+              f"(s.e. {f['gap_se'] or float('nan'):.1f} over splits); below the 90% interval {f['below_90']:.2f}, "
+              f"above {f['above_90']:.2f}")
+
+
+def summarise(rows: list[dict], families: np.ndarray, base: int | None) -> dict[str, dict]:
+    """Per family (and for the baseline alone): mean of predicted - held-out over splits in points,
+    its standard error, and the shares of pipelines below / above their 90% interval."""
     gap = np.array([r["gap"] for r in rows])          # [splits, P]
     below, above = np.array([r["below"] for r in rows]), np.array([r["above"] for r in rows])
+    groups = {f: families == f for f in sorted(set(families))}
+    if base is not None:
+        groups["baseline"] = np.arange(len(families)) == base
     summary = {}
-    for f in sorted(set(families)):
-        per_split = gap[:, families == f].mean(axis=1) * 100
-        summary[f] = {"pipelines": int((families == f).sum()), "gap_points": float(per_split.mean()),
-                      "gap_se": float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else None,
-                      "below_90": float(below[:, families == f].mean()), "above_90": float(above[:, families == f].mean())}
-        s = summary[f]
-        print(f"{f:20s} {s['pipelines']:5d} pipelines as the space lists them: predicted - held-out {s['gap_points']:+.1f} points "
-              f"(s.e. {s['gap_se'] or float('nan'):.1f} over splits); below the 90% interval {s['below_90']:.2f}, "
-              f"above {s['above_90']:.2f}")
-    result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "draws": args.draws,
-              "questions": args.questions, "families": summary, "seconds": time.perf_counter() - start, "rows": rows}
-    (RESULTS / f"{exp.dir.name}-{space.name}-family-bias.json").write_text(json.dumps(result, default=float))
-
+    for name, members in groups.items():
+        per_split = gap[:, members].mean(axis=1) * 100
+        summary[name] = {"pipelines": int(members.sum()), "gap_points": float(per_split.mean()),
+                         "gap_se": float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else None,
+                         "below_90": float(below[:, members].mean()), "above_90": float(above[:, members].mean()),
+                         "per_split": np.round(per_split, 1).tolist()}
+    return summary
 
 if __name__ == "__main__":
     main()
