@@ -268,3 +268,32 @@ def test_a_hedge_outstanding_when_its_attempt_times_out_is_counted_where_the_bud
     assert sum(client.stats.hedges.values()) == 1 and sum(client.stats.timeouts.values()) == 1
     assert client.stats.hedge_usd > 0
     assert budget.spent_usd == pytest.approx(client.stats.usd + client.stats.hedge_usd)
+
+
+class _AnswersAt(FakeLLM):
+    """Answers every request after ``seconds``."""
+
+    def __init__(self, seconds: float, **kw):
+        super().__init__(**kw)
+        self.seconds = seconds
+
+    async def complete(self, model_id, messages, params, sample_index=0):
+        await asyncio.sleep(self.seconds)
+        return await super().complete(model_id, messages, params, sample_index)
+
+
+def test_an_answer_that_arrived_while_the_loop_was_busy_is_not_hedged():
+    """The provider answers at 0.15 s, past the 0.1-s hedge point, but the process itself held its event
+    loop from 0.01 to 0.31 s (a fit holding the GIL, say): the answer is read before a hedge is paid."""
+    model = ModelSpec(id="fake/m", timeout_s=5, hedge_after_s=0.1)
+    backend = _AnswersAt(0.15)
+    client = LLMClient(backend)
+
+    async def call_while_the_loop_is_held():
+        async def hold():
+            await asyncio.sleep(0.01)
+            time.sleep(0.3)
+        return (await asyncio.gather(client.complete(model, MSG), hold()))[0]
+
+    asyncio.run(call_while_the_loop_is_held())
+    assert sum(client.stats.hedges.values()) == 0 and backend.calls == 1

@@ -19,6 +19,7 @@ from .prices import LOCAL_PREFIX, cost_usd, worst_case_usd
 from .types import Backend, CallResult, Messages, RetryableError
 
 WATCH_S = 0.5   # how often a waiting call re-reads its timeout and hedge point
+LATE_SHARE = 0.25   # a watcher waking later than this share of the hedge point was held up by its own process
 
 
 @dataclass
@@ -285,17 +286,23 @@ class LLMClient:
             return await call()
         hedging = self.hedging and model.hedge
         start, tasks, hedge, held = time.perf_counter(), {asyncio.ensure_future(call())}, None, None
+        due = start   # when this watcher asked to wake: waking much later means its own loop was held
         try:
             while True:
                 timeout = self.latency.timeout(usual, configured)
                 after = model.hedge_after_s or self.latency.hedge_after(usual)
-                elapsed = time.perf_counter() - start
+                now = time.perf_counter()
+                elapsed, late = now - start, now - due
                 if elapsed >= timeout:
                     raise TimeoutError(round(timeout, 2))
                 wake = [timeout - elapsed, WATCH_S]
                 if hedging and after is not None:
                     if elapsed < after:
                         wake.append(after - elapsed)
+                    elif late > LATE_SHARE * after:
+                        # The delay is this process's (a fit holding the GIL, say): an answer may be waiting
+                        # to be read, and a second request would not come back sooner. Look again after as long.
+                        wake.append(late)
                     else:
                         hedging = False   # one decision per attempt
                         if self.bucket.take() and (held := await self._hedge_budget(worst_usd)) is not None:
@@ -304,6 +311,7 @@ class LLMClient:
                             self.stats.count(self.stats.hedges, model.id)
                             slow["hedged"] = True
                 pending = {t for t in tasks if not t.done()}
+                due = time.perf_counter() + max(0.0, min(wake))
                 done, _ = await asyncio.wait(pending, timeout=max(0.0, min(wake)), return_when=asyncio.FIRST_COMPLETED)
                 answered = [t for t in done if t.exception() is None]
                 if answered:
