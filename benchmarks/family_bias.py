@@ -58,6 +58,7 @@ def main() -> None:
     p.add_argument("--splits", type=int, default=6)
     p.add_argument("--draws", type=int, default=50, help="posterior draws used (evenly spaced)")
     p.add_argument("--questions", type=int, default=256, help="stratified new questions per draw")
+    p.add_argument("--from-results", action="store_true", help="summarise the saved results again, no fitting")
     args = p.parse_args()
     start = time.perf_counter()
     exp = Experiment(args.experiment)
@@ -74,12 +75,25 @@ def main() -> None:
     base = fingerprints.index(spec_fingerprint(load_spec(baseline))) if baseline.exists() else None
     cache, memo = CallCache(task.cache_url), {}
     table = outcomes(task, specs, cache, memo, f"{exp.dir.name}-{space.name}")
+    correct = table["correct"][np.array(keep)]
     everything = task.split("all")
     sizes = tuple(len([r for r in task.records if r.split == s]) for s in ("search", "select"))
-    rows = []
-    for seed in range(args.splits):
+    path = RESULTS / f"{exp.dir.name}-{space.name}-family-bias.json"
+
+    def questions(seed: int) -> tuple[np.ndarray, np.ndarray]:
         search_q, select_q, final_q = split_questions(np.random.default_rng(seed), len(everything), sizes)   # resplit.py's
-        held_q = np.concatenate([select_q, final_q])
+        return search_q, np.concatenate([select_q, final_q])
+
+    def luck(seed: int) -> np.ndarray:
+        """Each pipeline's raw score on the search split minus on the held-out questions: the split's own
+        luck, which the prediction inherits from the evidence it was fitted on (no model involved)."""
+        search_q, held_q = questions(seed)
+        return correct[:, search_q].mean(axis=1) - correct[:, held_q].mean(axis=1)
+
+    result = json.loads(path.read_text()) if args.from_results else {"rows": []}
+    rows = result["rows"]
+    for seed in [] if args.from_results else range(args.splits):
+        search_q, held_q = questions(seed)
         evidence = Evidence(task, [everything[i] for i in search_q], cache, memo, [plans[i] for i in keep])
         evidence.refresh()
         draws = np.linspace(0, evidence.posterior.draws - 1, args.draws).round().astype(int)
@@ -89,7 +103,7 @@ def main() -> None:
         # the prediction for a split of the held-out size: the population draw plus binomial noise
         split = rng.binomial(len(held_q), np.clip(predicted, 0, 1)) / len(held_q)
         low, high = np.percentile(split, [5, 95], axis=0)
-        held = table["correct"][np.array(keep)][:, held_q].mean(axis=1)
+        held = correct[:, held_q].mean(axis=1)
         rows.append({"seed": seed, "gap": np.round(predicted.mean(axis=0) - held, 4).tolist(), "below": (held < low).tolist(),
                      "above": (held > high).tolist()})
         release_compiled_code()
@@ -97,30 +111,40 @@ def main() -> None:
             f"{f} {np.mean(np.array(rows[-1]['gap'])[families == f]) * 100:+.1f}" for f in sorted(set(families)))
             + ("" if base is None else f"; baseline {rows[-1]['gap'][base] * 100:+.1f}"), flush=True)
         result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "draws": args.draws,
-                  "questions": args.questions, "families": summarise(rows, families, base),
+                  "questions": args.questions, "families": summarise(rows, families, base, np.array([luck(r["seed"]) for r in rows])),
                   "seconds": time.perf_counter() - start, "rows": rows}
-        (RESULTS / f"{exp.dir.name}-{space.name}-family-bias.json").write_text(json.dumps(result, default=float))  # each split
+        path.write_text(json.dumps(result, default=float))   # after every split: a stopped run keeps its splits
+    result["families"] = summarise(rows, families, base, np.array([luck(r["seed"]) for r in rows]))
+    print(f"{len(rows)} splits; predicted - held-out = (predicted - search score: the model's part) "
+          "+ (search score - held-out: the split's luck)")
     for name, f in result["families"].items():
         print(f"{name:20s} {f['pipelines']:5d} distinct pipelines: predicted - held-out {f['gap_points']:+.1f} points "
-              f"(s.e. {f['gap_se'] or float('nan'):.1f} over splits); below the 90% interval {f['below_90']:.2f}, "
-              f"above {f['above_90']:.2f}")
+              f"(s.e. {f['gap_se'] or float('nan'):.1f} over splits) = model {f['model_points']:+.1f} "
+              f"(s.e. {f['model_se'] or float('nan'):.1f}) + luck {f['luck_points']:+.1f}; below the 90% interval "
+              f"{f['below_90']:.2f}, above {f['above_90']:.2f}")
 
 
-def summarise(rows: list[dict], families: np.ndarray, base: int | None) -> dict[str, dict]:
-    """Per family (and for the baseline alone): mean of predicted - held-out over splits in points,
-    its standard error, and the shares of pipelines below / above their 90% interval."""
+def summarise(rows: list[dict], families: np.ndarray, base: int | None, luck: np.ndarray) -> dict[str, dict]:
+    """Per family (and for the baseline alone), in points: the mean over splits of predicted - held-out
+    and its standard error, split into the model's part and the split's luck (``luck``: [splits, P]);
+    and the shares of pipelines below / above their 90% interval."""
     gap = np.array([r["gap"] for r in rows])          # [splits, P]
     below, above = np.array([r["below"] for r in rows]), np.array([r["above"] for r in rows])
     groups = {f: families == f for f in sorted(set(families))}
     if base is not None:
         groups["baseline"] = np.arange(len(families)) == base
+
+    def mean_se(per_split: np.ndarray) -> tuple[float, float | None]:
+        return float(per_split.mean()), float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else None
+
     summary = {}
     for name, members in groups.items():
-        per_split = gap[:, members].mean(axis=1) * 100
-        summary[name] = {"pipelines": int(members.sum()), "gap_points": float(per_split.mean()),
-                         "gap_se": float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else None,
+        per_split, lucky = gap[:, members].mean(axis=1) * 100, luck[:, members].mean(axis=1) * 100
+        (g, g_se), (m, m_se) = mean_se(per_split), mean_se(per_split - lucky)
+        summary[name] = {"pipelines": int(members.sum()), "gap_points": g, "gap_se": g_se, "model_points": m,
+                         "model_se": m_se, "luck_points": float(lucky.mean()),
                          "below_90": float(below[:, members].mean()), "above_90": float(above[:, members].mean()),
-                         "per_split": np.round(per_split, 1).tolist()}
+                         "per_split": np.round(per_split, 1).tolist(), "luck_per_split": np.round(lucky, 1).tolist()}
     return summary
 
 if __name__ == "__main__":
