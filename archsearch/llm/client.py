@@ -19,7 +19,7 @@ from .prices import LOCAL_PREFIX, cost_usd, worst_case_usd
 from .types import Backend, CallResult, Messages, RetryableError
 
 WATCH_S = 0.5   # how often a waiting call re-reads its timeout and hedge point
-LATE_SHARE = 0.25   # a watcher waking later than this share of the hedge point was held up by its own process
+LATE_S = 0.05   # a watcher waking this much later than it asked was held up by its own process
 
 
 @dataclass
@@ -299,7 +299,7 @@ class LLMClient:
                 if hedging and after is not None:
                     if elapsed < after:
                         wake.append(after - elapsed)
-                    elif late > LATE_SHARE * after:
+                    elif late > LATE_S:
                         # The delay is this process's (a fit holding the GIL, say): an answer may be waiting
                         # to be read, and a second request would not come back sooner. Look again after as long.
                         wake.append(late)
