@@ -310,9 +310,9 @@ class LLMClient:
                             tasks.add(hedge)
                             self.stats.count(self.stats.hedges, model.id)
                             slow["hedged"] = True
-                pending = {t for t in tasks if not t.done()}
-                due = time.perf_counter() + max(0.0, min(wake))
-                done, _ = await asyncio.wait(pending, timeout=max(0.0, min(wake)), return_when=asyncio.FIRST_COMPLETED)
+                pending, pause = {t for t in tasks if not t.done()}, max(0.0, min(wake))
+                due = time.perf_counter() + pause
+                done, _ = await asyncio.wait(pending, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
                 answered = [t for t in done if t.exception() is None]
                 if answered:
                     result = self._settle_hedge(model, answered[0], tasks, hedge, held)
