@@ -37,7 +37,6 @@ from archsearch.candidates import enumerate_space  # noqa: E402
 from archsearch.experiment import Experiment  # noqa: E402
 from archsearch.llm import CallCache  # noqa: E402
 from archsearch.space import SearchSpace, spec_fingerprint  # noqa: E402
-from archsearch.spec import load_spec  # noqa: E402
 from archsearch.tasks import Task  # noqa: E402
 
 
@@ -70,9 +69,7 @@ def main() -> None:
     keep = [i for i, (spec, plan) in enumerate(zip(specs, plans))
             if plan is not None and first.setdefault(spec_fingerprint(spec), i) == i]
     families = np.array([family(plans[i]) for i in keep])
-    baseline = exp.dir / "baseline.yaml"   # one pipeline's own gap: no family mean, no extrapolation
-    fingerprints = [spec_fingerprint(specs[i]) for i in keep]
-    base = fingerprints.index(spec_fingerprint(load_spec(baseline))) if baseline.exists() else None
+    base = keep.index(first[spec_fingerprint(space.baseline(task)[1])])   # one pipeline's own gap: no family mean
     cache, memo = CallCache(task.cache_url), {}
     table = outcomes(task, specs, cache, memo, f"{exp.dir.name}-{space.name}")
     correct = table["correct"][np.array(keep)]
@@ -92,6 +89,9 @@ def main() -> None:
 
     result = json.loads(path.read_text()) if args.from_results else {"rows": []}
     rows = result["rows"]
+
+    def summary() -> dict[str, dict]:
+        return summarise(rows, families, base, np.array([luck(r["seed"]) for r in rows]))
     for seed in [] if args.from_results else range(args.splits):
         search_q, held_q = questions(seed)
         evidence = Evidence(task, [everything[i] for i in search_q], cache, memo, [plans[i] for i in keep])
@@ -109,12 +109,12 @@ def main() -> None:
         release_compiled_code()
         print(f"split {seed}: " + "; ".join(
             f"{f} {np.mean(np.array(rows[-1]['gap'])[families == f]) * 100:+.1f}" for f in sorted(set(families)))
-            + ("" if base is None else f"; baseline {rows[-1]['gap'][base] * 100:+.1f}"), flush=True)
+            + f"; baseline {rows[-1]['gap'][base] * 100:+.1f}", flush=True)
         result = {"experiment": exp.dir.name, "space": space.name, "splits": len(rows), "draws": args.draws,
-                  "questions": args.questions, "families": summarise(rows, families, base, np.array([luck(r["seed"]) for r in rows])),
+                  "questions": args.questions, "families": summary(),
                   "seconds": time.perf_counter() - start, "rows": rows}
         path.write_text(json.dumps(result, default=float))   # after every split: a stopped run keeps its splits
-    result["families"] = summarise(rows, families, base, np.array([luck(r["seed"]) for r in rows]))
+    result["families"] = summary()
     print(f"{len(rows)} splits; predicted - held-out = (predicted - search score: the model's part) "
           "+ (search score - held-out: the split's luck)")
     for name, f in result["families"].items():
@@ -124,15 +124,13 @@ def main() -> None:
               f"{f['below_90']:.2f}, above {f['above_90']:.2f}")
 
 
-def summarise(rows: list[dict], families: np.ndarray, base: int | None, luck: np.ndarray) -> dict[str, dict]:
+def summarise(rows: list[dict], families: np.ndarray, base: int, luck: np.ndarray) -> dict[str, dict]:
     """Per family (and for the baseline alone), in points: the mean over splits of predicted - held-out
     and its standard error, split into the model's part and the split's luck (``luck``: [splits, P]);
     and the shares of pipelines below / above their 90% interval."""
     gap = np.array([r["gap"] for r in rows])          # [splits, P]
     below, above = np.array([r["below"] for r in rows]), np.array([r["above"] for r in rows])
-    groups = {f: families == f for f in sorted(set(families))}
-    if base is not None:
-        groups["baseline"] = np.arange(len(families)) == base
+    groups = {**{f: families == f for f in sorted(set(families))}, "baseline": np.arange(len(families)) == base}
 
     def mean_se(per_split: np.ndarray) -> tuple[float, float | None]:
         return float(per_split.mean()), float(per_split.std(ddof=1) / np.sqrt(len(per_split))) if len(per_split) > 1 else None
