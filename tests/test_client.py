@@ -297,3 +297,21 @@ def test_an_answer_that_arrived_while_the_loop_was_busy_is_not_hedged():
 
     asyncio.run(call_while_the_loop_is_held())
     assert sum(client.stats.hedges.values()) == 0 and backend.calls == 1
+
+
+def test_an_answer_that_arrived_while_the_loop_was_busy_does_not_time_out():
+    """The provider answers at 0.05 s, inside the 0.1-s timeout, but the process held its event loop from
+    0.01 to 0.31 s: the watcher wakes past the timeout, and reads the waiting answer instead of
+    calling it timed out and paying the request again."""
+    model = ModelSpec(id="fake/m", timeout_s=0.1, hedge=False)
+    backend = _AnswersAt(0.05)
+    client = LLMClient(backend, backoff_base_s=0.0)
+
+    async def call_while_the_loop_is_held():
+        async def hold():
+            await asyncio.sleep(0.01)
+            time.sleep(0.3)
+        return (await asyncio.gather(client.complete(model, MSG), hold()))[0]
+
+    asyncio.run(call_while_the_loop_is_held())
+    assert sum(client.stats.timeouts.values()) == 0 and backend.calls == 1

@@ -293,16 +293,16 @@ class LLMClient:
                 after = model.hedge_after_s or self.latency.hedge_after(usual)
                 now = time.perf_counter()
                 elapsed, late = now - start, now - due
-                if elapsed >= timeout:
+                # Waking late, the delay is this process's (a fit holding the GIL, say): an answer may be
+                # waiting to be read, and neither a retry nor a second request would come back sooner.
+                # Look again after as long before either.
+                held_up = late > LATE_S
+                if elapsed >= timeout and not held_up:
                     raise TimeoutError(round(timeout, 2))
-                wake = [timeout - elapsed, WATCH_S]
-                if hedging and after is not None:
+                wake = [late] if held_up else [timeout - elapsed, WATCH_S]
+                if hedging and after is not None and not held_up:
                     if elapsed < after:
                         wake.append(after - elapsed)
-                    elif late > LATE_S:
-                        # The delay is this process's (a fit holding the GIL, say): an answer may be waiting
-                        # to be read, and a second request would not come back sooner. Look again after as long.
-                        wake.append(late)
                     else:
                         hedging = False   # one decision per attempt
                         if self.bucket.take() and (held := await self._hedge_budget(worst_usd)) is not None:
