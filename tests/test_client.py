@@ -282,13 +282,8 @@ class _AnswersAt(FakeLLM):
         return await super().complete(model_id, messages, params, sample_index)
 
 
-def test_an_answer_that_arrived_while_the_loop_was_busy_is_not_hedged():
-    """The provider answers at 0.15 s, past the 0.1-s hedge point, but the process itself held its event
-    loop from 0.01 to 0.31 s (a fit holding the GIL, say): the answer is read before a hedge is paid."""
-    model = ModelSpec(id="fake/m", timeout_s=5, hedge_after_s=0.1)
-    backend = _AnswersAt(0.15)
-    client = LLMClient(backend)
-
+def _complete_while_the_loop_is_held(client, model) -> None:
+    """One call, while this process holds its own event loop from 0.01 to 0.31 s (a fit holding the GIL)."""
     async def call_while_the_loop_is_held():
         async def hold():
             await asyncio.sleep(0.01)
@@ -296,6 +291,16 @@ def test_an_answer_that_arrived_while_the_loop_was_busy_is_not_hedged():
         return (await asyncio.gather(client.complete(model, MSG), hold()))[0]
 
     asyncio.run(call_while_the_loop_is_held())
+
+
+def test_an_answer_that_arrived_while_the_loop_was_busy_is_not_hedged():
+    """The provider answers at 0.15 s, past the 0.1-s hedge point, but the process itself held its event
+    loop from 0.01 to 0.31 s (a fit holding the GIL, say): the answer is read before a hedge is paid."""
+    model = ModelSpec(id="fake/m", timeout_s=5, hedge_after_s=0.1)
+    backend = _AnswersAt(0.15)
+    client = LLMClient(backend)
+
+    _complete_while_the_loop_is_held(client, model)
     assert sum(client.stats.hedges.values()) == 0 and backend.calls == 1
 
 
@@ -307,11 +312,5 @@ def test_an_answer_that_arrived_while_the_loop_was_busy_does_not_time_out():
     backend = _AnswersAt(0.05)
     client = LLMClient(backend, backoff_base_s=0.0)
 
-    async def call_while_the_loop_is_held():
-        async def hold():
-            await asyncio.sleep(0.01)
-            time.sleep(0.3)
-        return (await asyncio.gather(client.complete(model, MSG), hold()))[0]
-
-    asyncio.run(call_while_the_loop_is_held())
+    _complete_while_the_loop_is_held(client, model)
     assert sum(client.stats.timeouts.values()) == 0 and backend.calls == 1
