@@ -65,7 +65,6 @@ class Evidence:
         self.ctx: Context | None = None
         self._fitted: Posterior | None = None
         self._fitted_on: str | None = None
-        self._posterior_from: tuple | None = None   # the fit and the generator count ``posterior`` was made for
         self._read_from: tuple | None = None   # what the last read saw: (calls in the cache, the plans)
         self._obs = None
         self._structure = None
@@ -89,11 +88,9 @@ class Evidence:
         if self._fitted is None or signature != self._fitted_on:   # nothing new bought: the same posterior
             self.surrogate.shapes = self._floor(obs)
             self._fitted, self._fitted_on = self.surrogate.fit(obs, method), signature
-        made_from = (self._fitted_on, len(structure[0]))
-        if self.posterior is None or made_from != self._posterior_from:   # else what the last refresh made
-            # generators added since the fit, with nothing known of them: drawn from their priors
-            posterior = self._fitted.for_generators(*structure, np.random.default_rng(len(structure[0])))
-            self.posterior, self._posterior_from = self._coupled(posterior), made_from
+        # generators added since the fit, with nothing known of them: drawn from their priors
+        posterior = self._fitted.for_generators(*structure, np.random.default_rng(len(structure[0])))
+        self.posterior = self._coupled(posterior)
         return self.posterior
 
     def _coupled(self, posterior: Posterior) -> Posterior:
