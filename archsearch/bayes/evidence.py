@@ -14,7 +14,6 @@ from scipy.special import ndtri
 from ..llm.cache import CallCache
 from ..tasks.task import Record, Task
 from .costs import CostModel, FreeCalls
-from .coupling import Coupling, fit_coupling, one_answer_and_siblings
 from .fit import Surrogate
 from .interpret import Simulated, simulate
 from .known import generator_structure, judge_models, observations
@@ -89,19 +88,8 @@ class Evidence:
             self.surrogate.shapes = self._floor(obs)
             self._fitted, self._fitted_on = self.surrogate.fit(obs, method), signature
         # generators added since the fit, with nothing known of them: drawn from their priors
-        posterior = self._fitted.for_generators(*structure, np.random.default_rng(len(structure[0])))
-        self.posterior = self._coupled(posterior)
+        self.posterior = self._fitted.for_generators(*structure, np.random.default_rng(len(structure[0])))
         return self.posterior
-
-    def _coupled(self, posterior: Posterior) -> Posterior:
-        """The posterior with its greedy cells drawn on their model's samples (``coupling.py``)."""
-        model_of, _, variant_of = self._structure
-        one, siblings = one_answer_and_siblings(self.generator_layers(), model_of, variant_of)
-        if not one.any():
-            return posterior
-        c = fit_coupling(posterior.theta, posterior.sigma_b, posterior.phi, posterior.cell_n, posterior.cell_y, one, siblings,
-                         posterior.draws, np.random.default_rng(len(model_of)))
-        return dataclasses.replace(posterior, coupling=Coupling(one, siblings, c))
 
     def _read_cache(self) -> None:
         """The objects (through the techniques), the model's data and the cost model."""

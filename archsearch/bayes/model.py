@@ -27,8 +27,6 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from .coupling import Coupling, couple
-
 SETTINGS_SCALE = 0.75   # logits: how far temperature typically moves one model's ability
 PROMPT_SCALE = 0.5      # logits: the prior scale of how far a prompt variant moves it (half-normal)
 KIND_SCALE = 0.7       # logits: spread of a verifier kind's mean, and of one verifier around it (together ~1)
@@ -268,7 +266,6 @@ class Posterior:
     diagnostics: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     latent: dict[str, np.ndarray] = field(default_factory=dict)   # padded draws: what ``for_generators`` rebuilds from
-    coupling: Coupling | None = None   # greedy cells drawn on their model's samples (``coupling.py``)
 
     @property
     def draws(self) -> int:
@@ -311,10 +308,7 @@ class Posterior:
         mu = np.clip(1 / (1 + np.exp(-(self.theta[idx][:, :, None] - self.b[idx][:, None, :]))), 1e-6, 1 - 1e-6)
         phi = self.phi[idx][:, :, None]
         n, y = self.cell_n[None], self.cell_y[None]
-        p = rng.beta(mu * phi + y, (1 - mu) * phi + n - y)
-        if self.coupling is None or not self.coupling.one_answer.any():
-            return p
-        return couple(p, mu, phi, self.cell_n, self.cell_y, self.coupling, self.coupling.c[idx], rng)
+        return rng.beta(mu * phi + y, (1 - mu) * phi + n - y)
 
     def tpr(self) -> np.ndarray:
         """[draws, verifiers, generators]."""
