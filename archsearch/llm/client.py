@@ -296,20 +296,20 @@ class LLMClient:
                 # Waking late, the delay is this process's (a fit holding the GIL, say): an answer may be
                 # waiting to be read, and neither a retry nor a second request would come back sooner.
                 # Look again after as long before either.
-                held_up = late > LATE_S
-                if elapsed >= timeout and not held_up:
+                if late > LATE_S:
+                    wake = [late]
+                elif elapsed >= timeout:
                     raise TimeoutError(round(timeout, 2))
-                wake = [late] if held_up else [timeout - elapsed, WATCH_S]
-                if hedging and after is not None and not held_up:
-                    if elapsed < after:
-                        wake.append(after - elapsed)
-                    else:
-                        hedging = False   # one decision per attempt
-                        if self.bucket.take() and (held := await self._hedge_budget(worst_usd)) is not None:
-                            hedge = asyncio.ensure_future(call())
-                            tasks.add(hedge)
-                            self.stats.count(self.stats.hedges, model.id)
-                            slow["hedged"] = True
+                elif hedging and after is not None and elapsed >= after:
+                    wake = [timeout - elapsed, WATCH_S]
+                    hedging = False   # one decision per attempt
+                    if self.bucket.take() and (held := await self._hedge_budget(worst_usd)) is not None:
+                        hedge = asyncio.ensure_future(call())
+                        tasks.add(hedge)
+                        self.stats.count(self.stats.hedges, model.id)
+                        slow["hedged"] = True
+                else:
+                    wake = [timeout - elapsed, WATCH_S] + ([after - elapsed] if hedging and after is not None else [])
                 pending, pause = {t for t in tasks if not t.done()}, max(0.0, min(wake))
                 due = time.perf_counter() + pause
                 done, _ = await asyncio.wait(pending, timeout=pause, return_when=asyncio.FIRST_COMPLETED)
